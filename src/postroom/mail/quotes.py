@@ -1,0 +1,183 @@
+"""Reply extraction: the new text of a message without quoted history.
+
+Used for previews and search only (the full body is always kept). Handles
+'>'-quoted lines, "On ... wrote:" attributions (English, German, French, Spanish,
+Italian, Dutch, Portuguese), Outlook's "-----Original Message-----" separators and
+header blocks ("From:/Sent:", "Von:/Gesendet:", "De:/Envoyé:", ...), signatures
+after the RFC 3676 signature separator "-- ", and for HTML the Gmail/Apple/Outlook
+quote containers. Pure functions over strings: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+from inscriptis.html_engine import Inscriptis
+from lxml.html import (  # type: ignore[import-untyped]  # no stubs; inscriptis' parser
+    HtmlElement,
+    document_fromstring,
+)
+
+# Attribution lines ("On <date>, <name> wrote:") in common locales. Gmail may wrap
+# them over two lines, so they are tried on a line and on a line plus the next one.
+_ATTRIBUTION = re.compile(
+    r"^\s*("
+    r"On\b.{0,300}\bwrote:"
+    r"|Am\b.{0,300}\bschrieb\b.{0,200}:"
+    r"|Le\b.{0,300}\ba\s+écrit\s*:"
+    r"|El\b.{0,300}\bescribió\s*:"
+    r"|Il\b.{0,300}\bha\s+scritto\s*:"
+    r"|Op\b.{0,300}\bschreef\b.{0,200}:"
+    r"|Em\b.{0,300}\bescreveu\s*:"
+    r")\s*$",
+    re.IGNORECASE,
+)
+# "Jane Doe <jane@example.org> wrote:" without a leading date: only an attribution
+# when quoted lines follow, since ordinary prose can end the same way.
+_LOOSE_ATTRIBUTION = re.compile(
+    r"^.{0,200}\b(wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu)\s*:\s*$",
+    re.IGNORECASE,
+)
+_SEPARATOR = re.compile(
+    r"^\s*-{2,}\s*("
+    r"Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original"
+    r"|Messaggio originale|Oorspronkelijk bericht|Mensagem original|Originalmeddelande"
+    r")\s*-{2,}\s*$",
+    re.IGNORECASE,
+)
+# Outlook's underscore rule that precedes its header block.
+_RULE = re.compile(r"^\s*_{10,}\s*$")
+_FROM_LINE = re.compile(
+    r"^\s*\*?(From|Von|De|Da|Van|Från|Fra|Od|Från|Lähettäjä|От)\s*:\*?\s*\S", re.IGNORECASE
+)
+_HEADER_LINE = re.compile(
+    r"^\s*\*?(Sent|Date|Gesendet|Datum|Envoyé|Date d'envoi|Enviado|Fecha|Inviato|Data"
+    r"|Verzonden|Skickat|Sendt|Wysłano|Отправлено|To|An|À|Para|A|Aan|Till|Til"
+    r"|Subject|Betreff|Objet|Asunto|Oggetto|Onderwerp|Assunto|Ämne|Emne)\s*:",
+    re.IGNORECASE,
+)
+_SENT_LINE = re.compile(
+    r"^\s*\*?(Sent|Date|Gesendet|Datum|Envoyé|Date d'envoi|Enviado|Fecha|Inviato|Data"
+    r"|Verzonden|Skickat|Sendt|Wysłano|Отправлено)\s*:",
+    re.IGNORECASE,
+)
+# RFC 3676 section 4.3: the signature separator is "-- " on its own line; many
+# clients strip the trailing space, so "--" alone is accepted too.
+_SIGNATURE = re.compile(r"^-- ?$")
+
+
+def _is_header_block(lines: list[str], start: int) -> bool:
+    """True when lines[start] is "From: ..." followed by a Sent/Date-style header line."""
+    if not _FROM_LINE.match(lines[start]):
+        return False
+    seen_sent = False
+    for line in lines[start + 1 : start + 6]:
+        if not line.strip():
+            continue
+        if not _HEADER_LINE.match(line):
+            return False
+        if _SENT_LINE.match(line):
+            seen_sent = True
+    return seen_sent
+
+
+def _quoted_next(lines: list[str], start: int) -> bool:
+    for line in lines[start : start + 3]:
+        if line.strip():
+            return line.lstrip().startswith(">")
+    return False
+
+
+def strip_quotes(text: str) -> str:
+    """The text without quoted history and signature; falls back to the whole text
+    (stripped) when nothing would be left, so previews are never empty by accident."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: list[str] = []
+    n = len(lines)
+    i = 0
+    while i < n:
+        line = lines[i]
+        stripped = line.strip()
+        if _SIGNATURE.match(line) or _SEPARATOR.match(line):
+            break
+        if _RULE.match(line) and i + 1 < n and _is_header_block(lines, i + 1):
+            break
+        if _is_header_block(lines, i):
+            break
+        if stripped and _ATTRIBUTION.match(line):
+            break
+        if stripped and _LOOSE_ATTRIBUTION.match(line) and _quoted_next(lines, i + 1):
+            break
+        # A two-line attribution (Gmail wraps long ones) counts when quotes follow it.
+        if (
+            stripped
+            and i + 1 < n
+            and _ATTRIBUTION.match(line + " " + lines[i + 1].strip())
+            and (i + 2 >= n or _quoted_next(lines, i + 2))
+        ):
+            break
+        if stripped.startswith(">"):
+            i += 1
+            continue
+        kept.append(line.rstrip())
+        i += 1
+    result = "\n".join(kept).strip()
+    return result if result else text.strip()
+
+
+# Quote containers by client: Gmail (gmail_quote), Apple Mail/Thunderbird
+# (blockquote type=cite), Outlook web (divRplyFwdMsg / appendonsend and everything
+# after it), Yahoo (yahoo_quoted).
+_HTML_QUOTE_XPATH = (
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')]"
+    " | //blockquote"
+    " | //*[contains(concat(' ', normalize-space(@class), ' '), ' yahoo_quoted ')]"
+    " | //*[@id='divRplyFwdMsg']"
+    " | //*[@id='appendonsend']"
+)
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text of an HTML document or fragment (inscriptis)."""
+    tree = _html_tree(html)
+    return Inscriptis(tree).get_text() if tree is not None else ""
+
+
+def _html_tree(html: str) -> HtmlElement | None:
+    content = html.strip()
+    if not content:
+        return None
+    if content.startswith("<?xml"):
+        content = content.split("?>", 1)[-1]
+    try:
+        return document_fromstring(content)
+    except Exception:  # lxml ParserError on fragments it cannot root
+        try:
+            return document_fromstring("<pre>" + content + "</pre>")
+        except Exception:
+            return None
+
+
+def strip_html_quotes(html: str) -> str:
+    """Plain text of an HTML body with its quoted history removed."""
+    root = _html_tree(html)
+    if root is None:
+        return ""
+    for element in root.xpath(_HTML_QUOTE_XPATH):
+        parent = element.getparent()
+        if parent is None:
+            continue
+        if element.get("id") in ("divRplyFwdMsg", "appendonsend"):
+            # Outlook puts the quoted message after this marker, as siblings.
+            for sibling in list(element.itersiblings()):
+                parent.remove(sibling)
+        # Keep the tail text (it follows the quote, it is not part of it).
+        tail = element.tail
+        previous = element.getprevious()
+        if tail:
+            if previous is not None:
+                previous.tail = (previous.tail or "") + tail
+            else:
+                parent.text = (parent.text or "") + tail
+        parent.remove(element)
+    return strip_quotes(Inscriptis(root).get_text())
