@@ -1,0 +1,116 @@
+"""The SMTP listener: aiosmtpd hooks that accept mail for configured routes only.
+
+One hook per SMTP command (RFC 5321): RCPT checks the route and the recipient
+limit, DATA hands the bytes to the spool and answers 250 only once they are
+durable. Size is advertised and enforced by aiosmtpd (RFC 1870, SIZE), on the
+encoded message. The listener never parses or routes mail itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from postroom.domain.routes import Route, find_route
+from postroom.ingest.ports import IntakeSink
+
+log = logging.getLogger("postroom.smtp")
+
+# Reply texts, named like aiosmtpd names its own (RFC 3463 enhanced codes).
+REPLY_NO_SUCH_USER = "550 5.1.1 Recipient address rejected: no route for this address"
+REPLY_TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+REPLY_TEMP_FAILURE = "451 4.3.0 Temporary failure storing the message, try again later"
+REPLY_NO_RECIPIENTS = "554 5.5.1 No valid recipients"
+
+
+class IntakeHandler:
+    """aiosmtpd handler: RCPT and DATA hooks."""
+
+    def __init__(
+        self,
+        sink: IntakeSink,
+        routes: Callable[[], Sequence[Route]],
+        *,
+        max_recipients: int = 50,
+    ) -> None:
+        self.sink = sink
+        self.routes = routes
+        self.max_recipients = max_recipients
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return REPLY_TOO_MANY_RCPTS
+        # Never an open relay: only addresses some route claims are accepted.
+        if find_route(list(self.routes()), [address]) is None:
+            return REPLY_NO_SUCH_USER
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not envelope.rcpt_tos:
+            return REPLY_NO_RECIPIENTS
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, bytes) and not raw:
+            raw = envelope.content
+        try:
+            accepted = await self.sink.accept(
+                raw,
+                source="smtp",
+                envelope_from=envelope.mail_from,
+                envelope_to=list(envelope.rcpt_tos),
+            )
+        except Exception:  # noqa: BLE001 - the sender keeps the message and retries
+            log.exception("spool failed; answering 451", extra={"peer": str(session.peer)})
+            return REPLY_TEMP_FAILURE
+        log.info(
+            "message spooled",
+            extra={"message_pk": accepted.message_pk, "size": len(raw), "source": "smtp"},
+        )
+        return f"250 2.0.0 OK queued as {accepted.message_pk}"
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def start_smtp_server(
+    handler: IntakeHandler,
+    *,
+    host: str,
+    port: int,
+    hostname: str,
+    max_message_size: int,
+    tls: ssl.SSLContext | None = None,
+) -> asyncio.Server:
+    """Listen on (host, port) in the running loop; return the server (close() to stop)."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> Any:
+        return SMTP(
+            handler,
+            data_size_limit=max_message_size,
+            enable_SMTPUTF8=True,
+            hostname=hostname,
+            ident="Postroom ESMTP",
+            tls_context=tls,
+            require_starttls=False,
+            timeout=300,
+        )
+
+    return await loop.create_server(factory, host=host, port=port)

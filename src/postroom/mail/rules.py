@@ -1,0 +1,102 @@
+"""Evaluate a route's ordered rules against one parsed message. Pure.
+
+Conditions look at the sender, recipients, subject, body text or any header;
+actions refine queue, priority, skills, language, tags, discard, auto-ack.
+No I/O; regexes come from configuration and were compiled-checked on load.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from postroom.domain.routes import Condition, Route, RoutingDecision, Rule
+from postroom.mail.model import ParsedMessage
+
+
+@lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _values(field: str, msg: ParsedMessage, recipients: Sequence[str]) -> list[str]:
+    name = field.lower()
+    if name == "sender":
+        return [msg.from_.address] if msg.from_ else []
+    if name == "recipient":
+        return [*recipients, *(a.address for a in (*msg.to, *msg.cc))]
+    if name == "subject":
+        return [msg.subject]
+    if name == "body":
+        return [msg.text]
+    if name.startswith("header:"):
+        wanted = name.partition(":")[2].strip()
+        return [v for k, v in msg.headers if k.lower() == wanted]
+    raise ValueError(f"unknown rule field {field!r}")
+
+
+def _test(op: str, value: str, candidates: Iterable[str]) -> bool:
+    needle = value.lower()
+    for cand in candidates:
+        low = cand.lower()
+        if op == "contains" and needle in low:
+            return True
+        if op == "equals" and needle == low.strip():
+            return True
+        if op == "domain":
+            domain = low.strip().rpartition("@")[2].rstrip(">")
+            if domain == needle or domain.endswith("." + needle):
+                return True
+        if op == "regex" and _compiled(value).search(cand):
+            return True
+    return False
+
+
+def condition_matches(cond: Condition, msg: ParsedMessage, recipients: Sequence[str]) -> bool:
+    hit = _test(cond.op, cond.value, _values(cond.field, msg, recipients))
+    return hit != cond.negate
+
+
+def rule_matches(rule: Rule, msg: ParsedMessage, recipients: Sequence[str]) -> bool:
+    results = (condition_matches(c, msg, recipients) for c in rule.conditions)
+    return all(results) if rule.match == "all" else any(results)
+
+
+def decide(
+    route: Route, rules: Sequence[Rule], msg: ParsedMessage, recipients: Sequence[str]
+) -> RoutingDecision:
+    """Start from the route's attributes and apply every matching rule in order."""
+    queue, priority, skills = route.queue, route.priority, route.skills
+    language, auto_ack = route.language, route.auto_ack
+    tags: list[str] = []
+    matched: list[str] = []
+    discard: str | None = None
+    for rule in rules:
+        if not rule_matches(rule, msg, recipients):
+            continue
+        matched.append(rule.name)
+        act = rule.actions
+        queue = act.queue or queue
+        priority = act.priority if act.priority is not None else priority
+        skills = act.skills if act.skills is not None else skills
+        language = act.language or language
+        auto_ack = act.auto_ack or auto_ack
+        tags.extend(t for t in act.tags if t not in tags)
+        if act.discard:
+            discard = act.discard
+            break
+        if act.stop:
+            break
+    return RoutingDecision(
+        route_address=route.address,
+        queue=queue,
+        priority=priority,
+        skills=skills,
+        language=language,
+        reply_from=route.reply_from,
+        auto_ack=auto_ack,
+        tags=tuple(tags),
+        discard_reason=discard,
+        matched_rules=tuple(matched),
+    )

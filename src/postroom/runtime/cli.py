@@ -1,0 +1,238 @@
+"""The `postroom` command line: parse arguments, call services, print results.
+
+Keeps to argument handling and output; errors become one clear line on stderr
+and a non-zero exit code here, nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from postroom import __version__
+from postroom.domain.errors import PostroomError
+from postroom.runtime import logs
+from postroom.runtime.settings import Settings, SmtpSettings, HttpSettings, load
+
+
+def _add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML configuration file (default: the sample)")
+    p.add_argument("--data-dir", type=Path, help="data folder (default: ./postroom-data)")
+    p.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://...")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load(getattr(args, "config", None))
+    if getattr(args, "data_dir", None):
+        settings = replace(settings, data_dir=args.data_dir)
+    if getattr(args, "database_url", None):
+        settings = replace(settings, database_url=args.database_url)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from postroom.runtime.serve import serve
+
+    settings = _settings(args)
+    if args.smtp_port is not None:
+        settings = replace(settings, smtp=replace(settings.smtp, port=args.smtp_port))
+    if args.http_port is not None:
+        settings = replace(settings, http=replace(settings.http, port=args.http_port))
+    logs.configure(settings.log.level, settings.log.format)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from postroom.runtime.wiring import open_store
+    from postroom.store.intake_repo import status_counts
+
+    engine = open_store(_settings(args))
+    with engine.connect() as conn:
+        figures = status_counts(conn)
+    engine.dispose()
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        m = figures["messages"]
+        print(
+            f"messages: {m['received']} received, {m['pending']} pending, "
+            f"{m['quarantined']} quarantined, {m['duplicates']} duplicates, "
+            f"{m['auto_generated']} auto-generated"
+        )
+        print(f"threads: {figures['threads']}")
+        print("conversations: " + ", ".join(f"{k} {v}" for k, v in figures["conversations"].items()))
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from postroom.mail.parse import parse_message
+
+    try:
+        raw = args.file.read_bytes() if str(args.file) != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        raise PostroomError(f"cannot read {args.file}: {exc.strerror}") from exc
+    msg = parse_message(raw)
+    data = msg.to_json()
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        sender = data["from"]["address"] if data["from"] else "-"
+        print(f"From: {sender}\nSubject: {data['subject']}\nDate: {data['date']}")
+        print(f"Attachments: {len(data['attachments'])}  Defects: {len(data['defects'])}")
+        print()
+        print(msg.reply_text)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from postroom.ingest.importer import count_messages, iter_messages, source_ref
+    from postroom.runtime.wiring import build
+
+    settings = _settings(args)
+    logs.configure("WARNING", settings.log.format)
+    comps = build(settings)
+    spool = comps.spool()
+    total = count_messages(args.path)
+    created = 0
+    pending = []
+    with Progress(transient=False) as progress:
+        task = progress.add_task("spooling", total=total)
+        for raw in iter_messages(args.path):
+            pending.append(
+                spool.submit(raw, source="import", source_ref=source_ref(raw),
+                             envelope_to=[args.to] if args.to else [])
+            )
+            if len(pending) >= 256:
+                created += sum(f.result().created for f in pending)
+                progress.advance(task, len(pending))
+                pending.clear()
+        created += sum(f.result().created for f in pending)
+        progress.advance(task, len(pending))
+        processed = 0
+        if not args.no_process:
+            ptask = progress.add_task("processing", total=None)
+            while n := comps.intake.process_pending():
+                processed += n
+                progress.advance(ptask, n)
+    comps.close()
+    print(f"imported {created} new of {total} messages ({total - created} already present); "
+          f"processed {processed}")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from postroom.runtime.wiring import build, utc_now
+    from postroom.services import quarantine as q
+
+    comps = build(_settings(args), sync_config=False)
+    try:
+        if args.action == "list":
+            entries = q.list_entries(comps.engine)
+            if args.json:
+                print(json.dumps([e.to_json() for e in entries]))
+            else:
+                for e in entries:
+                    print(f"{e.message_pk:>6}  {e.received_at:%Y-%m-%d %H:%M}  {e.stage or '-':<12} "
+                          f"{(e.sender or '-')[:30]:<30}  {(e.error or '')[:80]}")
+                print(f"{len(entries)} message(s) in quarantine")
+        elif args.action == "show":
+            e = q.get_entry(comps.engine, args.id)
+            if args.raw:
+                sys.stdout.buffer.write(comps.blobs.get(e.raw_sha256))
+            else:
+                print(json.dumps(e.to_json(), indent=2, ensure_ascii=False))
+        elif args.action == "retry":
+            ids = [e.message_pk for e in q.list_entries(comps.engine)] if args.all else args.ids
+            if not ids:
+                raise PostroomError("name message ids to retry, or pass --all")
+            for pk in ids:
+                q.release(comps.engine, pk, utc_now)
+                outcome = comps.intake.process(pk)
+                status = outcome.status if outcome else "pending"
+                reason = f" ({outcome.reason})" if outcome and outcome.reason else ""
+                print(f"{pk}: {status}{reason}")
+        elif args.action == "discard":
+            for pk in args.ids:
+                q.discard(comps.engine, pk, utc_now, args.reason)
+                print(f"{pk}: discarded")
+    finally:
+        comps.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="postroom", description="Postroom email contact center")
+    parser.add_argument("--version", action="version", version=f"postroom {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run SMTP, HTTP, IMAP and the pipeline in one process")
+    _add_store_args(p)
+    p.add_argument("--smtp-port", type=int)
+    p.add_argument("--http-port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("status", help="intake figures")
+    _add_store_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("parse", help="print the normalized form of one message")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_parse)
+
+    p = sub.add_parser("import", help="import .eml files, mbox files or Maildir folders")
+    _add_store_args(p)
+    p.add_argument("path", type=Path)
+    p.add_argument("--to", help="recipient address to route by (default: the To/Cc headers)")
+    p.add_argument("--no-process", action="store_true", help="only spool; leave routing to serve")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("quarantine", help="manage messages that intake could not process")
+    qsub = p.add_subparsers(dest="action", required=True)
+    for name in ("list", "show", "retry", "discard"):
+        qp = qsub.add_parser(name)
+        _add_store_args(qp)
+        if name == "list":
+            qp.add_argument("--json", action="store_true")
+        if name == "show":
+            qp.add_argument("id", type=int)
+            qp.add_argument("--raw", action="store_true", help="write the raw message to stdout")
+        if name == "retry":
+            qp.add_argument("ids", type=int, nargs="*")
+            qp.add_argument("--all", action="store_true")
+        if name == "discard":
+            qp.add_argument("ids", type=int, nargs="+")
+            qp.add_argument("--reason", default="discarded by an operator")
+    p.set_defaults(func=cmd_quarantine)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: Any = args.func(args)
+        return int(result or 0)
+    except PostroomError as exc:
+        print(f"postroom: error: {exc}", file=sys.stderr)
+        return 2
+    except sa.exc.OperationalError as exc:
+        print(f"postroom: error: database unavailable: {exc.orig}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""`postroom serve`: run SMTP, HTTP, IMAP pollers and the pipeline in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from postroom.ingest.pipeline import PipelineWorker
+from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
+from postroom.runtime.settings import Settings
+from postroom.runtime.wiring import build
+from postroom.web.app import create_app
+
+log = logging.getLogger("postroom.serve")
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    comps = build(settings)
+    worker = PipelineWorker(comps.intake)
+    spool = comps.spool(on_committed=worker.wake)
+    worker.start()
+    worker.wake()  # messages left pending by an earlier run
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    tasks: list[asyncio.Task[None]] = []
+    smtp_server = None
+    if settings.smtp.enabled:
+        handler = IntakeHandler(
+            spool, lambda: settings.routes, max_recipients=settings.smtp.max_recipients
+        )
+        smtp_server = await start_smtp_server(
+            handler,
+            host=settings.smtp.host,
+            port=settings.smtp.port,
+            hostname=settings.smtp.hostname,
+            max_message_size=settings.smtp.max_message_size,
+            tls=tls_context(settings.smtp.tls_cert, settings.smtp.tls_key),
+        )
+        print(f"SMTP: listening on {settings.smtp.host}:{settings.smtp.port}", flush=True)
+    tasks.extend(_imap_tasks(settings, spool, comps, stop))
+    http_server = None
+    if settings.http.enabled:
+        config = uvicorn.Config(
+            create_app(comps.engine),
+            host=settings.http.host,
+            port=settings.http.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        http_server = uvicorn.Server(config)
+        http_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(http_server.serve()))
+        print(f"HTTP: http://{settings.http.host}:{settings.http.port}/", flush=True)
+    routes = ", ".join(r.address for r in settings.routes) or "(none)"
+    print(f"Routes: {routes}", flush=True)
+    print(f"Data: {settings.data_dir.resolve()}", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        if smtp_server is not None:
+            smtp_server.close()
+            await smtp_server.wait_closed()
+        if http_server is not None:
+            http_server.should_exit = True
+        for task in tasks:
+            if task.get_name().startswith("imap"):
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        worker.stop()
+        comps.close()
+
+
+def _imap_tasks(settings: Settings, spool: object, comps: object, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    return []

@@ -1,0 +1,304 @@
+"""The one settings object: a TOML file, then ``POSTROOM_*`` environment variables.
+
+Reads and validates configuration; it does not open databases or sockets.
+Every setting is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from postroom.domain.errors import ConfigError
+from postroom.domain.routes import (
+    Condition,
+    ImapSource,
+    QueueConfig,
+    Route,
+    Rule,
+    RuleActions,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = "postroom.local"  # name in the greeting and in Received lines
+    max_message_size: int = 40 * 1024 * 1024
+    max_recipients: int = 50
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8025
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeSettings:
+    loop_guard_max_messages: int = 20
+    loop_guard_window_s: int = 600
+    reopen_window_days: int = 30
+    thread_token_prefix: str = "PR"
+    message_id_domain: str = "postroom.local"
+    pipeline_batch: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "json"  # "json" or "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("postroom-data")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    queues: tuple[QueueConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'postroom.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "smtp": SmtpSettings,
+    "http": HttpSettings,
+    "intake": IntakeSettings,
+    "log": LogSettings,
+}
+
+
+def sample_config_text() -> str:
+    return resources.files("postroom.runtime").joinpath("sample.toml").read_text("utf-8")
+
+
+def _coerce(value: Any, target: Any, where: str) -> Any:
+    kind = str(target)
+    try:
+        if kind in ("bool", "<class 'bool'>"):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind in ("int", "<class 'int'>"):
+            return int(value)
+        if kind in ("float", "<class 'float'>"):
+            return float(value)
+        if kind in ("str | None",) and value in ("", None):
+            return None
+        return str(value) if not isinstance(value, str) else value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from exc
+
+
+def _section(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(known)})")
+        kwargs[key] = _coerce(value, known[key].type, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _skills(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: skills must be a table of name = minimum proficiency")
+    out = []
+    for name, level in raw.items():
+        prof = float(level)
+        if not 0.0 <= prof <= 5.0:
+            raise ConfigError(f"{where}: skill {name!r} proficiency must be between 0 and 5")
+        out.append((str(name), prof))
+    return tuple(sorted(out))
+
+
+def _queue(raw: Mapping[str, Any], where: str) -> QueueConfig:
+    data = dict(raw)
+    if "wrapup_codes" in data:
+        data["wrapup_codes"] = tuple(str(c) for c in data["wrapup_codes"])
+    try:
+        q = QueueConfig(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    if not 7 <= q.alert_timeout_s <= 3600:
+        raise ConfigError(f"{where}: alert_timeout_s must be between 7 and 3600 seconds")
+    return q
+
+
+def _route(raw: Mapping[str, Any], where: str) -> Route:
+    data = dict(raw)
+    for required in ("address", "queue"):
+        if required not in data:
+            raise ConfigError(f"{where}: a route needs {required!r}")
+    data["skills"] = _skills(data.get("skills"), where)
+    imap = data.pop("imap", None)
+    if imap is not None:
+        try:
+            data["imap"] = ImapSource(**imap)
+        except TypeError as exc:
+            raise ConfigError(f"{where}.imap: {exc}") from exc
+    addr = str(data["address"]).strip().lower()
+    if "@" not in addr:
+        raise ConfigError(f"{where}: address {addr!r} must be user@domain or *@domain")
+    data["address"] = addr
+    try:
+        return Route(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+_OPS = ("contains", "regex", "domain", "equals")
+
+
+def _rule(raw: Mapping[str, Any], where: str) -> Rule:
+    name = str(raw.get("name") or where)
+    conds: list[Condition] = []
+    for i, c in enumerate(raw.get("when", [])):
+        cw = f"{where}.when[{i}]"
+        fld, op, value = str(c.get("field", "")), str(c.get("op", "contains")), c.get("value")
+        if op not in _OPS:
+            raise ConfigError(f"{cw}: op must be one of {', '.join(_OPS)}")
+        if value is None:
+            raise ConfigError(f"{cw}: a condition needs a value")
+        if fld not in ("sender", "recipient", "subject", "body") and not fld.startswith(
+            "header:"
+        ):
+            raise ConfigError(f"{cw}: field must be sender, recipient, subject, body or header:NAME")
+        if op == "regex":
+            try:
+                re.compile(str(value))
+            except re.error as exc:
+                raise ConfigError(f"{cw}: invalid regular expression: {exc}") from exc
+        conds.append(Condition(fld, op, str(value), bool(c.get("negate", False))))  # type: ignore[arg-type]
+    then = dict(raw.get("then", {}))
+    try:
+        actions = RuleActions(
+            queue=then.get("queue"),
+            priority=int(then["priority"]) if "priority" in then else None,
+            skills=_skills(then["skills"], where) if "skills" in then else None,
+            language=then.get("language"),
+            tags=tuple(str(t) for t in then.get("tags", ())),
+            discard=then.get("discard"),
+            auto_ack=then.get("auto_ack"),
+            stop=bool(then.get("stop", False)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}.then: {exc}") from exc
+    match = str(raw.get("match", "all"))
+    if match not in ("all", "any"):
+        raise ConfigError(f"{where}: match must be 'all' or 'any'")
+    return Rule(name=name, conditions=tuple(conds), actions=actions, match=match)  # type: ignore[arg-type]
+
+
+def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Settings:
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            kwargs[key] = _section(_SECTIONS[key], value, key)
+        elif key == "data_dir":
+            path = Path(str(value))
+            kwargs[key] = path if path.is_absolute() or base_dir is None else base_dir / path
+        elif key == "database_url":
+            kwargs[key] = str(value) or None
+        elif key == "queues":
+            kwargs[key] = tuple(_queue(q, f"queues[{i}]") for i, q in enumerate(value))
+        elif key == "routes":
+            kwargs[key] = tuple(_route(r, f"routes[{i}]") for i, r in enumerate(value))
+        elif key == "rules":
+            kwargs[key] = tuple(_rule(r, f"rules[{i}]") for i, r in enumerate(value))
+        else:
+            raise ConfigError(f"unknown top-level setting {key!r}")
+    settings = Settings(**kwargs)
+    _check_references(settings)
+    return settings
+
+
+def _check_references(settings: Settings) -> None:
+    names = {q.name for q in settings.queues}
+    for route in settings.routes:
+        if route.queue not in names:
+            raise ConfigError(
+                f"route {route.address}: queue {route.queue!r} is not defined; add a [[queues]] "
+                f"entry named {route.queue!r}"
+            )
+    for rule in settings.rules:
+        if rule.actions.queue and rule.actions.queue not in names:
+            raise ConfigError(f"rule {rule.name!r}: queue {rule.actions.queue!r} is not defined")
+
+
+def apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """Override scalars: POSTROOM_DATA_DIR, POSTROOM_DATABASE_URL, POSTROOM_<SECTION>_<KEY>."""
+    if env.get("POSTROOM_DATA_DIR"):
+        settings = replace(settings, data_dir=Path(env["POSTROOM_DATA_DIR"]))
+    if env.get("POSTROOM_DATABASE_URL"):
+        settings = replace(settings, database_url=env["POSTROOM_DATABASE_URL"])
+    for section, cls in _SECTIONS.items():
+        current = getattr(settings, section)
+        changes: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f"POSTROOM_{section.upper()}_{f.name.upper()}"
+            if name in env:
+                changes[f.name] = _coerce(env[name], f.type, name)
+        if changes:
+            settings = replace(settings, **{section: replace(current, **changes)})
+    known = {"POSTROOM_DATA_DIR", "POSTROOM_DATABASE_URL", "POSTROOM_CONFIG"}
+    known |= {
+        f"POSTROOM_{s.upper()}_{f.name.upper()}" for s, c in _SECTIONS.items() for f in fields(c)
+    }
+    for name in env:
+        if name.startswith("POSTROOM_") and not name.startswith("POSTROOM_TEST_"):
+            if name not in known:
+                raise ConfigError(f"unknown environment variable {name}; see docs/configuration.md")
+    return settings
+
+
+def load(config_path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `config_path` (or $POSTROOM_CONFIG, or the sample), then the environment."""
+    env = os.environ if env is None else env
+    if config_path is None and env.get("POSTROOM_CONFIG"):
+        config_path = Path(env["POSTROOM_CONFIG"])
+    if config_path is None:
+        text, base = sample_config_text(), None
+    else:
+        try:
+            text = config_path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {config_path}: {exc.strerror}") from exc
+        base = None  # relative data_dir is relative to the working directory, like the CLI flag
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = config_path or "sample configuration"
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from exc
+    return apply_env(from_mapping(data, base_dir=base), env)

@@ -1,0 +1,74 @@
+"""Wiring: build the store, spool, intake service and workers from Settings.
+
+The one place that knows which adapters run; it holds no business logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from postroom.ingest.spool import Spool
+from postroom.runtime.settings import Settings
+from postroom.services.intake import EventListener, IntakeConfig, IntakeService
+from postroom.store import db
+from postroom.store.blobs import FileBlobStore
+from postroom.store.intake_repo import sync_configuration
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    engine: sa.Engine
+    blobs: FileBlobStore
+    intake: IntakeService
+    clock: Callable[[], datetime]
+    _spool: Spool | None = field(default=None)
+
+    def spool(self, on_committed: Callable[[], None] | None = None) -> Spool:
+        if self._spool is None:
+            self._spool = Spool(self.engine, self.blobs, self.clock, on_committed=on_committed)
+        return self._spool
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+        self.engine.dispose()
+
+
+def open_store(settings: Settings) -> sa.Engine:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.create_engine(settings.effective_database_url)
+    db.migrate(engine)
+    return engine
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    listeners: tuple[EventListener, ...] = (),
+    sync_config: bool = True,
+) -> Components:
+    engine = open_store(settings)
+    if sync_config:
+        with engine.begin() as conn:
+            sync_configuration(conn, settings.queues, settings.routes, settings.rules)
+    blobs = FileBlobStore(settings.blob_dir)
+    intake_cfg = IntakeConfig(
+        routes=settings.routes,
+        rules=settings.rules,
+        loop_guard_max_messages=settings.intake.loop_guard_max_messages,
+        loop_guard_window_s=settings.intake.loop_guard_window_s,
+        reopen_window_days=settings.intake.reopen_window_days,
+        thread_token_prefix=settings.intake.thread_token_prefix,
+    )
+    intake = IntakeService(engine, blobs, intake_cfg, clock, listeners)
+    return Components(settings, engine, blobs, intake, clock)

@@ -1,0 +1,433 @@
+"""Intake use case: take one spooled message through parse → classify → thread →
+rules → conversation, in one transaction, and publish events after the commit.
+
+Each stage is a small method. All database effects of a message happen in a
+single transaction together with its status change, so re-running after a
+crash at any point yields the same result and never a second conversation.
+A stage that fails sends the message to quarantine with the reason; intake
+goes on. No sockets, no SMTP/IMAP here: transports only fill the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from postroom.domain.errors import NoRouteError
+from postroom.domain.routes import Route, RoutingDecision, Rule, find_route
+from postroom.domain.states import ConversationState, MessageStatus
+from postroom.mail import classify, rules as rule_engine, threading as thread_keys
+from postroom.mail.model import ParsedMessage
+from postroom.mail.parse import parse_message
+from postroom.store import intake_repo as repo
+from postroom.store.blobs import BlobStore
+from postroom.store.db import as_utc
+from postroom.store.schema import attachments, conversations, events, messages, threads
+
+log = logging.getLogger("postroom.intake")
+
+RELEASED = "released"  # stage marker set by an operator's retry: skip the loop guard once
+
+
+class StageError(Exception):
+    """A pipeline stage failed; carries the stage name for the quarantine entry."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage}: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeConfig:
+    routes: tuple[Route, ...]
+    rules: tuple[Rule, ...]
+    loop_guard_max_messages: int = 20
+    loop_guard_window_s: int = 600
+    reopen_window_days: int = 30
+    thread_token_prefix: str = "PR"
+
+
+@dataclass(slots=True)
+class Outcome:
+    message_pk: int
+    status: str
+    thread_id: int | None = None
+    conversation_id: int | None = None
+    new_conversation: bool = False
+    stage: str | None = None
+    reason: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+EventListener = Callable[[Sequence[dict[str, Any]]], None]
+
+
+class IntakeService:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        blobs: BlobStore,
+        config: IntakeConfig,
+        clock: Callable[[], datetime],
+        listeners: Sequence[EventListener] = (),
+    ) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.config = config
+        self.clock = clock
+        self.listeners = list(listeners)
+
+    # -- driving ------------------------------------------------------------
+
+    def process_pending(self, limit: int = 100) -> int:
+        """Process up to `limit` pending messages in arrival order; return how many."""
+        with self.engine.connect() as conn:
+            ids = repo.pending_ids(conn, limit)
+        for pk in ids:
+            self.process(pk)
+        return len(ids)
+
+    def drain(self) -> int:
+        total = 0
+        while n := self.process_pending():
+            total += n
+        return total
+
+    def process(self, pk: int) -> Outcome | None:
+        started = time.perf_counter()
+        try:
+            outcome = self._process(pk)
+        except StageError as err:
+            outcome = self._quarantine(pk, err.stage, str(err.cause) or type(err.cause).__name__)
+        if outcome is None:
+            return None
+        self._publish(outcome.events)
+        log.info(
+            "message processed",
+            extra={
+                "message_pk": pk,
+                "status": outcome.status,
+                "thread_id": outcome.thread_id,
+                "conversation_id": outcome.conversation_id,
+                "stage": outcome.stage,
+                "reason": outcome.reason,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return outcome
+
+    # -- the stages -----------------------------------------------------------
+
+    def _process(self, pk: int) -> Outcome | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(messages).where(messages.c.id == pk)).first()
+        if row is None or row.status != MessageStatus.PENDING:
+            return None
+        raw = self._stage("spool", lambda: self.blobs.get(row.raw_sha256))
+        parsed = self._stage("parse", lambda: self._parse(pk, raw))
+        self._stage("parse", lambda: [self.blobs.put(a.data, sha256=a.sha256) for a in parsed.attachments])
+        with self.engine.begin() as conn:
+            locked = repo.lock_pending(conn, pk)
+            if locked is None:
+                return None  # another worker took it, or it is done already
+            outcome = self._stage("classify", lambda: self._classify(conn, locked, parsed))
+            if outcome is None:
+                ids = thread_keys.reference_ids(parsed.in_reply_to, parsed.references)
+                thread_id = self._stage("thread", lambda: self._find_thread(conn, locked, parsed, ids))
+                decision = self._stage("rules", lambda: self._decide(locked, parsed))
+                outcome = self._stage(
+                    "conversation",
+                    lambda: self._conversation(conn, locked, parsed, thread_id, decision),
+                )
+            self._store_parsed(conn, locked, parsed, outcome)
+            return outcome
+
+    def _stage(self, name: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except StageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure quarantines, intake goes on
+            raise StageError(name, exc) from exc
+
+    def _parse(self, pk: int, raw: bytes) -> ParsedMessage:
+        return parse_message(raw, cid_url=lambda cid: f"/api/v1/messages/{pk}/cid/{quote(cid, safe='')}")
+
+    def _classify(self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage) -> Outcome | None:
+        sender = msg.from_.address if msg.from_ else None
+        dup = repo.find_duplicate(conn, row.id, row.raw_sha256, msg.message_id, sender)
+        if dup is not None:
+            ev = self._event(conn, "message_duplicate", message_id=row.id, data={"duplicate_of": dup})
+            conn.execute(
+                messages.update().where(messages.c.id == row.id).values(status="duplicate", duplicate_of=dup)
+            )
+            return Outcome(row.id, MessageStatus.DUPLICATE, reason=f"duplicate of {dup}", events=[ev])
+        if classify.is_bounce(msg):
+            target = repo.outbound_by_message_ids(conn, classify.bounced_message_ids(msg))
+            if target is not None:
+                ev = self._event(conn, "bounce_received", message_id=row.id, data={"outbound_message": target})
+                conn.execute(messages.update().where(messages.c.id == row.id).values(bounce_for=target))
+                return Outcome(row.id, MessageStatus.PROCESSED, reason=f"bounce of {target}", events=[ev])
+        if sender and row.stage != RELEASED and self.config.loop_guard_max_messages > 0:
+            received = as_utc(row.received_at)
+            assert received is not None
+            since = received - timedelta(seconds=self.config.loop_guard_window_s)
+            earlier = repo.recent_from_sender(conn, row.id, sender, since)
+            if earlier + 1 > self.config.loop_guard_max_messages:
+                reason = (
+                    f"loop guard: more than {self.config.loop_guard_max_messages} messages from "
+                    f"{sender} within {self.config.loop_guard_window_s} s; release it with "
+                    "`postroom quarantine retry` once the sender is known to be safe"
+                )
+                return self._held(conn, row.id, "loop_guard", reason)
+        return None
+
+    def _find_thread(
+        self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage, ids: list[str]
+    ) -> int | None:
+        thread_id = repo.thread_of_message_ids(conn, ids)
+        sender = msg.from_.address if msg.from_ else None
+        if thread_id is None and sender:
+            for candidate in thread_keys.tokens_in_subject(msg.subject, self.config.thread_token_prefix):
+                if repo.thread_exists(conn, candidate) and repo.is_participant(conn, candidate, sender):
+                    thread_id = candidate
+                    break
+        if thread_id is None:
+            return None
+        last = repo.latest_conversation(conn, thread_id)
+        if last is not None and last.state == ConversationState.CLOSED and last.closed_at is not None:
+            closed = as_utc(last.closed_at)
+            received = as_utc(row.received_at)
+            assert closed is not None and received is not None
+            if received - closed > timedelta(days=self.config.reopen_window_days):
+                return None  # too old: the customer starts a new exchange
+        return thread_id
+
+    def _decide(self, row: sa.Row[Any], msg: ParsedMessage) -> RoutingDecision:
+        recipients = list(row.envelope_to or [])
+        if not recipients:
+            recipients = [a.address for a in (*msg.to, *msg.cc)]
+            delivered = msg.header("Delivered-To") or msg.header("X-Original-To")
+            if delivered:
+                recipients.insert(0, delivered.strip().strip("<>").lower())
+        route = find_route(self.config.routes, recipients)
+        if route is None:
+            raise NoRouteError(recipients)
+        return rule_engine.decide(route, self.config.rules, msg, recipients)
+
+    def _conversation(
+        self,
+        conn: sa.Connection,
+        row: sa.Row[Any],
+        msg: ParsedMessage,
+        thread_id: int | None,
+        decision: RoutingDecision,
+    ) -> Outcome:
+        received = as_utc(row.received_at)
+        assert received is not None
+        if decision.discard_reason:
+            return self._held(conn, row.id, "rules", decision.discard_reason, status=MessageStatus.DISCARDED)
+        evs: list[dict[str, Any]] = []
+        new_thread = thread_id is None
+        if thread_id is None:
+            thread_id = conn.execute(
+                threads.insert()
+                .values(subject=msg.subject[:1000], created_at=received, last_activity_at=received)
+                .returning(threads.c.id)
+            ).scalar_one()
+            evs.append(self._event(conn, "thread_created", thread_id=thread_id, message_id=row.id))
+        else:
+            conn.execute(threads.update().where(threads.c.id == thread_id).values(last_activity_at=received))
+        own = {r.address for r in self.config.routes}
+        people = [a.address for a in (msg.from_, *msg.reply_to, *msg.cc) if a is not None]
+        repo.add_participants(conn, thread_id, [p for p in people if p not in own])
+        last = None if new_thread else repo.latest_conversation(conn, thread_id)
+        if last is not None and last.state != ConversationState.CLOSED:
+            evs.append(
+                self._event(
+                    conn, "message_appended", conversation_id=last.id, message_id=row.id, thread_id=thread_id
+                )
+            )
+            return Outcome(row.id, MessageStatus.PROCESSED, thread_id, last.id, False, events=evs)
+        conv_id = conn.execute(
+            conversations.insert()
+            .values(
+                thread_id=thread_id,
+                state=ConversationState.QUEUED,
+                queue=decision.queue,
+                priority=decision.priority,
+                skills=[list(s) for s in decision.skills],
+                language=decision.language,
+                tags=list(decision.tags),
+                route_address=decision.route_address,
+                reply_from=decision.reply_from,
+                created_at=self.clock(),
+                enqueued_at=received,
+                last_agent=last.last_agent if last is not None else None,
+            )
+            .returning(conversations.c.id)
+        ).scalar_one()
+        evs.append(
+            self._event(
+                conn,
+                "conversation_created",
+                conversation_id=conv_id,
+                message_id=row.id,
+                thread_id=thread_id,
+                data={
+                    "state": "queued",
+                    "queue": decision.queue,
+                    "priority": decision.priority,
+                    "skills": [list(s) for s in decision.skills],
+                    "language": decision.language,
+                    "tags": list(decision.tags),
+                    "rules": list(decision.matched_rules),
+                    "enqueued_at": received.isoformat(),
+                    "last_agent": last.last_agent if last is not None else None,
+                },
+            )
+        )
+        auto_kind = classify.auto_kind(msg, row.envelope_from)
+        if decision.auto_ack and auto_kind is None and msg.from_ is not None:
+            evs.append(
+                self._event(
+                    conn,
+                    "auto_ack_requested",
+                    conversation_id=conv_id,
+                    message_id=row.id,
+                    thread_id=thread_id,
+                    data={"to": msg.from_.address, "template": decision.auto_ack},
+                )
+            )
+        return Outcome(row.id, MessageStatus.PROCESSED, thread_id, conv_id, True, events=evs)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _held(
+        self,
+        conn: sa.Connection,
+        pk: int,
+        stage: str,
+        reason: str,
+        status: MessageStatus = MessageStatus.QUARANTINED,
+    ) -> Outcome:
+        kind = "message_quarantined" if status == MessageStatus.QUARANTINED else "message_discarded"
+        ev = self._event(conn, kind, message_id=pk, data={"stage": stage, "reason": reason})
+        return Outcome(pk, status, stage=stage, reason=reason, events=[ev])
+
+    def _store_parsed(
+        self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage, outcome: Outcome
+    ) -> None:
+        values: dict[str, Any] = {
+            "header_message_id": (msg.message_id or "")[:998] or None,
+            "sender": msg.from_.address if msg.from_ else None,
+            "subject": msg.subject,
+            "sent_at": msg.date,
+            "in_reply_to": list(msg.in_reply_to),
+            "references": list(msg.references),
+            "auto_kind": classify.auto_kind(msg, row.envelope_from),
+            "text": msg.text,
+            "html": msg.html,
+            "preview": msg.reply_text[:500],
+            "headers": [list(h) for h in msg.headers],
+            "defects": list(msg.defects),
+        }
+        if outcome.status != MessageStatus.DUPLICATE:
+            values |= {
+                "status": str(outcome.status),
+                "stage": outcome.stage,
+                "error": outcome.reason if outcome.status != MessageStatus.PROCESSED else None,
+                "thread_id": outcome.thread_id,
+                "conversation_id": outcome.conversation_id,
+            }
+            # A retried message may carry rows from its earlier attempt.
+            conn.execute(attachments.delete().where(attachments.c.message_id == row.id))
+            for pos, att in enumerate(msg.attachments):
+                conn.execute(
+                    attachments.insert().values(
+                        message_id=row.id,
+                        position=pos,
+                        filename=att.filename,
+                        content_type=att.content_type[:255],
+                        sniffed_type=att.sniffed_type,
+                        size=att.size,
+                        sha256=att.sha256,
+                        content_id=(att.content_id or "")[:998] or None,
+                        inline=att.inline,
+                    )
+                )
+        conn.execute(messages.update().where(messages.c.id == row.id).values(**values))
+        if outcome.status in (MessageStatus.PROCESSED, MessageStatus.DUPLICATE):
+            outcome.events.insert(
+                0,
+                self._event(
+                    conn,
+                    "message_received",
+                    message_id=row.id,
+                    thread_id=outcome.thread_id,
+                    conversation_id=outcome.conversation_id,
+                    data={"source": row.source, "auto_kind": values["auto_kind"]},
+                ),
+            )
+
+    def _quarantine(self, pk: int, stage: str, error: str) -> Outcome | None:
+        with self.engine.begin() as conn:
+            if repo.lock_pending(conn, pk) is None:
+                return None
+            conn.execute(
+                messages.update()
+                .where(messages.c.id == pk)
+                .values(status="quarantined", stage=stage, error=error[:4000])
+            )
+            ev = self._event(conn, "message_quarantined", message_id=pk, data={"stage": stage, "reason": error})
+        return Outcome(pk, MessageStatus.QUARANTINED, stage=stage, reason=error, events=[ev])
+
+    def _event(
+        self,
+        conn: sa.Connection,
+        kind: str,
+        *,
+        conversation_id: int | None = None,
+        message_id: int | None = None,
+        thread_id: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        at = self.clock()
+        payload = data or {}
+        eid = conn.execute(
+            events.insert()
+            .values(
+                at=at,
+                kind=kind,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                thread_id=thread_id,
+                data=payload,
+            )
+            .returning(events.c.id)
+        ).scalar_one()
+        return {
+            "id": eid,
+            "at": at.isoformat(),
+            "kind": kind,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "thread_id": thread_id,
+            "data": payload,
+        }
+
+    def _publish(self, evs: Sequence[dict[str, Any]]) -> None:
+        # Zulip's rule: listeners hear of a change only after it is committed.
+        for listener in self.listeners:
+            try:
+                listener(evs)
+            except Exception:  # noqa: BLE001 - a listener must not break intake
+                log.exception("event listener failed")

@@ -1,0 +1,299 @@
+"""Queries for intake: spooled messages, IMAP cursors, configuration rows, status.
+
+Plain functions over a SQLAlchemy Connection that the caller's transaction
+owns; no commits here (except in SqlCursorStore, which owns its own).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from postroom.domain.routes import QueueConfig, Route, Rule
+from postroom.store.schema import (
+    conversations,
+    imap_cursors,
+    messages,
+    queues,
+    routes,
+    rules,
+    threads,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolRow:
+    raw_sha256: str
+    raw_size: int
+    source: str
+    source_ref: str | None
+    envelope_from: str | None
+    envelope_to: tuple[str, ...]
+    received_at: datetime
+
+
+def insert_spooled(conn: sa.Connection, rows: Sequence[SpoolRow]) -> list[tuple[int, bool]]:
+    """Insert rows as pending messages; rows whose source_ref exists are not inserted.
+
+    Returns (message pk, created) per row, in order.
+    """
+    refs = [r.source_ref for r in rows if r.source_ref]
+    existing: dict[str, int] = {}
+    if refs:
+        for pk, ref in conn.execute(
+            sa.select(messages.c.id, messages.c.source_ref).where(messages.c.source_ref.in_(refs))
+        ):
+            existing[ref] = pk
+    out: list[tuple[int, bool]] = []
+    for row in rows:
+        if row.source_ref and row.source_ref in existing:
+            out.append((existing[row.source_ref], False))
+            continue
+        pk = conn.execute(
+            messages.insert()
+            .values(
+                direction="in",
+                source=row.source,
+                source_ref=row.source_ref,
+                raw_sha256=row.raw_sha256,
+                raw_size=row.raw_size,
+                envelope_from=row.envelope_from,
+                envelope_to=list(row.envelope_to),
+                received_at=row.received_at,
+                status="pending",
+            )
+            .returning(messages.c.id)
+        ).scalar_one()
+        if row.source_ref:
+            existing[row.source_ref] = pk
+        out.append((pk, True))
+    return out
+
+
+class SqlCursorStore:
+    """`MailboxCursorStore` on the imap_cursors table."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def load(self, mailbox_key: str) -> tuple[int | None, int]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(imap_cursors.c.uidvalidity, imap_cursors.c.last_uid).where(
+                    imap_cursors.c.mailbox_key == mailbox_key
+                )
+            ).first()
+        return (None, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def save(self, mailbox_key: str, uidvalidity: int, last_uid: int) -> None:
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                imap_cursors.update()
+                .where(imap_cursors.c.mailbox_key == mailbox_key)
+                .values(uidvalidity=uidvalidity, last_uid=last_uid)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    imap_cursors.insert().values(
+                        mailbox_key=mailbox_key, uidvalidity=uidvalidity, last_uid=last_uid
+                    )
+                )
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def sync_configuration(
+    conn: sa.Connection,
+    queue_list: Sequence[QueueConfig],
+    route_list: Sequence[Route],
+    rule_list: Sequence[Rule],
+) -> None:
+    """Make the queues, routes and rules tables mirror the configuration file.
+
+    Queues are upserted by name and never deleted (conversations refer to them).
+    Routes and rules are replaced, keeping their configured order.
+    """
+    current = {name: pk for pk, name in conn.execute(sa.select(queues.c.id, queues.c.name))}
+    for q in queue_list:
+        cfg = _jsonable(q)
+        if q.name in current:
+            conn.execute(queues.update().where(queues.c.id == current[q.name]).values(config=cfg))
+        else:
+            conn.execute(queues.insert().values(name=q.name, config=cfg))
+    conn.execute(routes.delete())
+    for pos, r in enumerate(route_list):
+        cfg = _jsonable(r)
+        if r.imap is not None:
+            cfg["imap"] = {**cfg["imap"], "password": "***"}  # secrets stay in the config file
+        conn.execute(routes.insert().values(position=pos, address=r.address, queue=r.queue, config=cfg))
+    conn.execute(rules.delete())
+    for pos, rule in enumerate(rule_list):
+        conn.execute(rules.insert().values(position=pos, name=rule.name, config=_jsonable(rule)))
+
+
+def status_counts(conn: sa.Connection) -> dict[str, Any]:
+    """The figures `postroom status --json` prints."""
+    by_status = dict(
+        conn.execute(
+            sa.select(messages.c.status, sa.func.count())
+            .where(messages.c.direction == "in")
+            .group_by(messages.c.status)
+        ).all()
+    )
+    auto = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(messages)
+        .where(messages.c.direction == "in", messages.c.auto_kind.is_not(None))
+    ).scalar_one()
+    duplicates = int(by_status.get("duplicate", 0))
+    received = sum(int(v) for v in by_status.values()) - duplicates
+    conv = {state: int(n) for state, n in conn.execute(
+        sa.select(conversations.c.state, sa.func.count()).group_by(conversations.c.state)
+    )}
+    for state in ("queued", "alerting", "connected", "parked", "wrapup", "closed"):
+        conv.setdefault(state, 0)
+    return {
+        "messages": {
+            "received": received,
+            "pending": int(by_status.get("pending", 0)),
+            "processed": int(by_status.get("processed", 0)),
+            "quarantined": int(by_status.get("quarantined", 0)),
+            "discarded": int(by_status.get("discarded", 0)),
+            "duplicates": duplicates,
+            "auto_generated": int(auto),
+        },
+        "threads": int(conn.execute(sa.select(sa.func.count()).select_from(threads)).scalar_one()),
+        "conversations": conv,
+    }
+
+
+# -- pipeline queries ---------------------------------------------------------
+
+
+def pending_ids(conn: sa.Connection, limit: int) -> list[int]:
+    return list(
+        conn.execute(
+            sa.select(messages.c.id)
+            .where(messages.c.status == "pending", messages.c.direction == "in")
+            .order_by(messages.c.id)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def lock_pending(conn: sa.Connection, pk: int) -> sa.Row[Any] | None:
+    """The pending message row, locked for this transaction; None if taken or done.
+
+    On PostgreSQL, SKIP LOCKED lets several pipeline workers share the work;
+    SQLite serializes writers with BEGIN IMMEDIATE and ignores the clause.
+    """
+    return conn.execute(
+        sa.select(messages)
+        .where(messages.c.id == pk, messages.c.status == "pending")
+        .with_for_update(skip_locked=True)
+    ).first()
+
+
+def find_duplicate(
+    conn: sa.Connection, pk: int, raw_sha256: str, message_id: str | None, sender: str | None
+) -> int | None:
+    """An earlier inbound message with the same content, or same Message-ID and sender."""
+    same = messages.c.raw_sha256 == raw_sha256
+    if message_id and sender:
+        same = sa.or_(
+            same, sa.and_(messages.c.header_message_id == message_id, messages.c.sender == sender)
+        )
+    return conn.execute(
+        sa.select(messages.c.id)
+        .where(
+            messages.c.id < pk,
+            messages.c.direction == "in",
+            messages.c.status.not_in(("duplicate", "pending")),
+            same,
+        )
+        .order_by(messages.c.id)
+        .limit(1)
+    ).scalar()
+
+
+def recent_from_sender(conn: sa.Connection, pk: int, sender: str, since: datetime) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(messages)
+            .where(
+                messages.c.id < pk,
+                messages.c.direction == "in",
+                messages.c.sender == sender,
+                messages.c.received_at >= since,
+                messages.c.status != "duplicate",
+            )
+        ).scalar_one()
+    )
+
+
+def outbound_by_message_ids(conn: sa.Connection, ids: Sequence[str]) -> int | None:
+    if not ids:
+        return None
+    return conn.execute(
+        sa.select(messages.c.id)
+        .where(messages.c.direction == "out", messages.c.header_message_id.in_(list(ids)))
+        .limit(1)
+    ).scalar()
+
+
+def thread_of_message_ids(conn: sa.Connection, ids: Sequence[str]) -> int | None:
+    """The thread of the newest stored or sent message carrying one of these Message-IDs."""
+    if not ids:
+        return None
+    return conn.execute(
+        sa.select(messages.c.thread_id)
+        .where(messages.c.header_message_id.in_(list(ids)), messages.c.thread_id.is_not(None))
+        .order_by(messages.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def is_participant(conn: sa.Connection, thread_id: int, address: str) -> bool:
+    from postroom.store.schema import thread_participants as tp
+
+    return (
+        conn.execute(
+            sa.select(tp.c.thread_id).where(tp.c.thread_id == thread_id, tp.c.address == address)
+        ).first()
+        is not None
+    )
+
+
+def add_participants(conn: sa.Connection, thread_id: int, addresses: Sequence[str]) -> None:
+    from postroom.store.schema import thread_participants as tp
+
+    for address in dict.fromkeys(a for a in addresses if a):
+        if not is_participant(conn, thread_id, address):
+            conn.execute(tp.insert().values(thread_id=thread_id, address=address))
+
+
+def latest_conversation(conn: sa.Connection, thread_id: int) -> sa.Row[Any] | None:
+    return conn.execute(
+        sa.select(conversations)
+        .where(conversations.c.thread_id == thread_id)
+        .order_by(conversations.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def thread_exists(conn: sa.Connection, thread_id: int) -> bool:
+    return conn.execute(sa.select(threads.c.id).where(threads.c.id == thread_id)).first() is not None

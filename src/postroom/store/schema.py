@@ -1,0 +1,155 @@
+"""The database schema (SQLAlchemy Core tables), the one source for migrations.
+
+Declares tables only; queries live in the repositories, and changes to this
+file need a new Alembic revision under store/migrations/versions/.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UTC = sa.DateTime(timezone=True)
+
+queues = sa.Table(
+    "queues",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("config", sa.JSON, nullable=False),
+)
+
+routes = sa.Table(
+    "routes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("address", sa.String(320), nullable=False, unique=True),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+)
+
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+)
+
+threads = sa.Table(
+    "threads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", UTC, nullable=False),
+    sa.Column("last_activity_at", UTC, nullable=False),
+)
+
+thread_participants = sa.Table(
+    "thread_participants",
+    metadata,
+    sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), primary_key=True),
+    sa.Column("address", sa.String(320), primary_key=True),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), nullable=False, index=True),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("skills", sa.JSON, nullable=False),
+    sa.Column("language", sa.String(35)),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("route_address", sa.String(320)),
+    sa.Column("reply_from", sa.String(320)),
+    sa.Column("created_at", UTC, nullable=False),
+    sa.Column("enqueued_at", UTC, nullable=False),
+    sa.Column("closed_at", UTC),
+    sa.Column("close_reason", sa.Text),
+    sa.Column("last_agent", sa.String(200)),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("direction", sa.String(3), nullable=False, default="in"),  # "in" | "out"
+    sa.Column("source", sa.String(20), nullable=False),  # smtp, imap, import, agent
+    sa.Column("source_ref", sa.String(500), unique=True),
+    sa.Column("raw_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("raw_size", sa.Integer, nullable=False),
+    sa.Column("envelope_from", sa.String(320)),
+    sa.Column("envelope_to", sa.JSON, nullable=False),
+    sa.Column("received_at", UTC, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("stage", sa.String(20)),  # the stage that quarantined or discarded it
+    sa.Column("error", sa.Text),
+    sa.Column("header_message_id", sa.String(998), index=True),
+    sa.Column("sender", sa.String(320), index=True),
+    sa.Column("subject", sa.Text),
+    sa.Column("sent_at", UTC),
+    sa.Column("in_reply_to", sa.JSON),
+    sa.Column("references", sa.JSON),
+    sa.Column("auto_kind", sa.String(60)),
+    sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("messages.id")),
+    sa.Column("bounce_for", sa.Integer, sa.ForeignKey("messages.id")),
+    sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), index=True),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), index=True),
+    sa.Column("text", sa.Text),
+    sa.Column("html", sa.Text),
+    sa.Column("preview", sa.Text),
+    sa.Column("headers", sa.JSON),
+    sa.Column("defects", sa.JSON),
+    sa.Column("tags", sa.JSON),
+    sa.Index("ix_messages_sender_received", "sender", "received_at"),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("sniffed_type", sa.String(255)),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content_id", sa.String(998)),
+    sa.Column("inline", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("message_id", "position", name="uq_attachments_message_position"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTC, nullable=False),
+    sa.Column("kind", sa.String(60), nullable=False, index=True),
+    sa.Column("conversation_id", sa.Integer, index=True),
+    sa.Column("message_id", sa.Integer, index=True),
+    sa.Column("thread_id", sa.Integer),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+imap_cursors = sa.Table(
+    "imap_cursors",
+    metadata,
+    sa.Column("mailbox_key", sa.String(500), primary_key=True),
+    sa.Column("uidvalidity", sa.BigInteger, nullable=False),
+    sa.Column("last_uid", sa.BigInteger, nullable=False),
+)
