@@ -270,7 +270,11 @@ def _addresses(values: list[str]) -> tuple[Address, ...]:
             continue
         local, at, domain = address.rpartition("@")
         if at:
+            # RFC 5321 2.4: domains are case-insensitive, local parts are not.
             address = f"{local}@{domain.lower()}"
+        elif not name:
+            # A bare word ("To: Recipient-List") is a display name, not an addr-spec.
+            name, address = address, ""
         result.append(Address(name=" ".join(decode_words(name).split()), address=address))
     return tuple(result)
 
