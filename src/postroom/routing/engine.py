@@ -1,0 +1,840 @@
+"""The routing engine: events in, decisions out, deterministic.
+
+`Engine.handle(event)` applies one event, then matches waiting conversations
+with free agents until no eligible pair is left, and returns what it decided.
+It has no clock (time comes in every event; timers fire only on `Tick`), does
+no I/O and keeps no hidden randomness: the same events give the same decisions.
+
+Matching, after every event: among waiting conversations that have at least one
+eligible agent, take each queue's first one in the queue's order, pick the
+head with the oldest effective time across queues, offer it to its best agent;
+repeat. Only conversations and agents touched by the event can form a new pair
+(the previous event left none), so the search starts from those ("dirty") and
+uses the indexes in `index.py` instead of scanning everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from postroom.routing.index import FreeAgents, Placement, Timers, WaitingWork
+from postroom.routing.model import (
+    AgentCapacityChanged,
+    AgentConfig,
+    AgentConfigured,
+    AgentPresenceChanged,
+    ConversationEnded,
+    Decision,
+    Enqueued,
+    Event,
+    FellBackToQueue,
+    MembershipChanged,
+    NextWakeup,
+    Offer,
+    OfferAccepted,
+    OfferDeclined,
+    OfferExpired,
+    OfferRule,
+    OfferTimedOut,
+    OfferWithdrawn,
+    Parked,
+    ParkReturned,
+    QueueConfig,
+    QueueConfigured,
+    Rejected,
+    Requeued,
+    RingExpanded,
+    RoutingStatusChanged,
+    Tick,
+    TransferredToAgent,
+    Unparked,
+    WrapupCompleted,
+    WrapupRequired,
+    WrapupTimedOut,
+)
+from postroom.routing.policy import (
+    AgentKey,
+    Profile,
+    active_profile,
+    agent_key,
+    conversation_key,
+    cross_queue_key,
+    deciding_rule,
+    ring_expiry,
+    satisfies,
+)
+from postroom.routing.service_level import ServiceLevelReport, ServiceLevelStats
+from postroom.routing.state import AgentState, ConversationRecord
+from postroom.routing.views import AgentView, ConversationView
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    conversation: ConversationRecord
+    agent: AgentState
+    rule: OfferRule
+    preferred: bool
+    declined_before: bool
+
+
+class Engine:
+    def __init__(
+        self, queues: Iterable[QueueConfig] = (), agents: Iterable[AgentConfig] = ()
+    ) -> None:
+        self._now = 0.0
+        self._queues: dict[str, QueueConfig] = {}
+        self._stats: dict[str, ServiceLevelStats] = {}
+        self._agents: dict[str, AgentState] = {}
+        self._convs: dict[str, ConversationRecord] = {}
+        self._queued: dict[str, dict[str, None]] = {}
+        self._free = FreeAgents()
+        self._waiting = WaitingWork()
+        self._timers = Timers()
+        self._dirty_convs: set[str] = set()
+        self._dirty_agents: set[str] = set()
+        self._touched: set[str] = set()
+        self._out: list[Decision] = []
+        self._announced_wakeup: float | None = None
+        for queue in queues:
+            self._configure_queue(queue)
+        for agent in agents:
+            self._configure_agent(agent)
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    def handle(self, event: Event) -> list[Decision]:
+        # Time never runs backwards inside the engine: a late event is applied now.
+        self._now = max(self._now, event.now)
+        self._out = []
+        try:
+            self._apply(event)
+        except _Reject as rejected:
+            self._out.append(
+                Rejected(
+                    at=self._now,
+                    event=type(event).__name__,
+                    reason=rejected.reason,
+                    conversation_id=getattr(event, "conversation_id", None),
+                    agent_id=getattr(event, "agent_id", None),
+                )
+            )
+        self._dispatch()
+        self._announce_statuses()
+        wakeup = self._timers.peek()
+        if wakeup != self._announced_wakeup:
+            self._announced_wakeup = wakeup
+            self._out.append(NextWakeup(wakeup))
+        out, self._out = self._out, []
+        return out
+
+    def next_wakeup(self) -> float | None:
+        """When the caller must send `Tick` next (None: nothing pending)."""
+        return self._timers.peek()
+
+    def queue(self, queue_id: str) -> QueueConfig | None:
+        return self._queues.get(queue_id)
+
+    def queues(self) -> tuple[QueueConfig, ...]:
+        return tuple(self._queues[q] for q in sorted(self._queues))
+
+    def agent(self, agent_id: str) -> AgentView | None:
+        a = self._agents.get(agent_id)
+        return None if a is None else _agent_view(a)
+
+    def agents(self) -> tuple[AgentView, ...]:
+        return tuple(_agent_view(self._agents[a]) for a in sorted(self._agents))
+
+    def conversation(self, conversation_id: str) -> ConversationView | None:
+        c = self._convs.get(conversation_id)
+        return None if c is None else self._conversation_view(c)
+
+    def conversations(self) -> tuple[ConversationView, ...]:
+        return tuple(self._conversation_view(self._convs[c]) for c in sorted(self._convs))
+
+    def service_level(self, queue_id: str) -> ServiceLevelReport | None:
+        stats = self._stats.get(queue_id)
+        return None if stats is None else stats.report()
+
+    def last_agent_applies(self, conversation_id: str) -> str | None:
+        """The last agent who would get this conversation right now, if any."""
+        c = self._convs.get(conversation_id)
+        if c is None:
+            return None
+        a = self._last_agent_ok(c)
+        return None if a is None else a.agent_id
+
+    # ---------------------------------------------------------------- events
+
+    def _apply(self, event: Event) -> None:
+        match event:
+            case QueueConfigured():
+                self._configure_queue(event.queue)
+            case AgentConfigured():
+                self._configure_agent(event.agent)
+            case AgentPresenceChanged():
+                a = self._agent_or_reject(event.agent_id)
+                was_routable = a.routable
+                if event.presence == "on_queue":
+                    a.not_responding = False
+                a.presence = event.presence
+                if a.routable and not was_routable:
+                    a.idle_since = self._now
+                self._agent_changed(a)
+            case AgentCapacityChanged():
+                a = self._agent_or_reject(event.agent_id)
+                a.capacity = event.capacity
+                self._agent_changed(a)
+            case MembershipChanged():
+                a = self._agent_or_reject(event.agent_id)
+                if event.member:
+                    a.queues.add(event.queue_id)
+                else:
+                    a.queues.discard(event.queue_id)
+                self._agent_changed(a)
+            case Enqueued():
+                self._on_enqueued(event)
+            case Requeued():
+                self._on_requeued(event)
+            case TransferredToAgent():
+                self._on_transferred_to_agent(event)
+            case OfferAccepted():
+                c = self._alerting_or_reject(event.conversation_id, event.agent_id)
+                c.state = "connected"
+                c.offer_deadline = None
+                self._answered(c)
+                self._schedule(c)
+            case OfferDeclined() | OfferTimedOut():
+                c = self._alerting_or_reject(event.conversation_id, event.agent_id)
+                self._missed(c)
+            case ConversationEnded():
+                self._on_ended(self._conv_or_reject(event.conversation_id))
+            case WrapupCompleted():
+                c = self._conv_or_reject(event.conversation_id)
+                if c.state != "wrapup":
+                    raise _Reject(f"conversation is {c.state}, not in wrap-up")
+                self._release(c)
+                self._close(c)
+            case Parked():
+                self._on_parked(event)
+            case Unparked():
+                c = self._conv_or_reject(event.conversation_id)
+                if c.state != "parked":
+                    raise _Reject(f"conversation is {c.state}, not parked")
+                self._park_return(c, "reply")
+            case Tick():
+                for conversation_id in self._timers.pop_due(self._now):
+                    due = self._convs.get(conversation_id)
+                    if due is not None:
+                        self._fire(due)
+
+    def _configure_queue(self, queue: QueueConfig) -> None:
+        known = queue.queue_id in self._queues
+        self._queues[queue.queue_id] = queue
+        if not known:
+            self._stats[queue.queue_id] = ServiceLevelStats(queue.queue_id, queue.service_level)
+            self._queued[queue.queue_id] = {}
+            return
+        self._stats[queue.queue_id].target = queue.service_level
+        for conversation_id in list(self._queued[queue.queue_id]):
+            c = self._convs[conversation_id]
+            c.ring = min(c.ring, len(queue.rings))
+            if c.explicit_deadline is None:
+                c.deadline = c.enqueued_at + queue.service_level.seconds
+            self._place(c)
+            self._schedule(c)
+
+    def _configure_agent(self, config: AgentConfig) -> None:
+        a = self._agents.get(config.agent_id)
+        if a is None:
+            a = AgentState.from_config(config, self._now)
+            self._agents[config.agent_id] = a
+        else:
+            a.apply(config)
+        self._agent_changed(a)
+
+    def _on_enqueued(self, e: Enqueued) -> None:
+        if e.conversation_id in self._convs:
+            raise _Reject("conversation is already being routed")
+        queue = self._queue_or_reject(e.queue_id)
+        c = ConversationRecord(
+            conversation_id=e.conversation_id,
+            queue_id=e.queue_id,
+            priority=e.priority,
+            skills=e.skills,
+            language=e.language,
+            enqueued_at=self._now,
+            deadline=e.deadline
+            if e.deadline is not None
+            else self._now + queue.service_level.seconds,
+            explicit_deadline=e.deadline,
+            preferred_agents=tuple(dict.fromkeys(e.preferred_agents)),
+            preferred_until=self._now + e.preferred_window_s,
+            preferred_open=bool(e.preferred_agents) and e.preferred_window_s > 0,
+            last_agent_id=e.last_agent_id,
+            last_agent_at=e.last_agent_at,
+        )
+        self._convs[c.conversation_id] = c
+        self._enter_queue(c)
+
+    def _on_requeued(self, e: Requeued) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        self._queue_or_reject(e.queue_id)
+        if c.state in ("wrapup", "closed"):
+            raise _Reject(f"conversation is {c.state}; it cannot be transferred")
+        self._detach(c, "transferred")
+        if e.priority is not None:
+            c.priority = e.priority
+        if e.skills is not None:
+            c.skills = e.skills
+        if e.language is not None or not e.keep_language:
+            c.language = e.language
+        c.queue_id = e.queue_id
+        self._reset_routing(c)
+        self._enter_queue(c)
+
+    def _on_transferred_to_agent(self, e: TransferredToAgent) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        target = self._agent_or_reject(e.agent_id)
+        queue_id = e.queue_id if e.queue_id is not None else c.queue_id
+        self._queue_or_reject(queue_id)
+        if c.state in ("wrapup", "closed"):
+            raise _Reject(f"conversation is {c.state}; it cannot be transferred")
+        if c.agent_id == target.agent_id and c.state in ("alerting", "connected"):
+            raise _Reject("conversation is already with that agent")
+        self._detach(c, "transferred")
+        c.queue_id = queue_id
+        if target.free > 0:
+            self._offer(c, target, "direct_transfer", direct=True)
+        else:
+            self._out.append(
+                FellBackToQueue(self._now, c.conversation_id, queue_id, target.agent_id)
+            )
+            self._reset_routing(c)
+            self._enter_queue(c)
+
+    def _on_ended(self, c: ConversationRecord) -> None:
+        if c.state in ("queued", "alerting"):
+            if c.state == "queued":
+                self._unplace(c)
+            else:
+                assert c.agent_id is not None
+                self._out.append(
+                    OfferWithdrawn(self._now, c.conversation_id, c.agent_id, "conversation_ended")
+                )
+                self._release(c)
+            if c.sl_pending:
+                self._stats[c.queue_id].record_abandoned()
+            self._close(c)
+        elif c.state == "connected":
+            queue = self._queues[c.queue_id]
+            if queue.wrapup_prompt == "optional":
+                self._release(c)
+                self._close(c)
+                return
+            assert c.agent_id is not None
+            c.state = "wrapup"
+            if queue.wrapup_prompt == "mandatory_timeout":
+                c.wrapup_deadline = self._now + queue.wrapup_timeout_s
+            self._out.append(
+                WrapupRequired(
+                    self._now, c.conversation_id, c.agent_id, queue.wrapup_prompt, c.wrapup_deadline
+                )
+            )
+            self._schedule(c)
+        elif c.state == "parked":
+            self._unpark_slot(c)
+            self._close(c)
+        else:
+            raise _Reject(f"conversation is {c.state}; it has already ended")
+
+    def _on_parked(self, e: Parked) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        if c.state != "connected":
+            raise _Reject(f"only a connected conversation can be parked (it is {c.state})")
+        assert c.agent_id is not None
+        a = self._agents[c.agent_id]
+        if len(a.parked) >= a.max_parked:
+            raise _Reject(f"agent already has {a.max_parked} parked conversations")
+        self._release(c, keep_agent=True)
+        a.parked[c.conversation_id] = None
+        c.state = "parked"
+        queue = self._queues[c.queue_id]
+        c.park_until = e.until if e.until is not None else self._now + queue.park_timeout_s
+        self._schedule(c)
+
+    def _fire(self, c: ConversationRecord) -> None:
+        """A timer of this conversation is due: do whatever its state has waiting."""
+        now = self._now
+        if c.state == "queued":
+            queue = self._queues[c.queue_id]
+            while True:
+                expiry = ring_expiry(queue, c.enqueued_at, c.ring)
+                if expiry is None or expiry > now:
+                    break
+                c.ring += 1
+                self._out.append(RingExpanded(now, c.conversation_id, c.queue_id, c.ring))
+            if c.preferred_open and c.preferred_until <= now:
+                c.preferred_open = False
+            self._place(c)
+            self._schedule(c)
+        elif c.state == "alerting" and c.offer_deadline is not None and c.offer_deadline <= now:
+            assert c.agent_id is not None
+            self._out.append(OfferExpired(now, c.conversation_id, c.agent_id))
+            self._missed(c)
+        elif c.state == "wrapup" and c.wrapup_deadline is not None and c.wrapup_deadline <= now:
+            assert c.agent_id is not None
+            self._out.append(WrapupTimedOut(now, c.conversation_id, c.agent_id))
+            self._release(c)
+            self._close(c)
+        elif c.state == "parked" and c.park_until is not None and c.park_until <= now:
+            self._park_return(c, "timeout")
+        else:
+            self._schedule(c)
+
+    # ------------------------------------------------------ state transitions
+
+    def _enter_queue(self, c: ConversationRecord) -> None:
+        c.state = "queued"
+        c.agent_id = None
+        c.sl_pending = True
+        self._stats[c.queue_id].record_entered()
+        self._place(c)
+        self._schedule(c)
+
+    def _reset_routing(self, c: ConversationRecord) -> None:
+        """A transfer or fallback starts routing afresh: new enqueue time, ring and declines."""
+        queue = self._queues[c.queue_id]
+        c.enqueued_at = self._now
+        c.explicit_deadline = None
+        c.deadline = self._now + queue.service_level.seconds
+        c.ring = 0
+        c.declined_by.clear()
+        c.preferred_agents = ()
+        c.preferred_open = False
+        c.last_agent_id = None
+        c.last_agent_at = None
+        c.offer_direct = False
+        c.offer_rule = None
+        c.offer_deadline = None
+
+    def _detach(self, c: ConversationRecord, reason: str) -> None:
+        """Take the conversation away from wherever it is now (queue, offer, agent, park)."""
+        if c.state == "queued":
+            self._unplace(c)
+        elif c.state == "alerting":
+            assert c.agent_id is not None
+            self._out.append(
+                OfferWithdrawn(self._now, c.conversation_id, c.agent_id, "transferred")
+            )
+            self._release(c)
+        elif c.state in ("connected", "wrapup"):
+            self._release(c)
+        elif c.state == "parked":
+            self._unpark_slot(c)
+        c.agent_id = None
+        c.park_until = None
+        c.offer_deadline = None
+        self._timers.clear(c.conversation_id)
+
+    def _offer(
+        self,
+        c: ConversationRecord,
+        a: AgentState,
+        rule: OfferRule,
+        *,
+        direct: bool = False,
+        preferred: bool = False,
+        declined_before: bool = False,
+    ) -> None:
+        if c.state == "queued":
+            self._unplace(c)
+        queue = self._queues[c.queue_id]
+        c.agent_id = a.agent_id
+        c.offer_direct = direct
+        c.offer_rule = rule
+        a.load[c.conversation_id] = None
+        self._agent_changed(a)
+        deadline = self._now + queue.alert_timeout_s
+        if queue.auto_answer:
+            c.state = "connected"
+            c.offer_deadline = None
+            self._answered(c)
+        else:
+            c.state = "alerting"
+            c.offer_deadline = deadline
+        self._out.append(
+            Offer(
+                at=self._now,
+                conversation_id=c.conversation_id,
+                agent_id=a.agent_id,
+                queue_id=c.queue_id,
+                deadline=deadline,
+                rule=rule,
+                preferred=preferred,
+                declined_before=declined_before,
+                auto_answered=queue.auto_answer,
+            )
+        )
+        self._dirty_convs.discard(c.conversation_id)
+        self._schedule(c)
+
+    def _missed(self, c: ConversationRecord) -> None:
+        """Declined or timed out: the agent stops getting work, the conversation moves on."""
+        assert c.agent_id is not None
+        a = self._agents[c.agent_id]
+        a.not_responding = True
+        self._release(c)
+        c.offer_deadline = None
+        if c.offer_direct:
+            self._out.append(FellBackToQueue(self._now, c.conversation_id, c.queue_id, a.agent_id))
+            self._reset_routing(c)
+            self._enter_queue(c)
+            return
+        c.declined_by[a.agent_id] = None
+        c.state = "queued"
+        self._place(c)
+        self._schedule(c)
+
+    def _park_return(self, c: ConversationRecord, cause: Literal["reply", "timeout"]) -> None:
+        assert c.agent_id is not None
+        a = self._agents[c.agent_id]
+        self._unpark_slot(c)
+        c.park_until = None
+        if a.free > 0:
+            self._out.append(ParkReturned(self._now, c.conversation_id, a.agent_id, cause, False))
+            self._offer(c, a, "park_return", direct=True)
+            return
+        self._out.append(ParkReturned(self._now, c.conversation_id, a.agent_id, cause, True))
+        self._reset_routing(c)
+        # The agent is unavailable now; last-agent routing may still bring it back.
+        c.last_agent_id = a.agent_id
+        c.last_agent_at = self._now
+        self._enter_queue(c)
+
+    def _answered(self, c: ConversationRecord) -> None:
+        if c.sl_pending:
+            c.sl_pending = False
+            self._stats[c.queue_id].record_answered(self._now - c.enqueued_at)
+
+    def _release(self, c: ConversationRecord, *, keep_agent: bool = False) -> None:
+        """The agent lets go of this conversation's capacity."""
+        if c.agent_id is None:
+            return
+        a = self._agents[c.agent_id]
+        if c.conversation_id in a.load:
+            del a.load[c.conversation_id]
+            a.idle_since = self._now
+            self._agent_changed(a)
+        if not keep_agent:
+            c.agent_id = None
+
+    def _unpark_slot(self, c: ConversationRecord) -> None:
+        if c.agent_id is not None:
+            self._agents[c.agent_id].parked.pop(c.conversation_id, None)
+
+    def _close(self, c: ConversationRecord) -> None:
+        c.state = "closed"
+        self._timers.clear(c.conversation_id)
+        self._dirty_convs.discard(c.conversation_id)
+        del self._convs[c.conversation_id]
+
+    # ------------------------------------------------------- index upkeep
+
+    def _agent_changed(self, a: AgentState) -> None:
+        self._free.update(a.agent_id, a.free, a.idle_since, a.queues)
+        self._dirty_agents.add(a.agent_id)
+        self._touched.add(a.agent_id)
+
+    def _profile(self, c: ConversationRecord) -> Profile:
+        return active_profile(self._queues[c.queue_id], c.skills, c.language, c.ring)
+
+    def _place(self, c: ConversationRecord) -> None:
+        queue = self._queues[c.queue_id]
+        key = conversation_key(queue, c.priority, c.enqueued_at, c.deadline, c.conversation_id)
+        last = c.last_agent_id if self._last_agent_window_open(c) else None
+        placement = Placement(
+            c.queue_id,
+            key,
+            self._profile(c),
+            c.preferred_agents if c.preferred_open else (),
+            last,
+        )
+        self._waiting.add(c.conversation_id, placement)
+        self._queued[c.queue_id][c.conversation_id] = None
+        self._dirty_convs.add(c.conversation_id)
+
+    def _unplace(self, c: ConversationRecord) -> None:
+        self._waiting.remove(c.conversation_id)
+        self._queued[c.queue_id].pop(c.conversation_id, None)
+
+    def _schedule(self, c: ConversationRecord) -> None:
+        due: float | None = None
+        if c.state == "queued":
+            candidates = [ring_expiry(self._queues[c.queue_id], c.enqueued_at, c.ring)]
+            if c.preferred_open:
+                candidates.append(c.preferred_until)
+            times = [t for t in candidates if t is not None]
+            due = min(times) if times else None
+        elif c.state == "alerting":
+            due = c.offer_deadline
+        elif c.state == "wrapup":
+            due = c.wrapup_deadline
+        elif c.state == "parked":
+            due = c.park_until
+        self._timers.set(c.conversation_id, due)
+
+    def _announce_statuses(self) -> None:
+        for agent_id in sorted(self._touched):
+            a = self._agents[agent_id]
+            new = a.derived_status()
+            if new != a.status:
+                self._out.append(RoutingStatusChanged(self._now, agent_id, a.status, new))
+                a.status = new
+        self._touched.clear()
+
+    # --------------------------------------------------------------- matching
+
+    def _dispatch(self) -> None:
+        while True:
+            match = self._next_match()
+            if match is None:
+                break
+            self._offer(
+                match.conversation,
+                match.agent,
+                match.rule,
+                preferred=match.preferred,
+                declined_before=match.declined_before,
+            )
+        self._dirty_convs.clear()
+        self._dirty_agents.clear()
+
+    def _next_match(self) -> Match | None:
+        heads: dict[str, ConversationRecord] = {}
+
+        def consider(c: ConversationRecord) -> None:
+            best = heads.get(c.queue_id)
+            if best is None or self._key(c) < self._key(best):
+                heads[c.queue_id] = c
+
+        for conversation_id in sorted(self._dirty_convs):
+            c = self._convs.get(conversation_id)
+            if c is not None and c.state == "queued" and self._has_eligible_agent(c):
+                consider(c)
+            else:
+                # Later offers in this round only take capacity away: it stays unmatched.
+                self._dirty_convs.discard(conversation_id)
+        for agent_id in sorted(self._dirty_agents):
+            a = self._agents[agent_id]
+            found = self._heads_for_agent(a) if a.free > 0 else []
+            if not found:
+                self._dirty_agents.discard(agent_id)
+            for c in found:
+                consider(c)
+        if not heads:
+            return None
+        winner = min(
+            heads.values(),
+            key=lambda c: cross_queue_key(c.priority, c.enqueued_at, c.queue_id, c.conversation_id),
+        )
+        return self._choose_agent(winner)
+
+    def _key(self, c: ConversationRecord) -> tuple[float, float, str]:
+        return self._waiting.placement(c.conversation_id).key
+
+    def _last_agent_window_open(self, c: ConversationRecord) -> bool:
+        queue = self._queues[c.queue_id]
+        return (
+            queue.last_agent_routing_mode != "disabled"
+            and c.last_agent_id is not None
+            and c.last_agent_at is not None
+            and self._now - c.last_agent_at <= queue.last_agent_window_s
+        )
+
+    def _last_agent_ok(self, c: ConversationRecord) -> AgentState | None:
+        if not self._last_agent_window_open(c):
+            return None
+        assert c.last_agent_id is not None
+        a = self._agents.get(c.last_agent_id)
+        if a is None or a.free <= 0 or a.agent_id in c.declined_by:
+            return None
+        mode = self._queues[c.queue_id].last_agent_routing_mode
+        if mode == "queue_members_only" and c.queue_id not in a.queues:
+            return None
+        return a
+
+    def _eligible_by_profile(self, a: AgentState, c: ConversationRecord, profile: Profile) -> bool:
+        return a.free > 0 and c.queue_id in a.queues and satisfies(a.skills, a.languages, profile)
+
+    def _has_eligible_agent(self, c: ConversationRecord) -> bool:
+        if self._last_agent_ok(c) is not None:
+            return True
+        profile = self._waiting.placement(c.conversation_id).profile
+        if c.preferred_open:
+            return any(
+                p in self._agents and self._eligible_by_profile(self._agents[p], c, profile)
+                for p in c.preferred_agents
+            )
+        for _, _, agent_id in self._free.in_queue(c.queue_id):
+            a = self._agents[agent_id]
+            if satisfies(a.skills, a.languages, profile):
+                return True
+        return False
+
+    def _heads_for_agent(self, a: AgentState) -> list[ConversationRecord]:
+        """Per queue, the first waiting conversation this free agent is eligible for."""
+        best: dict[str, tuple[float, float, str]] = {}
+
+        def offer_key(queue_id: str, key: tuple[float, float, str]) -> None:
+            if queue_id not in best or key < best[queue_id]:
+                best[queue_id] = key
+
+        for queue_id in sorted(a.queues):
+            if queue_id not in self._queues:
+                continue
+            for profile, key in self._waiting.bucket_heads(queue_id):
+                if satisfies(a.skills, a.languages, profile):
+                    offer_key(queue_id, key)
+            for key in self._waiting.preferring(a.agent_id, queue_id):
+                profile = self._waiting.placement(key[2]).profile
+                if satisfies(a.skills, a.languages, profile):
+                    offer_key(queue_id, key)
+                    break
+        for queue_id in self._waiting.last_agent_queues(a.agent_id):
+            mode = self._queues[queue_id].last_agent_routing_mode
+            for key in self._waiting.naming_last_agent(a.agent_id, queue_id):
+                c = self._convs[key[2]]
+                if not self._last_agent_window_open(c):
+                    # The window only closes with time, never reopens: drop the entry.
+                    self._waiting.forget_last_agent(
+                        c.conversation_id, self._waiting.placement(c.conversation_id)
+                    )
+                    continue
+                if a.agent_id in c.declined_by:
+                    continue
+                if mode == "queue_members_only" and queue_id not in a.queues:
+                    break
+                offer_key(queue_id, key)
+                break
+        return [self._convs[key[2]] for _, key in sorted(best.items())]
+
+    def _choose_agent(self, c: ConversationRecord) -> Match:
+        last = self._last_agent_ok(c)
+        if last is not None:
+            return Match(c, last, "last_agent", False, False)
+        queue = self._queues[c.queue_id]
+        profile = self._waiting.placement(c.conversation_id).profile
+        fresh: list[tuple[AgentKey, AgentState]] = []
+        declined: list[tuple[AgentKey, AgentState]] = []
+
+        def take(a: AgentState) -> None:
+            key = agent_key(queue, a.free, a.idle_since, a.agent_id, a.skills, c.skills)
+            (declined if a.agent_id in c.declined_by else fresh).append((key, a))
+
+        if c.preferred_open:
+            for agent_id in c.preferred_agents:
+                a = self._agents.get(agent_id)
+                if a is not None and self._eligible_by_profile(a, c, profile):
+                    take(a)
+        else:
+            # Free-agent order equals the key order unless skill scores come first.
+            stop_early = queue.evaluation != "best_skills"
+            for _, _, agent_id in self._free.in_queue(c.queue_id):
+                a = self._agents[agent_id]
+                if satisfies(a.skills, a.languages, profile):
+                    take(a)
+                    if stop_early and len(fresh) >= 2:
+                        break
+        pool = fresh or declined
+        pool.sort(key=lambda item: item[0])
+        winner_key, winner = pool[0]
+        runner_up = pool[1][0] if len(pool) > 1 else None
+        return Match(
+            c,
+            winner,
+            deciding_rule(winner_key, runner_up),
+            c.preferred_open,
+            not fresh,
+        )
+
+    # ---------------------------------------------------------------- helpers
+
+    def _agent_or_reject(self, agent_id: str) -> AgentState:
+        a = self._agents.get(agent_id)
+        if a is None:
+            raise _Reject(f"unknown agent {agent_id!r}")
+        return a
+
+    def _queue_or_reject(self, queue_id: str) -> QueueConfig:
+        queue = self._queues.get(queue_id)
+        if queue is None:
+            raise _Reject(f"unknown queue {queue_id!r}")
+        return queue
+
+    def _conv_or_reject(self, conversation_id: str) -> ConversationRecord:
+        c = self._convs.get(conversation_id)
+        if c is None:
+            raise _Reject(f"unknown or closed conversation {conversation_id!r}")
+        return c
+
+    def _alerting_or_reject(self, conversation_id: str, agent_id: str) -> ConversationRecord:
+        c = self._conv_or_reject(conversation_id)
+        if c.state != "alerting" or c.agent_id != agent_id:
+            raise _Reject(f"conversation is not alerting agent {agent_id!r}")
+        return c
+
+    def _conversation_view(self, c: ConversationRecord) -> ConversationView:
+        return ConversationView(
+            conversation_id=c.conversation_id,
+            queue_id=c.queue_id,
+            state=c.state,
+            priority=c.priority,
+            skills=c.skills,
+            language=c.language,
+            enqueued_at=c.enqueued_at,
+            deadline=c.deadline,
+            ring=c.ring,
+            profile=self._profile(c),
+            preferred_agents=c.preferred_agents,
+            preferred_open=c.preferred_open,
+            preferred_until=c.preferred_until,
+            last_agent_id=c.last_agent_id,
+            last_agent_at=c.last_agent_at,
+            declined_by=tuple(c.declined_by),
+            agent_id=c.agent_id,
+            offer_deadline=c.offer_deadline,
+            offer_direct=c.offer_direct,
+            offer_rule=c.offer_rule,
+            wrapup_deadline=c.wrapup_deadline,
+            park_until=c.park_until,
+        )
+
+
+def _agent_view(a: AgentState) -> AgentView:
+    return AgentView(
+        agent_id=a.agent_id,
+        presence=a.presence,
+        status=a.derived_status(),
+        not_responding=a.not_responding,
+        capacity=a.capacity,
+        free=a.free,
+        load=tuple(a.load),
+        parked=tuple(a.parked),
+        idle_since=a.idle_since,
+        queues=frozenset(a.queues),
+        skills=tuple(sorted(a.skills.items())),
+        languages=a.languages,
+        max_parked=a.max_parked,
+    )

@@ -1,0 +1,427 @@
+"""Routing vocabulary: settings, events in, decisions out.
+
+Frozen dataclasses and literal types only. Validation of settings lives here
+(bad settings fail at construction with a message that says what to fix);
+no routing logic, no clock, no I/O.
+
+Time is a float of seconds on any monotonic-enough scale the caller chooses
+(the service uses Unix time); every event carries it as `now`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Presence = Literal[
+    "available", "away", "break", "meal", "meeting", "training", "busy", "offline", "on_queue"
+]
+PRESENCES: tuple[Presence, ...] = (
+    "available",
+    "away",
+    "break",
+    "meal",
+    "meeting",
+    "training",
+    "busy",
+    "offline",
+    "on_queue",
+)
+RoutingStatus = Literal["off_queue", "idle", "interacting", "not_responding"]
+Evaluation = Literal["all_skills", "best_skills", "any_agent"]
+ScoringMethod = Literal["timestamp_and_priority", "priority_only", "deadline"]
+WrapupPrompt = Literal["mandatory", "mandatory_timeout", "optional"]
+LastAgentRoutingMode = Literal["disabled", "queue_members_only", "any_agent"]
+ConversationState = Literal["queued", "alerting", "connected", "wrapup", "parked", "closed"]
+
+MAX_RINGS = 5
+PRIORITY_SECONDS = 60.0  # one priority point is worth this much waiting time
+WRAPUP_TIMEOUT_CODE = "wrapup-timeout"
+
+
+class RoutingConfigError(ValueError):
+    """A queue or agent setting is out of range; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class SkillRequirement:
+    name: str
+    min_proficiency: float = 0.0  # 0.0–5.0; the agent must have the skill at or above this
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_proficiency <= 5.0:
+            raise RoutingConfigError(
+                f"skill {self.name!r}: min_proficiency must be 0.0–5.0, got {self.min_proficiency}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """One bullseye ring: how long a conversation stays in it, what it drops on leaving."""
+
+    expansion_timeout_s: float
+    skills_to_remove: frozenset[str] = frozenset()
+    remove_language: bool = False
+
+    def __post_init__(self) -> None:
+        if self.expansion_timeout_s <= 0:
+            raise RoutingConfigError("ring expansion_timeout_s must be greater than 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLevel:
+    """Target: `percent` % of conversations accepted within `seconds` of entering the queue."""
+
+    percent: float = 80.0
+    seconds: float = 86_400.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.percent <= 100.0:
+            raise RoutingConfigError("service_level.percent must be in (0, 100]")
+        if self.seconds <= 0:
+            raise RoutingConfigError("service_level.seconds must be greater than 0")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    queue_id: str
+    alert_timeout_s: float = 60.0
+    evaluation: Evaluation = "all_skills"
+    scoring_method: ScoringMethod = "timestamp_and_priority"
+    service_level: ServiceLevel = field(default_factory=ServiceLevel)
+    rings: tuple[Ring, ...] = ()  # empty: no bullseye, requirements never widen
+    wrapup_prompt: WrapupPrompt = "optional"
+    wrapup_timeout_s: float = 60.0  # used by mandatory_timeout
+    auto_answer: bool = False
+    last_agent_routing_mode: LastAgentRoutingMode = "disabled"
+    last_agent_window_s: float = 72 * 3600.0
+    park_timeout_s: float = 24 * 3600.0  # used when a park request names no time
+
+    def __post_init__(self) -> None:
+        if not 7.0 <= self.alert_timeout_s <= 3600.0:
+            raise RoutingConfigError(
+                f"queue {self.queue_id!r}: alert_timeout_s must be 7–3600 s, "
+                f"got {self.alert_timeout_s}"
+            )
+        if len(self.rings) > MAX_RINGS:
+            raise RoutingConfigError(
+                f"queue {self.queue_id!r}: at most {MAX_RINGS} bullseye rings (plus the final one)"
+            )
+        if self.wrapup_timeout_s <= 0 or self.park_timeout_s <= 0:
+            raise RoutingConfigError(
+                f"queue {self.queue_id!r}: wrapup_timeout_s and park_timeout_s must be > 0"
+            )
+        if self.last_agent_window_s < 0:
+            raise RoutingConfigError(f"queue {self.queue_id!r}: last_agent_window_s must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    agent_id: str
+    queues: frozenset[str] = frozenset()
+    skills: tuple[tuple[str, float], ...] = ()  # (name, proficiency 0.0–5.0)
+    languages: frozenset[str] = frozenset()
+    capacity: int = 1  # email conversations at once, 1–25
+    max_parked: int = 10
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.capacity <= 25:
+            raise RoutingConfigError(
+                f"agent {self.agent_id!r}: email capacity must be 1–25, got {self.capacity}"
+            )
+        for name, level in self.skills:
+            if not 0.0 <= level <= 5.0:
+                raise RoutingConfigError(
+                    f"agent {self.agent_id!r}: skill {name!r} proficiency must be 0.0–5.0"
+                )
+        if self.max_parked < 0:
+            raise RoutingConfigError(f"agent {self.agent_id!r}: max_parked must be >= 0")
+
+
+# ---------------------------------------------------------------- events in
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfigured:
+    now: float
+    queue: QueueConfig
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfigured:
+    """Adds an agent or replaces its skills, languages, capacity and memberships."""
+
+    now: float
+    agent: AgentConfig
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPresenceChanged:
+    now: float
+    agent_id: str
+    presence: Presence  # on_queue also clears not_responding
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCapacityChanged:
+    now: float
+    agent_id: str
+    capacity: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.capacity <= 25:
+            raise RoutingConfigError("email capacity must be 1–25")
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChanged:
+    now: float
+    agent_id: str
+    queue_id: str
+    member: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    now: float
+    conversation_id: str
+    queue_id: str
+    priority: int = 0
+    skills: tuple[SkillRequirement, ...] = ()
+    language: str | None = None
+    preferred_agents: tuple[str, ...] = ()
+    preferred_window_s: float = 0.0  # only preferred agents are offered it during this window
+    last_agent_id: str | None = None  # who last handled the thread
+    last_agent_at: float | None = None  # when they last handled it
+    deadline: float | None = None  # service-level deadline; default enqueue + queue threshold
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """Transfer to a queue: the enqueue time restarts, earlier declines are forgotten."""
+
+    now: float
+    conversation_id: str
+    queue_id: str
+    priority: int | None = None  # None keeps the current value
+    skills: tuple[SkillRequirement, ...] | None = None
+    language: str | None = None
+    keep_language: bool = True  # when language is None: keep (True) or clear (False)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferredToAgent:
+    """Direct offer to one agent; falls back to the queue if not accepted in time."""
+
+    now: float
+    conversation_id: str
+    agent_id: str
+    queue_id: str | None = None  # fallback queue; None keeps the conversation's queue
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAccepted:
+    now: float
+    conversation_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferDeclined:
+    now: float
+    conversation_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferTimedOut:
+    """Sent by the caller when it noticed a missed offer; `Tick` finds them too."""
+
+    now: float
+    conversation_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEnded:
+    """The agent finished (or a rule/supervisor discarded a waiting conversation)."""
+
+    now: float
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WrapupCompleted:
+    now: float
+    conversation_id: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    now: float
+    conversation_id: str
+    until: float | None = None  # None: now + the queue's park_timeout_s
+
+
+@dataclass(frozen=True, slots=True)
+class Unparked:
+    """The customer replied to a parked conversation (or the agent resumed it)."""
+
+    now: float
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now: float
+
+
+Event = (
+    QueueConfigured
+    | AgentConfigured
+    | AgentPresenceChanged
+    | AgentCapacityChanged
+    | MembershipChanged
+    | Enqueued
+    | Requeued
+    | TransferredToAgent
+    | OfferAccepted
+    | OfferDeclined
+    | OfferTimedOut
+    | ConversationEnded
+    | WrapupCompleted
+    | Parked
+    | Unparked
+    | Tick
+)
+
+# ------------------------------------------------------------- decisions out
+
+OfferRule = Literal[
+    "last_agent",
+    "only_eligible_agent",
+    "more_free_capacity",
+    "best_skills",
+    "longest_idle",
+    "agent_id_tiebreak",
+    "direct_transfer",
+    "park_return",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Alert `agent_id` with the conversation until `deadline` (connected at once if auto)."""
+
+    at: float
+    conversation_id: str
+    agent_id: str
+    queue_id: str
+    deadline: float
+    rule: OfferRule
+    preferred: bool = False  # chosen among the preferred agents during their window
+    declined_before: bool = False  # only agents who had declined or missed it were left
+    auto_answered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OfferExpired:
+    """A `Tick` found the offer past its deadline: treated as a time-out."""
+
+    at: float
+    conversation_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferWithdrawn:
+    at: float
+    conversation_id: str
+    agent_id: str
+    reason: Literal["conversation_ended", "transferred"]
+
+
+@dataclass(frozen=True, slots=True)
+class FellBackToQueue:
+    """A direct offer (transfer or park return) was not accepted; the conversation is queued."""
+
+    at: float
+    conversation_id: str
+    queue_id: str
+    agent_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RingExpanded:
+    at: float
+    conversation_id: str
+    queue_id: str
+    ring: int  # 0-based; == len(rings) is the final ring (any queue member)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingStatusChanged:
+    at: float
+    agent_id: str
+    old: RoutingStatus
+    new: RoutingStatus
+
+
+@dataclass(frozen=True, slots=True)
+class WrapupRequired:
+    at: float
+    conversation_id: str
+    agent_id: str
+    prompt: WrapupPrompt
+    deadline: float | None  # set for mandatory_timeout
+
+
+@dataclass(frozen=True, slots=True)
+class WrapupTimedOut:
+    at: float
+    conversation_id: str
+    agent_id: str
+    code: str = WRAPUP_TIMEOUT_CODE
+
+
+@dataclass(frozen=True, slots=True)
+class ParkReturned:
+    at: float
+    conversation_id: str
+    agent_id: str
+    cause: Literal["reply", "timeout"]
+    to_queue: bool  # True when the agent could not take it back
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The event did not fit the current state; nothing changed."""
+
+    at: float
+    event: str
+    reason: str
+    conversation_id: str | None = None
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NextWakeup:
+    """Call `Tick` at `at` (None: no timer pending). Emitted whenever it changes."""
+
+    at: float | None
+
+
+Decision = (
+    Offer
+    | OfferExpired
+    | OfferWithdrawn
+    | FellBackToQueue
+    | RingExpanded
+    | RoutingStatusChanged
+    | WrapupRequired
+    | WrapupTimedOut
+    | ParkReturned
+    | Rejected
+    | NextWakeup
+)

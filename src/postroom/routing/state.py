@@ -1,0 +1,101 @@
+"""The engine's mutable records of agents and conversations.
+
+Plain data with derived properties; the engine is the only writer. No rules
+beyond "what is free capacity" and "what is the routing status" live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from postroom.routing.model import (
+    AgentConfig,
+    ConversationState,
+    OfferRule,
+    Presence,
+    RoutingStatus,
+    SkillRequirement,
+)
+
+
+@dataclass(slots=True, eq=False)
+class AgentState:
+    agent_id: str
+    skills: dict[str, float]
+    languages: frozenset[str]
+    queues: set[str]
+    capacity: int
+    max_parked: int
+    presence: Presence = "offline"
+    not_responding: bool = False
+    # Idle since: the last time the agent went on queue (or back from
+    # not_responding) or let go of a piece of work (ended, wrapped up, parked,
+    # transferred, withdrawn). Receiving work does not move it.
+    idle_since: float = 0.0
+    load: dict[str, None] = field(default_factory=dict)  # alerting, connected, held wrap-up
+    parked: dict[str, None] = field(default_factory=dict)
+    status: RoutingStatus = "off_queue"  # last status announced
+
+    @classmethod
+    def from_config(cls, config: AgentConfig, now: float) -> AgentState:
+        return cls(
+            agent_id=config.agent_id,
+            skills=dict(config.skills),
+            languages=config.languages,
+            queues=set(config.queues),
+            capacity=config.capacity,
+            max_parked=config.max_parked,
+            idle_since=now,
+        )
+
+    def apply(self, config: AgentConfig) -> None:
+        self.skills = dict(config.skills)
+        self.languages = config.languages
+        self.queues = set(config.queues)
+        self.capacity = config.capacity
+        self.max_parked = config.max_parked
+
+    @property
+    def routable(self) -> bool:
+        return self.presence == "on_queue" and not self.not_responding
+
+    @property
+    def free(self) -> int:
+        """Free email capacity for routing (0 when the agent takes no routed work)."""
+        if not self.routable:
+            return 0
+        return max(0, self.capacity - len(self.load))
+
+    def derived_status(self) -> RoutingStatus:
+        if self.presence != "on_queue":
+            return "off_queue"
+        if self.not_responding:
+            return "not_responding"
+        return "interacting" if self.load else "idle"
+
+
+@dataclass(slots=True, eq=False)
+class ConversationRecord:
+    conversation_id: str
+    queue_id: str
+    priority: int
+    skills: tuple[SkillRequirement, ...]
+    language: str | None
+    enqueued_at: float
+    deadline: float
+    explicit_deadline: float | None = None
+    preferred_agents: tuple[str, ...] = ()
+    preferred_until: float = 0.0
+    preferred_open: bool = False  # closed by the timer at preferred_until, never by reading now
+    last_agent_id: str | None = None
+    last_agent_at: float | None = None
+    state: ConversationState = "queued"
+    ring: int = 0
+    declined_by: dict[str, None] = field(default_factory=dict)
+    agent_id: str | None = None  # alerting, connected, wrap-up or parked with
+    offer_deadline: float | None = None
+    offer_direct: bool = False  # a transfer or park return: falls back to the queue
+    offer_rule: OfferRule | None = None
+    wrapup_deadline: float | None = None
+    park_until: float | None = None
+    sl_pending: bool = True  # entered the queue and not yet accepted
