@@ -94,6 +94,8 @@ def type_for_filename(filename: str) -> str:
 def _clean_char(ch: str) -> str:
     if ch in _FORBIDDEN:
         return "_"
+    if ch in "\t\r\n":
+        return " "  # folded or tab-separated names: keep the word break
     # Cc: control characters (NUL, CR, LF, ESC...). Cf: format characters such as
     # U+202E RIGHT-TO-LEFT OVERRIDE, used to disguise "gpj.exe" as "exe.jpg".
     # Zl/Zp: line/paragraph separators that break headers and logs.

@@ -73,7 +73,7 @@ def _is_header_block(lines: list[str], start: int) -> bool:
     seen_sent = False
     for line in lines[start + 1 : start + 6]:
         if not line.strip():
-            continue
+            break  # the header block ends at the first empty line
         if not _HEADER_LINE.match(line):
             return False
         if _SENT_LINE.match(line):
