@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime
 from datetime import UTC, datetime
 from itertools import count
@@ -42,4 +43,4 @@ def make_email(
         name, data, ctype = attachment
         maintype, subtype = ctype.split("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return msg.as_bytes()
+    return msg.as_bytes(policy=SMTP)
