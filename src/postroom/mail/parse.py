@@ -38,7 +38,7 @@ CidUrl = Callable[[str], str]
 
 # Limits against hostile nesting (zip-bomb-like MIME trees). Beyond them the rest is
 # kept as an opaque attachment and a defect is recorded.
-MAX_DEPTH = 20
+MAX_DEPTH = 30  # multipart levels plus attached-message levels, counted together
 MAX_PARTS = 1000
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -396,7 +396,7 @@ def _split_multipart(body: bytes, boundary: str, defects: list[str]) -> list[byt
     return parts
 
 
-def _walk(part: _Part, state: _State, in_alternative: bool = False) -> None:
+def _walk(part: _Part, state: _State, in_alternative: bool = False, level: int = 0) -> None:
     state.parts_seen += 1
     if state.parts_seen > MAX_PARTS:
         if state.parts_seen == MAX_PARTS + 1:
@@ -404,6 +404,10 @@ def _walk(part: _Part, state: _State, in_alternative: bool = False) -> None:
         return
     ctype = part.content_type
     maintype = ctype.split("/", 1)[0]
+    if maintype == "multipart" and state.depth + level >= MAX_DEPTH:
+        state.defects.append("MIME parts nested too deep; the rest kept as one attachment")
+        state.pending.append((part, part.body, "application/octet-stream"))
+        return
     if maintype == "multipart":
         boundary = part.param("boundary")
         if not boundary:
@@ -421,7 +425,7 @@ def _walk(part: _Part, state: _State, in_alternative: bool = False) -> None:
         for child_raw in bodies:
             headers, child_body = _split_head(child_raw, state.defects)
             child = _Part(headers, child_body, default)
-            _walk(child, state, in_alternative or ctype == "multipart/alternative")
+            _walk(child, state, in_alternative or ctype == "multipart/alternative", level + 1)
         return
     _leaf(part, state, in_alternative, ctype)
 
@@ -479,6 +483,11 @@ def _attachments(state: _State, cids: set[str]) -> list[Attachment]:
                 state.defects.append("attached messages nested too deep; kept unparsed")
             else:
                 nested = _parse(data, state.cid_url, state.depth + 1)
+                # Surface the attached message's problems at the top as well.
+                prefix = "in attached message: "
+                state.defects.extend(
+                    d if d.startswith(prefix) else prefix + d for d in nested.defects
+                )
                 if not filename and nested.subject:
                     filename = nested.subject + ".eml"
         elif ctype in _TNEF_TYPES or (filename or "").lower() == "winmail.dat":
@@ -540,9 +549,7 @@ def _unpack_tnef(data: bytes, defects: list[str], offset: int) -> list[Attachmen
             name_str = name if isinstance(name, str) else None
             ctype = type_for_filename(name_str or "")
             unpacked.append(
-                _make_attachment(
-                    payload, ctype, name_str, None, False, offset + len(unpacked) + 1
-                )
+                _make_attachment(payload, ctype, name_str, None, False, offset + len(unpacked) + 1)
             )
     except Exception as exc:
         defects.append(f"winmail.dat (TNEF) could not be unpacked: {type(exc).__name__}")

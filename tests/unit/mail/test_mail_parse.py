@@ -324,3 +324,22 @@ def test_empty_and_garbage_input_never_raise() -> None:
 def test_decode_bytes_rejects_non_text_codecs() -> None:
     # "base64" is a codec name too, but bytes->bytes: must not be used as a charset.
     assert decode_bytes(b"aGk=", "base64") == "aGk="
+
+
+def test_deep_nesting_is_cut_with_a_defect_not_a_crash() -> None:
+    body = "x\n"
+    for level in range(300):
+        body = (
+            f'Content-Type: multipart/mixed; boundary="b{level}"\n\n'
+            f"--b{level}\n{body}\n--b{level}--\n"
+        )
+    nested_messages = "Subject: leaf\n\nleaf\n"
+    for _ in range(300):
+        nested_messages = "Content-Type: message/rfc822\n\n" + nested_messages
+    for raw in (
+        msg("Subject: deep\n" + body.split("\n\n", 1)[0], body.split("\n\n", 1)[1]),
+        nested_messages.encode(),
+    ):
+        parsed = parse_message(raw)
+        assert not any(d.startswith("parser failure") for d in parsed.defects)
+        assert any("too deep" in d for d in parsed.defects)
