@@ -9,10 +9,13 @@ import signal
 
 import uvicorn
 
+from postroom.ingest.imap import ImapMailbox, ImapPoller
 from postroom.ingest.pipeline import PipelineWorker
+from postroom.ingest.spool import Spool
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.runtime.settings import Settings
-from postroom.runtime.wiring import build
+from postroom.runtime.wiring import Components, build
+from postroom.store.intake_repo import SqlCursorStore
 from postroom.web.app import create_app
 
 log = logging.getLogger("postroom.serve")
@@ -74,13 +77,43 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             await smtp_server.wait_closed()
         if http_server is not None:
             http_server.should_exit = True
-        for task in tasks:
-            if task.get_name().startswith("imap"):
-                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         worker.stop()
         comps.close()
 
 
-def _imap_tasks(settings: Settings, spool: object, comps: object, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    return []
+def imap_mailboxes(settings: Settings) -> list[ImapMailbox]:
+    """One poller per route that names an IMAP mailbox; the route address is its key."""
+    boxes = []
+    for route in settings.routes:
+        src = route.imap
+        if src is None:
+            continue
+        boxes.append(
+            ImapMailbox(
+                key=route.address.replace(":", "_"),
+                host=src.host,
+                port=src.port,
+                tls=src.tls,
+                user=src.user,
+                password=src.password,
+                folder=src.folder,
+                after_import=src.after_import,
+                move_to=src.move_to,
+                poll_interval_s=src.poll_interval_s,
+                idle=src.idle,
+            )
+        )
+    return boxes
+
+
+def _imap_tasks(
+    settings: Settings, spool: Spool, comps: Components, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    cursors = SqlCursorStore(comps.engine)
+    tasks = []
+    for box in imap_mailboxes(settings):
+        poller = ImapPoller(box, spool, cursors)
+        tasks.append(asyncio.create_task(poller.run(stop), name=f"imap-{box.key}"))
+        print(f"IMAP: polling {box.user}@{box.host}:{box.port}/{box.folder}", flush=True)
+    return tasks
