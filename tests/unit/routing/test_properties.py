@@ -1,0 +1,302 @@
+"""Random event streams: invariants hold, the indexed engine equals the reference, replays agree."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from postroom.routing.engine import Engine
+from postroom.routing.model import (
+    AgentCapacityChanged,
+    AgentConfig,
+    AgentConfigured,
+    AgentPresenceChanged,
+    ConversationEnded,
+    Decision,
+    Enqueued,
+    Event,
+    MembershipChanged,
+    Offer,
+    OfferAccepted,
+    OfferDeclined,
+    OfferTimedOut,
+    Parked,
+    QueueConfig,
+    QueueConfigured,
+    Requeued,
+    Ring,
+    SkillRequirement,
+    Tick,
+    TransferredToAgent,
+    Unparked,
+    WrapupCompleted,
+)
+from tests.unit.routing.reference import ReferenceEngine, unmatched_pairs
+
+AGENTS = ("a0", "a1", "a2", "a3")
+QUEUES = ("q0", "q1")
+CONVS = tuple(f"c{i}" for i in range(6))
+SKILLS = ("billing", "tech")
+LANGS = ("en", "de")
+
+agent_ids = st.sampled_from(AGENTS)
+queue_ids = st.sampled_from(QUEUES)
+conv_ids = st.sampled_from(CONVS)
+
+queue_configs = st.builds(
+    QueueConfig,
+    queue_id=queue_ids,
+    alert_timeout_s=st.sampled_from([7.0, 30.0, 60.0]),
+    evaluation=st.sampled_from(["all_skills", "best_skills", "any_agent"]),
+    scoring_method=st.sampled_from(["timestamp_and_priority", "priority_only", "deadline"]),
+    rings=st.sampled_from(
+        [
+            (),
+            (Ring(20.0, frozenset({"tech"})),),
+            (Ring(15.0, frozenset({"billing"}), remove_language=True), Ring(30.0)),
+        ]
+    ),
+    wrapup_prompt=st.sampled_from(["optional", "mandatory", "mandatory_timeout"]),
+    wrapup_timeout_s=st.sampled_from([10.0, 40.0]),
+    auto_answer=st.booleans(),
+    last_agent_routing_mode=st.sampled_from(["disabled", "queue_members_only", "any_agent"]),
+    last_agent_window_s=st.sampled_from([0.0, 50.0, 500.0]),
+    park_timeout_s=st.sampled_from([20.0, 100.0]),
+)
+
+agent_configs = st.builds(
+    AgentConfig,
+    agent_id=agent_ids,
+    queues=st.frozensets(queue_ids),
+    skills=st.dictionaries(
+        st.sampled_from(SKILLS), st.sampled_from([0.0, 1.0, 3.0, 5.0])
+    ).map(lambda d: tuple(sorted(d.items()))),
+    languages=st.frozensets(st.sampled_from(LANGS)),
+    capacity=st.integers(1, 3),
+    max_parked=st.integers(0, 2),
+)
+
+requirements = st.lists(
+    st.builds(SkillRequirement, st.sampled_from(SKILLS), st.sampled_from([0.0, 2.0, 4.0])),
+    max_size=2,
+).map(tuple) | st.just(())
+
+
+class RoutingMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine = Engine()
+        self.reference = ReferenceEngine()
+        self.now = 0.0
+        self.events: list[Event] = []
+        self.decisions: list[Decision] = []
+        self.last_offers: list[Offer] = []
+
+    def send(self, event: Event) -> None:
+        self.events.append(event)
+        got = self.engine.handle(event)
+        expected = self.reference.handle(event)
+        assert got == expected, f"indexed {got} != reference {expected} after {event}"
+        self.decisions.extend(got)
+        self.last_offers = [d for d in got if isinstance(d, Offer)]
+
+    def step(self, dt: float) -> float:
+        self.now += dt
+        return self.now
+
+    @initialize(
+        q0=queue_configs,
+        q1=queue_configs,
+        agents=st.lists(agent_configs, min_size=4, max_size=4),
+        on_queue=st.lists(st.integers(0, 3).map(bool), min_size=4, max_size=4),
+    )
+    def setup(
+        self, q0: QueueConfig, q1: QueueConfig, agents: list[AgentConfig], on_queue: list[bool]
+    ) -> None:
+        self.send(QueueConfigured(0.0, replace(q0, queue_id="q0")))
+        self.send(QueueConfigured(0.0, replace(q1, queue_id="q1")))
+        for agent_id, agent, present in zip(AGENTS, agents, on_queue, strict=True):
+            self.send(AgentConfigured(0.0, replace(agent, agent_id=agent_id)))
+            if present:
+                self.send(AgentPresenceChanged(0.0, agent_id, "on_queue"))
+
+    def live(self, index: int, *states: str) -> str:
+        """A conversation in one of `states` when there is one, else any id (may be unknown)."""
+        found = [c.conversation_id for c in self.engine.conversations() if c.state in states]
+        return found[index % len(found)] if found else CONVS[index % len(CONVS)]
+
+    @rule(config=queue_configs, dt=st.sampled_from([0.0, 1.0]))
+    def reconfigure_queue(self, config: QueueConfig, dt: float) -> None:
+        self.send(QueueConfigured(self.step(dt), config))
+
+    @rule(config=agent_configs, dt=st.sampled_from([0.0, 1.0]))
+    def configure_agent(self, config: AgentConfig, dt: float) -> None:
+        self.send(AgentConfigured(self.step(dt), config))
+
+    @rule(
+        agent=agent_ids,
+        presence=st.sampled_from(["on_queue", "on_queue", "on_queue", "away", "offline"]),
+        dt=st.sampled_from([0.0, 1.0, 5.0]),
+    )
+    def presence(self, agent: str, presence: str, dt: float) -> None:
+        self.send(AgentPresenceChanged(self.step(dt), agent, presence))  # type: ignore[arg-type]
+
+    @rule(agent=agent_ids, capacity=st.integers(1, 3))
+    def capacity(self, agent: str, capacity: int) -> None:
+        self.send(AgentCapacityChanged(self.step(1.0), agent, capacity))
+
+    @rule(agent=agent_ids, queue=queue_ids, member=st.booleans())
+    def membership(self, agent: str, queue: str, member: bool) -> None:
+        self.send(MembershipChanged(self.step(1.0), agent, queue, member))
+
+    @rule(
+        conv=conv_ids,
+        queue=queue_ids,
+        priority=st.integers(0, 3),
+        skills=requirements,
+        language=st.none() | st.sampled_from(LANGS),
+        preferred=st.lists(agent_ids, max_size=2).map(tuple),
+        window=st.sampled_from([0.0, 25.0]),
+        last=st.none() | agent_ids,
+        last_age=st.sampled_from([0.0, 100.0]),
+        deadline=st.none() | st.sampled_from([30.0, 300.0]),
+        dt=st.sampled_from([0.0, 1.0, 3.0]),
+    )
+    def enqueue(
+        self,
+        conv: str,
+        queue: str,
+        priority: int,
+        skills: tuple[SkillRequirement, ...],
+        language: str | None,
+        preferred: tuple[str, ...],
+        window: float,
+        last: str | None,
+        last_age: float,
+        deadline: float | None,
+        dt: float,
+    ) -> None:
+        now = self.step(dt)
+        self.send(
+            Enqueued(
+                now,
+                conv,
+                queue,
+                priority=priority,
+                skills=skills,
+                language=language,
+                preferred_agents=preferred,
+                preferred_window_s=window,
+                last_agent_id=last,
+                last_agent_at=None if last is None else now - last_age,
+                deadline=None if deadline is None else now + deadline,
+            )
+        )
+
+    # Arrivals drive everything else; give them more weight among the rules.
+    enqueue_more = enqueue
+    enqueue_again = enqueue
+
+    def _agent_of(self, conv: str, fallback: str) -> str:
+        view = self.engine.conversation(conv)
+        if view is not None and view.agent_id is not None:
+            return view.agent_id
+        return fallback
+
+    @rule(i=st.integers(0, 7), agent=agent_ids, dt=st.sampled_from([0.0, 2.0]))
+    def accept(self, i: int, agent: str, dt: float) -> None:
+        conv = self.live(i, "alerting")
+        self.send(OfferAccepted(self.step(dt), conv, self._agent_of(conv, agent)))
+
+    @rule(i=st.integers(0, 7), agent=agent_ids)
+    def decline(self, i: int, agent: str) -> None:
+        conv = self.live(i, "alerting")
+        self.send(OfferDeclined(self.step(1.0), conv, self._agent_of(conv, agent)))
+
+    @rule(i=st.integers(0, 7), agent=agent_ids)
+    def time_out(self, i: int, agent: str) -> None:
+        conv = self.live(i, "alerting")
+        self.send(OfferTimedOut(self.step(1.0), conv, self._agent_of(conv, agent)))
+
+    @rule(i=st.integers(0, 7), dt=st.sampled_from([0.0, 4.0]))
+    def end(self, i: int, dt: float) -> None:
+        conv = self.live(i, "connected", "connected", "queued", "alerting", "parked")
+        self.send(ConversationEnded(self.step(dt), conv))
+
+    @rule(i=st.integers(0, 7))
+    def wrap_up(self, i: int) -> None:
+        self.send(WrapupCompleted(self.step(1.0), self.live(i, "wrapup"), "resolved"))
+
+    @rule(i=st.integers(0, 7), until=st.none() | st.sampled_from([5.0, 50.0]))
+    def park(self, i: int, until: float | None) -> None:
+        now = self.step(1.0)
+        self.send(Parked(now, self.live(i, "connected"), None if until is None else now + until))
+
+    @rule(i=st.integers(0, 7))
+    def unpark(self, i: int) -> None:
+        self.send(Unparked(self.step(1.0), self.live(i, "parked")))
+
+    @rule(i=st.integers(0, 7), queue=queue_ids, priority=st.none() | st.integers(0, 3))
+    def requeue(self, i: int, queue: str, priority: int | None) -> None:
+        conv = self.live(i, "connected", "queued", "alerting", "parked")
+        self.send(Requeued(self.step(1.0), conv, queue, priority=priority))
+
+    @rule(i=st.integers(0, 7), agent=agent_ids, queue=st.none() | queue_ids)
+    def transfer_to_agent(self, i: int, agent: str, queue: str | None) -> None:
+        conv = self.live(i, "connected", "queued", "parked")
+        self.send(TransferredToAgent(self.step(1.0), conv, agent, queue))
+
+    @rule(dt=st.sampled_from([1.0, 10.0, 30.0, 100.0]))
+    def tick(self, dt: float) -> None:
+        self.send(Tick(self.step(dt)))
+
+    @precondition(lambda self: self.engine.next_wakeup() is not None)
+    @rule()
+    def tick_on_time(self) -> None:
+        wakeup = self.engine.next_wakeup()
+        assert wakeup is not None
+        self.now = max(self.now, wakeup)
+        self.send(Tick(self.now))
+
+    @invariant()
+    def offered_to_one_agent_at_a_time(self) -> None:
+        holders: dict[str, str] = {}
+        for agent in self.engine.agents():
+            for conv in agent.load:
+                assert conv not in holders, f"{conv} held by {holders.get(conv)} and {agent}"
+                holders[conv] = agent.agent_id
+        for conv in self.engine.conversations():
+            if conv.state in ("alerting", "connected"):
+                assert holders.get(conv.conversation_id) == conv.agent_id
+            if conv.state in ("queued", "parked", "closed"):
+                assert conv.conversation_id not in holders
+
+    @invariant()
+    def offers_respect_capacity(self) -> None:
+        for offer in self.last_offers:
+            agent = self.engine.agent(offer.agent_id)
+            assert agent is not None
+            assert len(agent.load) <= agent.capacity
+
+    @invariant()
+    def nothing_eligible_waits(self) -> None:
+        assert unmatched_pairs(self.engine) == []
+
+    def teardown(self) -> None:
+        replay = Engine()
+        replayed: list[Decision] = []
+        for event in self.events:
+            replayed.extend(replay.handle(event))
+        assert replayed == self.decisions
+
+
+RoutingMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestRoutingMachine = RoutingMachine.TestCase
