@@ -31,7 +31,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from postroom.mail.attachments import safe_filename, sniff_type, type_for_filename
 from postroom.mail.model import Address, Attachment, ParsedMessage
-from postroom.mail.quotes import html_to_text, strip_html_quotes, strip_quotes
+from postroom.mail.quotes import has_html_quotes, html_to_text, strip_html_quotes, strip_quotes
 from postroom.mail.sanitize import find_cids, sanitize_html
 
 CidUrl = Callable[[str], str]
@@ -592,7 +592,9 @@ def _parse(raw: bytes, cid_url: CidUrl | None, depth: int) -> ParsedMessage:
         reply_text = strip_quotes(text)
     elif html_raw is not None:
         text = html_to_text(html_raw)
-        reply_text = strip_html_quotes(html_raw)
+        reply_text = (
+            strip_html_quotes(html_raw) if has_html_quotes(html_raw) else strip_quotes(text)
+        )
     else:
         text = ""
         reply_text = ""

@@ -158,6 +158,20 @@ def _html_tree(html: str) -> HtmlElement | None:
             return None
 
 
+_HTML_QUOTE_MARKER = re.compile(
+    r"gmail_quote|<blockquote|divRplyFwdMsg|appendonsend|yahoo_quoted", re.IGNORECASE
+)
+
+
+def has_html_quotes(html: str) -> bool:
+    """Whether the HTML holds a quote container strip_html_quotes would remove.
+
+    HTML-to-text is the slow step (inscriptis, about 1 MB/s); callers that already
+    have the full text skip a second conversion when there is nothing to strip.
+    """
+    return _HTML_QUOTE_MARKER.search(html) is not None
+
+
 def strip_html_quotes(html: str) -> str:
     """Plain text of an HTML body with its quoted history removed."""
     root = _html_tree(html)
