@@ -19,15 +19,25 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BASE_CONFIG = {
     "queues": [{"name": "support"}, {"name": "billing"}, {"name": "vip"}],
     "routes": [
-        {"address": "support@example.com", "queue": "support", "reply_from": "support@example.com",
-         "auto_ack": "We got it: {reference}"},
+        {
+            "address": "support@example.com",
+            "queue": "support",
+            "reply_from": "support@example.com",
+            "auto_ack": "We got it: {reference}",
+        },
         {"address": "*@billing.example.com", "queue": "billing", "priority": 2},
     ],
     "rules": [
-        {"name": "vip customers", "when": [{"field": "sender", "op": "domain", "value": "vip.example"}],
-         "then": {"queue": "vip", "priority": 5, "tags": ["vip"]}},
-        {"name": "drop spam", "when": [{"field": "subject", "op": "contains", "value": "casino"}],
-         "then": {"discard": "spam subject"}},
+        {
+            "name": "vip customers",
+            "when": [{"field": "sender", "op": "domain", "value": "vip.example"}],
+            "then": {"queue": "vip", "priority": 5, "tags": ["vip"]},
+        },
+        {
+            "name": "drop spam",
+            "when": [{"field": "subject", "op": "contains", "value": "casino"}],
+            "then": {"discard": "spam subject"},
+        },
     ],
 }
 
@@ -53,7 +63,7 @@ def pg_admin_url() -> str:
         with eng.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         eng.dispose()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         service_missing(f"PostgreSQL not reachable at {url}: {type(exc).__name__}")
     return url
 

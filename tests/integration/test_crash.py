@@ -33,7 +33,8 @@ def free_port() -> int:
 def start(config: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "postroom.runtime.cli", "serve", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -49,7 +50,8 @@ def start(config: Path, port: int) -> subprocess.Popen[bytes]:
 def status(config: Path) -> dict[str, dict[str, int]]:
     out = subprocess.run(
         [sys.executable, "-m", "postroom.runtime.cli", "status", "--json", "--config", str(config)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
@@ -76,8 +78,11 @@ def test_kill_9_during_intake_loses_and_duplicates_nothing(tmp_path: Path) -> No
                     while not dead.is_set():
                         mid = f"k{n}.{j}@customer.example"
                         j += 1
-                        smtp.sendmail("alice@customer.example", ["support@example.com"],
-                                      make_email(message_id=f"<{mid}>", subject=f"crash {mid}"))
+                        smtp.sendmail(
+                            "alice@customer.example",
+                            ["support@example.com"],
+                            make_email(message_id=f"<{mid}>", subject=f"crash {mid}"),
+                        )
                         with lock:
                             accepted.append(mid)  # only once the server said 250
             except (OSError, smtplib.SMTPException):

@@ -23,13 +23,20 @@ def imap_settings(settings: Settings, server: Dovecot) -> Settings:
     route = Route(
         address="support@example.org",
         queue="support",
-        imap=ImapSource(host=server.host, port=server.port, tls="none",
-                        user="support@example.org", password="secret"),
+        imap=ImapSource(
+            host=server.host,
+            port=server.port,
+            tls="none",
+            user="support@example.org",
+            password="secret",
+        ),
     )
     return replace(settings, routes=(*settings.routes, route))
 
 
-def test_mail_from_imap_becomes_conversations_once(any_settings: Settings, dovecot: Dovecot) -> None:
+def test_mail_from_imap_becomes_conversations_once(
+    any_settings: Settings, dovecot: Dovecot
+) -> None:
     s = imap_settings(any_settings, dovecot)
     for i in range(3):
         dovecot.append(make_email(to="support@example.org", sender=f"c{i}@customer.example"))

@@ -39,7 +39,9 @@ def comps(any_settings: Settings, clock: FakeClock) -> Iterator[Components]:
     c.close()
 
 
-def deliver(c: Components, raw: bytes, to: tuple[str, ...] = ("support@example.com",), **kw: Any) -> int:
+def deliver(
+    c: Components, raw: bytes, to: tuple[str, ...] = ("support@example.com",), **kw: Any
+) -> int:
     acc = c.spool().accept_sync(raw, source="smtp", envelope_to=to, **kw)
     c.intake.drain()
     return acc.message_pk
@@ -66,7 +68,11 @@ def status(c: Components) -> dict[str, Any]:
 
 def close_conversation(c: Components, cid: int, at: datetime) -> None:
     with c.engine.begin() as conn:
-        conn.execute(conversations.update().where(conversations.c.id == cid).values(state="closed", closed_at=at))
+        conn.execute(
+            conversations.update()
+            .where(conversations.c.id == cid)
+            .values(state="closed", closed_at=at)
+        )
 
 
 def test_new_email_creates_thread_and_queued_conversation(comps: Components) -> None:
@@ -80,12 +86,20 @@ def test_new_email_creates_thread_and_queued_conversation(comps: Components) -> 
     assert st["conversations"]["queued"] == 1
     with comps.engine.connect() as conn:
         kinds = [k for (k,) in conn.execute(sa.select(events.c.kind).order_by(events.c.id))]
-    assert kinds == ["thread_created", "conversation_created", "auto_ack_requested", "message_received"]
+    assert kinds == [
+        "thread_created",
+        "conversation_created",
+        "auto_ack_requested",
+        "message_received",
+    ]
 
 
 def test_reply_by_in_reply_to_joins_the_open_conversation(comps: Components) -> None:
     first = row(comps, deliver(comps, make_email(message_id="<a1@customer.example>")))
-    reply = row(comps, deliver(comps, make_email(subject="Re: Printer", in_reply_to="<a1@customer.example>")))
+    reply = row(
+        comps,
+        deliver(comps, make_email(subject="Re: Printer", in_reply_to="<a1@customer.example>")),
+    )
     assert reply.thread_id == first.thread_id
     assert reply.conversation_id == first.conversation_id
     assert status(comps)["conversations"]["queued"] == 1
@@ -102,11 +116,15 @@ def test_subject_token_joins_only_for_participants(comps: Components) -> None:
     token = f"[#PR-{first.thread_id}]"
     same = row(comps, deliver(comps, make_email(subject=f"Re: Printer {token}")))
     assert same.thread_id == first.thread_id
-    stranger = row(comps, deliver(comps, make_email(sender="mallory@evil.example", subject=f"hi {token}")))
+    stranger = row(
+        comps, deliver(comps, make_email(sender="mallory@evil.example", subject=f"hi {token}"))
+    )
     assert stranger.thread_id != first.thread_id
 
 
-def test_reply_to_closed_conversation_opens_new_one_in_same_thread(comps: Components, clock: FakeClock) -> None:
+def test_reply_to_closed_conversation_opens_new_one_in_same_thread(
+    comps: Components, clock: FakeClock
+) -> None:
     first = row(comps, deliver(comps, make_email(message_id="<c1@customer.example>")))
     close_conversation(comps, first.conversation_id, clock.now)
     clock.now += timedelta(days=2)
@@ -123,7 +141,9 @@ def test_reply_after_reopen_window_starts_new_thread(comps: Components, clock: F
     assert reply.thread_id != first.thread_id
 
 
-def test_duplicate_message_id_from_same_sender_is_recorded_not_reprocessed(comps: Components) -> None:
+def test_duplicate_message_id_from_same_sender_is_recorded_not_reprocessed(
+    comps: Components,
+) -> None:
     deliver(comps, make_email(message_id="<dup@customer.example>", body="one"))
     second = row(comps, deliver(comps, make_email(message_id="<dup@customer.example>", body="two")))
     assert second.status == "duplicate" and second.conversation_id is None
@@ -156,7 +176,10 @@ def test_rules_refine_queue_priority_and_tags(comps: Components) -> None:
 
 
 def test_wildcard_route(comps: Components) -> None:
-    m = row(comps, deliver(comps, make_email(to="ap@billing.example.com"), to=("ap@billing.example.com",)))
+    m = row(
+        comps,
+        deliver(comps, make_email(to="ap@billing.example.com"), to=("ap@billing.example.com",)),
+    )
     cv = conv(comps, m.conversation_id)
     assert (cv.queue, cv.priority) == ("billing", 2)
 
@@ -174,7 +197,9 @@ def test_no_route_quarantines_with_a_reason_and_intake_goes_on(comps: Components
     assert good.status == "processed"
 
 
-def test_stage_failure_quarantines_and_retry_processes(comps: Components, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage_failure_quarantines_and_retry_processes(
+    comps: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_: Any) -> Any:
         raise ValueError("boom")
 
@@ -202,7 +227,11 @@ def test_crash_inside_the_transaction_leaves_no_trace_and_rerun_is_identical(
         raise Crash
 
     monkeypatch.setattr(comps.intake, "_store_parsed", crash)
-    pk = comps.spool().accept_sync(make_email(), source="smtp", envelope_to=["support@example.com"]).message_pk
+    pk = (
+        comps.spool()
+        .accept_sync(make_email(), source="smtp", envelope_to=["support@example.com"])
+        .message_pk
+    )
     with pytest.raises(Crash):
         comps.intake.drain()
     assert row(comps, pk).status == "pending"
@@ -231,10 +260,18 @@ def test_loop_guard_holds_then_release_routes(any_settings: Settings, clock: Fak
 def test_bounce_is_attached_to_our_outbound_message(comps: Components, clock: FakeClock) -> None:
     with comps.engine.begin() as conn:
         out_pk = conn.execute(
-            messages.insert().values(
-                direction="out", source="agent", raw_sha256="0" * 64, raw_size=0, envelope_to=[],
-                received_at=clock.now, status="processed", header_message_id="pr.PR-1.abc@postroom.local",
-            ).returning(messages.c.id)
+            messages.insert()
+            .values(
+                direction="out",
+                source="agent",
+                raw_sha256="0" * 64,
+                raw_size=0,
+                envelope_to=[],
+                received_at=clock.now,
+                status="processed",
+                header_message_id="pr.PR-1.abc@postroom.local",
+            )
+            .returning(messages.c.id)
         ).scalar_one()
     dsn = (
         b"From: MAILER-DAEMON@mx.example\r\nTo: support@example.com\r\nSubject: Undelivered\r\n"

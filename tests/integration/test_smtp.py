@@ -109,9 +109,11 @@ def test_unknown_recipient_gets_550_5_1_1_never_relayed(smtp: Running) -> None:
         assert code == 550 and text.startswith(b"5.1.1")
         code, _ = client.rcpt("support@example.com")
         assert code == 250
-    with pytest.raises(smtplib.SMTPRecipientsRefused):
-        with smtplib.SMTP("127.0.0.1", smtp.port) as client:
-            client.sendmail("a@b.example", ["victim@elsewhere.example"], make_email())
+    with (
+        pytest.raises(smtplib.SMTPRecipientsRefused),
+        smtplib.SMTP("127.0.0.1", smtp.port) as client,
+    ):
+        client.sendmail("a@b.example", ["victim@elsewhere.example"], make_email())
 
 
 def test_size_is_enforced_on_the_encoded_message_with_552(smtp: Running) -> None:
@@ -147,7 +149,8 @@ def test_many_concurrent_clients_all_stored_once(smtp: Running) -> None:
                 # one sender per message: the loop guard would hold a flood from one address
                 who = f"c{i}.{j}@customer.example"
                 client.sendmail(
-                    who, ["support@example.com"],
+                    who,
+                    ["support@example.com"],
                     make_email(sender=who, message_id=f"<{who}>", subject=f"s{i}.{j}"),
                 )
         return 15

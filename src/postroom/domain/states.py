@@ -19,9 +19,7 @@ class ConversationState(StrEnum):
 
 ALLOWED_TRANSITIONS: dict[ConversationState, frozenset[ConversationState]] = {
     ConversationState.QUEUED: frozenset({ConversationState.ALERTING, ConversationState.CLOSED}),
-    ConversationState.ALERTING: frozenset(
-        {ConversationState.QUEUED, ConversationState.CONNECTED}
-    ),
+    ConversationState.ALERTING: frozenset({ConversationState.QUEUED, ConversationState.CONNECTED}),
     ConversationState.CONNECTED: frozenset(
         {
             ConversationState.QUEUED,

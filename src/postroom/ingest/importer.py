@@ -30,7 +30,9 @@ def _is_mbox(path: Path) -> bool:
 def iter_messages(path: Path) -> Iterator[bytes]:
     """Yield raw messages found at `path` (a file, an mbox, a Maildir, or a folder of them)."""
     if not path.exists():
-        raise ImportSourceError(f"{path} does not exist; give an .eml file, an mbox file or a Maildir")
+        raise ImportSourceError(
+            f"{path} does not exist; give an .eml file, an mbox file or a Maildir"
+        )
     if _is_maildir(path):
         box = mailbox.Maildir(str(path), factory=None, create=False)
         for key in sorted(box.keys()):
@@ -40,14 +42,16 @@ def iter_messages(path: Path) -> Iterator[bytes]:
         for child in sorted(path.iterdir()):
             if child.name.startswith("."):
                 continue
-            if child.is_dir() and not _is_maildir(child):
-                yield from iter_messages(child)
-            elif child.is_dir() or child.suffix.lower() in (".eml", ".mbox", ".msg", "") or _is_mbox(child):
+            if (child.is_dir() and not _is_maildir(child)) or (
+                child.is_dir()
+                or child.suffix.lower() in (".eml", ".mbox", ".msg", "")
+                or _is_mbox(child)
+            ):
                 yield from iter_messages(child)
         return
     if _is_mbox(path):
         mbox = mailbox.mbox(str(path), factory=None, create=False)
-        for key in mbox.keys():
+        for key in mbox.iterkeys():
             yield mbox.get_bytes(key)
         return
     yield path.read_bytes()

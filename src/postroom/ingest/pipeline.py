@@ -40,7 +40,7 @@ class PipelineWorker:
             try:
                 while not self._stop.is_set() and self.service.process_pending():
                     pass
-            except Exception:  # noqa: BLE001 - e.g. database down: log, wait, try again
+            except Exception:
                 log.exception("pipeline pass failed; retrying")
                 self._stop.wait(self.idle_poll_s)
             self._wake.wait(self.idle_poll_s)

@@ -25,7 +25,8 @@ class IntakeSink(Protocol):
         raw: bytes,
         *,
         source: str,  # "smtp", "imap", "import"
-        source_ref: str | None = None,  # unique per origin, e.g. "imap:<mailbox>:<uidvalidity>:<uid>"
+        source_ref: str
+        | None = None,  # unique per origin, e.g. "imap:<mailbox>:<uidvalidity>:<uid>"
         envelope_from: str | None = None,
         envelope_to: Sequence[str] = (),
     ) -> Accepted:

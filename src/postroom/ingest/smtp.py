@@ -71,7 +71,7 @@ class IntakeHandler:
                 envelope_from=envelope.mail_from,
                 envelope_to=list(envelope.rcpt_tos),
             )
-        except Exception:  # noqa: BLE001 - the sender keeps the message and retries
+        except Exception:
             log.exception("spool failed; answering 451", extra={"peer": str(session.peer)})
             return REPLY_TEMP_FAILURE
         log.info(

@@ -162,10 +162,10 @@ class Spool:
                 try:
                     with self.engine.begin() as conn:
                         results.extend(insert_spooled(conn, [row]))
-                except Exception as exc:  # noqa: BLE001 - reported to that sender only
+                except Exception as exc:
                     results.append((-1, False))
                     log.warning("spool insert failed", extra={"error": str(exc)})
-        except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+        except Exception as exc:
             log.error("spool commit failed", extra={"error": str(exc), "batch": len(batch)})
             for _, fut in batch:
                 fut.set_exception(exc)
@@ -178,7 +178,7 @@ class Spool:
         if self.on_committed is not None:
             try:
                 self.on_committed()
-            except Exception:  # noqa: BLE001 - a wake-up must never break the writer
+            except Exception:
                 log.exception("spool wake-up callback failed")
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from postroom import __version__
 from postroom.domain.errors import PostroomError
 from postroom.runtime import logs
-from postroom.runtime.settings import Settings, SmtpSettings, HttpSettings, load
+from postroom.runtime.settings import Settings, load
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
@@ -69,7 +69,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{m['auto_generated']} auto-generated"
         )
         print(f"threads: {figures['threads']}")
-        print("conversations: " + ", ".join(f"{k} {v}" for k, v in figures["conversations"].items()))
+        print(
+            "conversations: " + ", ".join(f"{k} {v}" for k, v in figures["conversations"].items())
+        )
     return 0
 
 
@@ -110,8 +112,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         task = progress.add_task("spooling", total=total)
         for raw in iter_messages(args.path):
             pending.append(
-                spool.submit(raw, source="import", source_ref=source_ref(raw),
-                             envelope_to=[args.to] if args.to else [])
+                spool.submit(
+                    raw,
+                    source="import",
+                    source_ref=source_ref(raw),
+                    envelope_to=[args.to] if args.to else [],
+                )
             )
             if len(pending) >= 256:
                 created += sum(f.result().created for f in pending)
@@ -126,8 +132,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                 processed += n
                 progress.advance(ptask, n)
     comps.close()
-    print(f"imported {created} new of {total} messages ({total - created} already present); "
-          f"processed {processed}")
+    print(
+        f"imported {created} new of {total} messages ({total - created} already present); "
+        f"processed {processed}"
+    )
     return 0
 
 
@@ -143,8 +151,10 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 print(json.dumps([e.to_json() for e in entries]))
             else:
                 for e in entries:
-                    print(f"{e.message_pk:>6}  {e.received_at:%Y-%m-%d %H:%M}  {e.stage or '-':<12} "
-                          f"{(e.sender or '-')[:30]:<30}  {(e.error or '')[:80]}")
+                    print(
+                        f"{e.message_pk:>6}  {e.received_at:%Y-%m-%d %H:%M}  {e.stage or '-':<12} "
+                        f"{(e.sender or '-')[:30]:<30}  {(e.error or '')[:80]}"
+                    )
                 print(f"{len(entries)} message(s) in quarantine")
         elif args.action == "show":
             e = q.get_entry(comps.engine, args.id)

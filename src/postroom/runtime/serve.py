@@ -11,8 +11,8 @@ import uvicorn
 
 from postroom.ingest.imap import ImapMailbox, ImapPoller
 from postroom.ingest.pipeline import PipelineWorker
-from postroom.ingest.spool import Spool
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
+from postroom.ingest.spool import Spool
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
 from postroom.store.intake_repo import SqlCursorStore
@@ -60,7 +60,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             timeout_graceful_shutdown=5,
         )
         http_server = uvicorn.Server(config)
-        http_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them on exit,
+        # which then reaches the loop handler above and stops everything else.
         tasks.append(asyncio.create_task(http_server.serve()))
         print(f"HTTP: http://{settings.http.host}:{settings.http.port}/", flush=True)
     routes = ", ".join(r.address for r in settings.routes) or "(none)"

@@ -191,10 +191,10 @@ def _rule(raw: Mapping[str, Any], where: str) -> Rule:
             raise ConfigError(f"{cw}: op must be one of {', '.join(_OPS)}")
         if value is None:
             raise ConfigError(f"{cw}: a condition needs a value")
-        if fld not in ("sender", "recipient", "subject", "body") and not fld.startswith(
-            "header:"
-        ):
-            raise ConfigError(f"{cw}: field must be sender, recipient, subject, body or header:NAME")
+        if fld not in ("sender", "recipient", "subject", "body") and not fld.startswith("header:"):
+            raise ConfigError(
+                f"{cw}: field must be sender, recipient, subject, body or header:NAME"
+            )
         if op == "regex":
             try:
                 re.compile(str(value))
@@ -277,9 +277,9 @@ def apply_env(settings: Settings, env: Mapping[str, str]) -> Settings:
         f"POSTROOM_{s.upper()}_{f.name.upper()}" for s, c in _SECTIONS.items() for f in fields(c)
     }
     for name in env:
-        if name.startswith("POSTROOM_") and not name.startswith("POSTROOM_TEST_"):
-            if name not in known:
-                raise ConfigError(f"unknown environment variable {name}; see docs/configuration.md")
+        ours = name.startswith("POSTROOM_") and not name.startswith("POSTROOM_TEST_")
+        if ours and name not in known:
+            raise ConfigError(f"unknown environment variable {name}; see docs/configuration.md")
     return settings
 
 
@@ -294,7 +294,9 @@ def load(config_path: Path | None = None, env: Mapping[str, str] | None = None) 
         try:
             text = config_path.read_text("utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot read configuration file {config_path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"cannot read configuration file {config_path}: {exc.strerror}"
+            ) from exc
         base = None  # relative data_dir is relative to the working directory, like the CLI flag
     try:
         data = tomllib.loads(text)

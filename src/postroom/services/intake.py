@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -23,7 +23,9 @@ import sqlalchemy as sa
 from postroom.domain.errors import NoRouteError
 from postroom.domain.routes import Route, RoutingDecision, Rule, find_route
 from postroom.domain.states import ConversationState, MessageStatus
-from postroom.mail import classify, rules as rule_engine, threading as thread_keys
+from postroom.mail import classify
+from postroom.mail import rules as rule_engine
+from postroom.mail import threading as thread_keys
 from postroom.mail.model import ParsedMessage
 from postroom.mail.parse import parse_message
 from postroom.store import intake_repo as repo
@@ -32,6 +34,7 @@ from postroom.store.db import as_utc
 from postroom.store.schema import attachments, conversations, events, messages, threads
 
 log = logging.getLogger("postroom.intake")
+T = TypeVar("T")
 
 RELEASED = "released"  # stage marker set by an operator's retry: skip the loop guard once
 
@@ -133,7 +136,9 @@ class IntakeService:
             return None
         raw = self._stage("spool", lambda: self.blobs.get(row.raw_sha256))
         parsed = self._stage("parse", lambda: self._parse(pk, raw))
-        self._stage("parse", lambda: [self.blobs.put(a.data, sha256=a.sha256) for a in parsed.attachments])
+        self._stage(
+            "parse", lambda: [self.blobs.put(a.data, sha256=a.sha256) for a in parsed.attachments]
+        )
         with self.engine.begin() as conn:
             locked = repo.lock_pending(conn, pk)
             if locked is None:
@@ -141,7 +146,9 @@ class IntakeService:
             outcome = self._stage("classify", lambda: self._classify(conn, locked, parsed))
             if outcome is None:
                 ids = thread_keys.reference_ids(parsed.in_reply_to, parsed.references)
-                thread_id = self._stage("thread", lambda: self._find_thread(conn, locked, parsed, ids))
+                thread_id = self._stage(
+                    "thread", lambda: self._find_thread(conn, locked, parsed, ids)
+                )
                 decision = self._stage("rules", lambda: self._decide(locked, parsed))
                 outcome = self._stage(
                     "conversation",
@@ -150,32 +157,48 @@ class IntakeService:
             self._store_parsed(conn, locked, parsed, outcome)
             return outcome
 
-    def _stage(self, name: str, fn: Callable[[], Any]) -> Any:
+    def _stage(self, name: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except StageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure quarantines, intake goes on
+        except Exception as exc:
             raise StageError(name, exc) from exc
 
     def _parse(self, pk: int, raw: bytes) -> ParsedMessage:
-        return parse_message(raw, cid_url=lambda cid: f"/api/v1/messages/{pk}/cid/{quote(cid, safe='')}")
+        return parse_message(
+            raw, cid_url=lambda cid: f"/api/v1/messages/{pk}/cid/{quote(cid, safe='')}"
+        )
 
-    def _classify(self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage) -> Outcome | None:
+    def _classify(
+        self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage
+    ) -> Outcome | None:
         sender = msg.from_.address if msg.from_ else None
         dup = repo.find_duplicate(conn, row.id, row.raw_sha256, msg.message_id, sender)
         if dup is not None:
-            ev = self._event(conn, "message_duplicate", message_id=row.id, data={"duplicate_of": dup})
-            conn.execute(
-                messages.update().where(messages.c.id == row.id).values(status="duplicate", duplicate_of=dup)
+            ev = self._event(
+                conn, "message_duplicate", message_id=row.id, data={"duplicate_of": dup}
             )
-            return Outcome(row.id, MessageStatus.DUPLICATE, reason=f"duplicate of {dup}", events=[ev])
+            conn.execute(
+                messages.update()
+                .where(messages.c.id == row.id)
+                .values(status="duplicate", duplicate_of=dup)
+            )
+            return Outcome(
+                row.id, MessageStatus.DUPLICATE, reason=f"duplicate of {dup}", events=[ev]
+            )
         if classify.is_bounce(msg):
             target = repo.outbound_by_message_ids(conn, classify.bounced_message_ids(msg))
             if target is not None:
-                ev = self._event(conn, "bounce_received", message_id=row.id, data={"outbound_message": target})
-                conn.execute(messages.update().where(messages.c.id == row.id).values(bounce_for=target))
-                return Outcome(row.id, MessageStatus.PROCESSED, reason=f"bounce of {target}", events=[ev])
+                ev = self._event(
+                    conn, "bounce_received", message_id=row.id, data={"outbound_message": target}
+                )
+                conn.execute(
+                    messages.update().where(messages.c.id == row.id).values(bounce_for=target)
+                )
+                return Outcome(
+                    row.id, MessageStatus.PROCESSED, reason=f"bounce of {target}", events=[ev]
+                )
         if sender and row.stage != RELEASED and self.config.loop_guard_max_messages > 0:
             received = as_utc(row.received_at)
             assert received is not None
@@ -196,14 +219,22 @@ class IntakeService:
         thread_id = repo.thread_of_message_ids(conn, ids)
         sender = msg.from_.address if msg.from_ else None
         if thread_id is None and sender:
-            for candidate in thread_keys.tokens_in_subject(msg.subject, self.config.thread_token_prefix):
-                if repo.thread_exists(conn, candidate) and repo.is_participant(conn, candidate, sender):
+            for candidate in thread_keys.tokens_in_subject(
+                msg.subject, self.config.thread_token_prefix
+            ):
+                if repo.thread_exists(conn, candidate) and repo.is_participant(
+                    conn, candidate, sender
+                ):
                     thread_id = candidate
                     break
         if thread_id is None:
             return None
         last = repo.latest_conversation(conn, thread_id)
-        if last is not None and last.state == ConversationState.CLOSED and last.closed_at is not None:
+        if (
+            last is not None
+            and last.state == ConversationState.CLOSED
+            and last.closed_at is not None
+        ):
             closed = as_utc(last.closed_at)
             received = as_utc(row.received_at)
             assert closed is not None and received is not None
@@ -234,7 +265,9 @@ class IntakeService:
         received = as_utc(row.received_at)
         assert received is not None
         if decision.discard_reason:
-            return self._held(conn, row.id, "rules", decision.discard_reason, status=MessageStatus.DISCARDED)
+            return self._held(
+                conn, row.id, "rules", decision.discard_reason, status=MessageStatus.DISCARDED
+            )
         evs: list[dict[str, Any]] = []
         new_thread = thread_id is None
         if thread_id is None:
@@ -245,7 +278,9 @@ class IntakeService:
             ).scalar_one()
             evs.append(self._event(conn, "thread_created", thread_id=thread_id, message_id=row.id))
         else:
-            conn.execute(threads.update().where(threads.c.id == thread_id).values(last_activity_at=received))
+            conn.execute(
+                threads.update().where(threads.c.id == thread_id).values(last_activity_at=received)
+            )
         own = {r.address for r in self.config.routes}
         people = [a.address for a in (msg.from_, *msg.reply_to, *msg.cc) if a is not None]
         repo.add_participants(conn, thread_id, [p for p in people if p not in own])
@@ -253,7 +288,11 @@ class IntakeService:
         if last is not None and last.state != ConversationState.CLOSED:
             evs.append(
                 self._event(
-                    conn, "message_appended", conversation_id=last.id, message_id=row.id, thread_id=thread_id
+                    conn,
+                    "message_appended",
+                    conversation_id=last.id,
+                    message_id=row.id,
+                    thread_id=thread_id,
                 )
             )
             return Outcome(row.id, MessageStatus.PROCESSED, thread_id, last.id, False, events=evs)
@@ -387,7 +426,9 @@ class IntakeService:
                 .where(messages.c.id == pk)
                 .values(status="quarantined", stage=stage, error=error[:4000])
             )
-            ev = self._event(conn, "message_quarantined", message_id=pk, data={"stage": stage, "reason": error})
+            ev = self._event(
+                conn, "message_quarantined", message_id=pk, data={"stage": stage, "reason": error}
+            )
         return Outcome(pk, MessageStatus.QUARANTINED, stage=stage, reason=error, events=[ev])
 
     def _event(
@@ -429,5 +470,5 @@ class IntakeService:
         for listener in self.listeners:
             try:
                 listener(evs)
-            except Exception:  # noqa: BLE001 - a listener must not break intake
+            except Exception:
                 log.exception("event listener failed")

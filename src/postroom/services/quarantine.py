@@ -49,8 +49,15 @@ def _entry(row: sa.Row[Any]) -> QuarantineEntry:
     received = as_utc(row.received_at)
     assert received is not None
     return QuarantineEntry(
-        row.id, received, row.source, row.sender, row.subject, row.stage, row.error,
-        row.raw_sha256, row.raw_size,
+        row.id,
+        received,
+        row.source,
+        row.sender,
+        row.subject,
+        row.stage,
+        row.error,
+        row.raw_sha256,
+        row.raw_size,
     )
 
 
@@ -72,7 +79,9 @@ def get_entry(engine: sa.Engine, pk: int) -> QuarantineEntry:
     return _entry(row)
 
 
-def _change(engine: sa.Engine, pk: int, clock: Callable[[], datetime], kind: str, **values: Any) -> None:
+def _change(
+    engine: sa.Engine, pk: int, clock: Callable[[], datetime], kind: str, **values: Any
+) -> None:
     with engine.begin() as conn:
         done = conn.execute(
             messages.update()
@@ -80,7 +89,9 @@ def _change(engine: sa.Engine, pk: int, clock: Callable[[], datetime], kind: str
             .values(**values)
         ).rowcount
         if not done:
-            raise NotFoundError(f"message {pk} is not in quarantine; see `postroom quarantine list`")
+            raise NotFoundError(
+                f"message {pk} is not in quarantine; see `postroom quarantine list`"
+            )
         conn.execute(
             events.insert().values(at=clock(), kind=kind, message_id=pk, data={"by": "operator"})
         )
@@ -93,6 +104,11 @@ def release(engine: sa.Engine, pk: int, clock: Callable[[], datetime]) -> None:
 
 def discard(engine: sa.Engine, pk: int, clock: Callable[[], datetime], reason: str) -> None:
     _change(
-        engine, pk, clock, "message_discarded", status="discarded", stage="operator",
+        engine,
+        pk,
+        clock,
+        "message_discarded",
+        status="discarded",
+        stage="operator",
         error=reason or "discarded by an operator",
     )

@@ -138,7 +138,9 @@ def sync_configuration(
         cfg = _jsonable(r)
         if r.imap is not None:
             cfg["imap"] = {**cfg["imap"], "password": "***"}  # secrets stay in the config file
-        conn.execute(routes.insert().values(position=pos, address=r.address, queue=r.queue, config=cfg))
+        conn.execute(
+            routes.insert().values(position=pos, address=r.address, queue=r.queue, config=cfg)
+        )
     conn.execute(rules.delete())
     for pos, rule in enumerate(rule_list):
         conn.execute(rules.insert().values(position=pos, name=rule.name, config=_jsonable(rule)))
@@ -146,12 +148,12 @@ def sync_configuration(
 
 def status_counts(conn: sa.Connection) -> dict[str, Any]:
     """The figures `postroom status --json` prints."""
-    by_status = dict(
+    by_status: dict[str, int] = dict(
         conn.execute(
             sa.select(messages.c.status, sa.func.count())
             .where(messages.c.direction == "in")
             .group_by(messages.c.status)
-        ).all()
+        ).tuples()
     )
     auto = conn.execute(
         sa.select(sa.func.count())
@@ -160,9 +162,12 @@ def status_counts(conn: sa.Connection) -> dict[str, Any]:
     ).scalar_one()
     duplicates = int(by_status.get("duplicate", 0))
     received = sum(int(v) for v in by_status.values()) - duplicates
-    conv = {state: int(n) for state, n in conn.execute(
-        sa.select(conversations.c.state, sa.func.count()).group_by(conversations.c.state)
-    )}
+    conv = {
+        state: int(n)
+        for state, n in conn.execute(
+            sa.select(conversations.c.state, sa.func.count()).group_by(conversations.c.state)
+        )
+    }
     for state in ("queued", "alerting", "connected", "parked", "wrapup", "closed"):
         conv.setdefault(state, 0)
     return {
@@ -296,4 +301,6 @@ def latest_conversation(conn: sa.Connection, thread_id: int) -> sa.Row[Any] | No
 
 
 def thread_exists(conn: sa.Connection, thread_id: int) -> bool:
-    return conn.execute(sa.select(threads.c.id).where(threads.c.id == thread_id)).first() is not None
+    return (
+        conn.execute(sa.select(threads.c.id).where(threads.c.id == thread_id)).first() is not None
+    )

@@ -19,9 +19,7 @@ def free_capacity(a: AgentState) -> int:
     return max(0, a.capacity - len(a.load))
 
 
-def requirements(
-    queue: QueueConfig, c: ConversationRecord
-) -> tuple[dict[str, float], str | None]:
+def requirements(queue: QueueConfig, c: ConversationRecord) -> tuple[dict[str, float], str | None]:
     if queue.rings and c.ring >= len(queue.rings):
         return {}, None
     dropped: set[str] = set()

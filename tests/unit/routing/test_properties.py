@@ -71,9 +71,9 @@ agent_configs = st.builds(
     AgentConfig,
     agent_id=agent_ids,
     queues=st.frozensets(queue_ids),
-    skills=st.dictionaries(
-        st.sampled_from(SKILLS), st.sampled_from([0.0, 1.0, 3.0, 5.0])
-    ).map(lambda d: tuple(sorted(d.items()))),
+    skills=st.dictionaries(st.sampled_from(SKILLS), st.sampled_from([0.0, 1.0, 3.0, 5.0])).map(
+        lambda d: tuple(sorted(d.items()))
+    ),
     languages=st.frozensets(st.sampled_from(LANGS)),
     capacity=st.integers(1, 3),
     max_parked=st.integers(0, 2),
