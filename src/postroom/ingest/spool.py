@@ -9,7 +9,6 @@ The spool does not parse or route; the pipeline picks pending rows up.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import queue
 import threading
@@ -182,4 +181,4 @@ class Spool:
                 log.exception("spool wake-up callback failed")
 
 
-__all__ = ["Spool", "concurrent"]
+__all__ = ["Spool"]

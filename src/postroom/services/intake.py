@@ -46,6 +46,7 @@ class StageError(Exception):
         super().__init__(f"{stage}: {type(cause).__name__}: {cause}")
         self.stage = stage
         self.cause = cause
+        self.parsed: ParsedMessage | None = None  # what the parse stage made, if it ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,8 @@ class IntakeService:
         try:
             outcome = self._process(pk)
         except StageError as err:
-            outcome = self._quarantine(pk, err.stage, str(err.cause) or type(err.cause).__name__)
+            reason = str(err.cause) or type(err.cause).__name__
+            outcome = self._quarantine(pk, err.stage, reason, err.parsed)
         if outcome is None:
             return None
         self._publish(outcome.events)
@@ -139,6 +141,13 @@ class IntakeService:
         self._stage(
             "parse", lambda: [self.blobs.put(a.data, sha256=a.sha256) for a in parsed.attachments]
         )
+        try:
+            return self._route(pk, parsed)
+        except StageError as err:
+            err.parsed = parsed
+            raise
+
+    def _route(self, pk: int, parsed: ParsedMessage) -> Outcome | None:
         with self.engine.begin() as conn:
             locked = repo.lock_pending(conn, pk)
             if locked is None:
@@ -417,14 +426,24 @@ class IntakeService:
                 ),
             )
 
-    def _quarantine(self, pk: int, stage: str, error: str) -> Outcome | None:
+    def _quarantine(
+        self, pk: int, stage: str, error: str, parsed: ParsedMessage | None
+    ) -> Outcome | None:
+        # Keep sender and subject when parsing got that far: operators triage by them.
+        known: dict[str, Any] = {}
+        if parsed is not None:
+            known = {
+                "sender": parsed.from_.address if parsed.from_ else None,
+                "subject": parsed.subject,
+                "header_message_id": (parsed.message_id or "")[:998] or None,
+            }
         with self.engine.begin() as conn:
             if repo.lock_pending(conn, pk) is None:
                 return None
             conn.execute(
                 messages.update()
                 .where(messages.c.id == pk)
-                .values(status="quarantined", stage=stage, error=error[:4000])
+                .values(status="quarantined", stage=stage, error=error[:4000], **known)
             )
             ev = self._event(
                 conn, "message_quarantined", message_id=pk, data={"stage": stage, "reason": error}

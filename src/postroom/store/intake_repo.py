@@ -148,13 +148,14 @@ def sync_configuration(
 
 def status_counts(conn: sa.Connection) -> dict[str, Any]:
     """The figures `postroom status --json` prints."""
-    by_status: dict[str, int] = dict(
-        conn.execute(
+    by_status: dict[str, int] = {
+        status: int(n)
+        for status, n in conn.execute(
             sa.select(messages.c.status, sa.func.count())
             .where(messages.c.direction == "in")
             .group_by(messages.c.status)
-        ).tuples()
-    )
+        )
+    }
     auto = conn.execute(
         sa.select(sa.func.count())
         .select_from(messages)

@@ -1,0 +1,128 @@
+"""Settings: TOML file, POSTROOM_* environment overrides, validation with clear messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from postroom.domain.errors import ConfigError
+from postroom.runtime.settings import apply_env, from_mapping, load
+
+
+def test_sample_configuration_routes_support_to_support_queue() -> None:
+    s = load(None, env={})
+    assert s.smtp.port == 2525 and s.smtp.max_message_size == 40 * 1024 * 1024
+    assert s.smtp.max_recipients == 50
+    [route] = [r for r in s.routes if r.address == "support@example.com"]
+    assert route.queue == "support"
+    assert s.effective_database_url.startswith("sqlite:///")
+    assert s.effective_database_url.endswith("postroom-data/postroom.db")
+
+
+def test_environment_overrides_scalars() -> None:
+    s = load(
+        None,
+        env={
+            "POSTROOM_SMTP_PORT": "2600",
+            "POSTROOM_HTTP_ENABLED": "false",
+            "POSTROOM_DATABASE_URL": "postgresql+psycopg://x@h/db",
+            "POSTROOM_DATA_DIR": "/tmp/pr",
+            "POSTROOM_INTAKE_LOOP_GUARD_MAX_MESSAGES": "5",
+        },
+    )
+    assert s.smtp.port == 2600 and s.http.enabled is False
+    assert s.effective_database_url == "postgresql+psycopg://x@h/db"
+    assert s.data_dir == Path("/tmp/pr") and s.intake.loop_guard_max_messages == 5
+
+
+def test_config_file_and_postroom_config_variable(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[smtp]\nport = 2700\n[[queues]]\nname = "q"\n[[routes]]\naddress = "*@Shop.example"\nqueue = "q"\n'
+    )
+    s = load(None, env={"POSTROOM_CONFIG": str(cfg)})
+    assert s.smtp.port == 2700 and s.routes[0].address == "*@shop.example"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"POSTROOM_SMTP_PORT": "abc"}, "POSTROOM_SMTP_PORT: 'abc' is not a valid int"),
+        ({"POSTROOM_SMTP_PROT": "25"}, "unknown environment variable POSTROOM_SMTP_PROT"),
+        ({"POSTROOM_HTTP_ENABLED": "maybe"}, "not a valid bool"),
+    ],
+)
+def test_bad_environment_is_a_clear_error(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_env(from_mapping({}), env)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"smtp": {"prot": 1}}, "unknown setting 'prot'"),
+        ({"routes": [{"address": "a@b.example", "queue": "nope"}]}, "queue 'nope' is not defined"),
+        (
+            {"queues": [{"name": "q"}], "routes": [{"address": "nobody", "queue": "q"}]},
+            "must be user@domain",
+        ),
+        ({"queues": [{"name": "q", "alert_timeout_s": 3}]}, "between 7 and 3600"),
+        (
+            {"rules": [{"when": [{"field": "subject", "op": "regex", "value": "("}]}]},
+            "invalid regular expression",
+        ),
+        ({"rules": [{"when": [{"field": "colour", "value": "x"}]}]}, "field must be"),
+        (
+            {"rules": [{"when": [{"field": "subject", "op": "like", "value": "x"}]}]},
+            "op must be one of",
+        ),
+        (
+            {
+                "queues": [{"name": "q"}],
+                "routes": [{"address": "a@b.example", "queue": "q", "skills": {"x": 9}}],
+            },
+            "between 0 and 5",
+        ),
+        ({"colour": 1}, "unknown top-level setting"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(data)
+
+
+def test_unreadable_or_invalid_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read configuration file"):
+        load(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[smtp\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load(bad, env={})
+
+
+def test_rules_and_imap_are_loaded() -> None:
+    s = from_mapping(
+        {
+            "queues": [{"name": "q"}],
+            "routes": [
+                {
+                    "address": "a@b.example",
+                    "queue": "q",
+                    "imap": {"host": "imap.b.example", "user": "a", "password": "p"},
+                }
+            ],
+            "rules": [
+                {
+                    "name": "vip",
+                    "match": "any",
+                    "when": [{"field": "sender", "op": "domain", "value": "vip.example"}],
+                    "then": {"priority": 4, "tags": ["vip"], "stop": True},
+                }
+            ],
+        }
+    )
+    assert s.routes[0].imap is not None and s.routes[0].imap.port == 993
+    assert (
+        s.rules[0].actions.priority == 4 and s.rules[0].actions.stop and s.rules[0].match == "any"
+    )
