@@ -181,3 +181,12 @@ def test_a_busy_last_agent_means_normal_routing() -> None:
     e = _last_agent_setup("any_agent")
     e.handle(Enqueued(60, "other-work", "q", last_agent_id="last", last_agent_at=60))
     assert offers(e.handle(reply())) == [("reply", "idle")]
+
+
+def test_idle_since_restarts_when_the_agent_lets_go_of_work() -> None:
+    e = engine(agents=[agent("a"), agent("b")], on_queue=[("a", 0), ("b", 5)])
+    assert offers(e.handle(Enqueued(10, "c1", "q"))) == [("c1", "a")]
+    e.handle(OfferAccepted(11, "c1", "a"))
+    e.handle(ConversationEnded(20, "c1"))  # a idle since 20, b since 5
+    assert e.agent("a").idle_since == 20  # type: ignore[union-attr]
+    assert offers(e.handle(Enqueued(30, "c2", "q"))) == [("c2", "b")]
