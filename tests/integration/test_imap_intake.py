@@ -9,7 +9,7 @@ import pytest
 
 from postroom.domain.routes import ImapSource, Route
 from postroom.ingest.imap import ImapPoller
-from postroom.runtime.serve import imap_mailboxes
+from postroom.runtime.serve import RouteRecipient, imap_mailboxes
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import build
 from postroom.store.intake_repo import SqlCursorStore, status_counts
@@ -38,12 +38,17 @@ def test_mail_from_imap_becomes_conversations_once(
     any_settings: Settings, dovecot: Dovecot
 ) -> None:
     s = imap_settings(any_settings, dovecot)
-    for i in range(3):
+    for i in range(2):
         dovecot.append(make_email(to="support@example.org", sender=f"c{i}@customer.example"))
+    # Delivered as Bcc: the headers name someone else; the mailbox's route still applies.
+    dovecot.append(make_email(to="someone@else.example", sender="bcc@customer.example"))
     comps = build(s)
     try:
-        [box] = imap_mailboxes(s)
-        poller = ImapPoller(box, comps.spool(), SqlCursorStore(comps.engine))
+        [(box, address)] = imap_mailboxes(s)
+        assert address == "support@example.org"
+        poller = ImapPoller(
+            box, RouteRecipient(comps.spool(), address), SqlCursorStore(comps.engine)
+        )
         assert asyncio.run(poller.poll_once()) == 3
         assert asyncio.run(poller.poll_once()) == 0
         comps.intake.drain()

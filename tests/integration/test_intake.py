@@ -285,3 +285,30 @@ def test_bounce_is_attached_to_our_outbound_message(comps: Components, clock: Fa
     )
     m = row(comps, deliver(comps, dsn, envelope_from=""))
     assert m.bounce_for == out_pk and m.auto_kind == "bounce" and m.conversation_id is None
+
+
+def test_unstorable_message_is_quarantined_not_blocking_the_rest(
+    comps: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: Any) -> None:
+        raise sa.exc.DataError("UPDATE messages", {}, ValueError("value too long"))
+
+    monkeypatch.setattr(comps.intake, "_store_parsed", refuse)
+    bad = deliver(comps, make_email(subject="first"))
+    monkeypatch.undo()
+    good = deliver(comps, make_email(subject="second"))
+    assert (row(comps, bad).status, row(comps, bad).stage) == ("quarantined", "store")
+    assert row(comps, bad).subject == "first"  # kept for triage
+    assert row(comps, good).status == "processed"
+
+
+def test_absurd_header_values_are_clipped_to_fit_the_columns(comps: Components) -> None:
+    long_local = "x" * 400
+    raw = make_email(
+        sender=f"{long_local}@customer.example",
+        message_id=f"<{'m' * 700}@customer.example>",
+        headers={"Auto-Submitted": "auto-generated-" + "y" * 200},
+    )
+    m = row(comps, deliver(comps, raw))
+    assert m.status == "processed"
+    assert len(m.sender) == 320 and len(m.header_message_id) == 500 and len(m.auto_kind) == 60

@@ -201,3 +201,10 @@ def test_starttls_with_configured_certificate(settings: Settings, tmp_path: Path
                 == {}
             )
         wait_processed(running, 1)
+
+
+def test_missing_tls_certificate_is_a_clear_configuration_error(tmp_path: Path) -> None:
+    from postroom.domain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"smtp\.tls_cert"):
+        tls_context(str(tmp_path / "nope.pem"), str(tmp_path / "nope.key"))

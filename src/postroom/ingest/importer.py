@@ -43,9 +43,7 @@ def iter_messages(path: Path) -> Iterator[bytes]:
             if child.name.startswith("."):
                 continue
             if (child.is_dir() and not _is_maildir(child)) or (
-                child.is_dir()
-                or child.suffix.lower() in (".eml", ".mbox", ".msg", "")
-                or _is_mbox(child)
+                child.is_dir() or child.suffix.lower() in (".eml", ".mbox", "") or _is_mbox(child)
             ):
                 yield from iter_messages(child)
         return

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from postroom.domain.errors import ConfigError
 from postroom.domain.routes import Route, find_route
 from postroom.ingest.ports import IntakeSink
 
@@ -85,7 +86,13 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     if not cert:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the SMTP TLS certificate {cert} / key {key}: {exc}; check "
+            "smtp.tls_cert and smtp.tls_key"
+        ) from exc
     return ctx
 
 

@@ -153,9 +153,9 @@ class Spool:
         try:
             with self.engine.begin() as conn:
                 results = insert_spooled(conn, rows)
-        except sa.exc.IntegrityError:
-            # Another process stored one of these source_refs first: retry one by one
-            # so the rest of the batch is not failed for it.
+        except (sa.exc.IntegrityError, sa.exc.DataError):
+            # Another process stored one of these source_refs first, or one row is
+            # unstorable: retry one by one so only that sender hears of it.
             results = []
             for row in rows:
                 try:

@@ -61,6 +61,41 @@ _SENT_LINE = re.compile(
     r"|Verzonden|Skickat|Sendt|Wysłano|Отправлено)\s*:",
     re.IGNORECASE,
 )
+# Every attribution above names one of these verbs: a cheap search for them gates
+# the costlier anchored patterns, which keeps long bodies fast.
+_ATTRIBUTION_WORD = re.compile(
+    r"wrote|schrieb|écrit|escribió|scritto|schreef|escreveu", re.IGNORECASE
+)
+# A line where any of the cut markers below could start: separators, rules, a
+# header block's From line, an attribution's first word or verb. One C-level
+# search finds the next such line, so ordinary lines skip the per-line patterns.
+_VERBS = ("wrote", "schrieb", "écrit", "escribió", "scritto", "schreef", "escreveu")
+_VERB_FORMS = _VERBS + tuple(v.capitalize() for v in _VERBS) + tuple(v.upper() for v in _VERBS)
+_CANDIDATE = re.compile(
+    r"^(?:[ \t]*(?:-{2,}|_{10,}|\*?(?:From|Von|De|Da|Van|Från|Fra|Od|Lähettäjä|От)[ \t]*:"
+    r"|(?:On|Am|Le|El|Il|Op|Em)\b))",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _next_candidate(text: str, pos: int) -> int:
+    """Offset of the next line at or after `pos` that may hold a cut marker."""
+    found = len(text) + 1
+    marker = _CANDIDATE.search(text, pos)
+    if marker:
+        found = marker.start()
+    # str.find per verb: Python's re scans an alternation of words char by char,
+    # which cost milliseconds per long body.
+    first_verb = found
+    for verb in _VERB_FORMS:
+        at = text.find(verb, pos, first_verb)
+        if at >= 0:
+            first_verb = at
+    if first_verb < found:
+        found = max(pos, text.rfind("\n", 0, first_verb) + 1)
+    return found
+
+
 # RFC 3676 section 4.3: the signature separator is "-- " on its own line; many
 # clients strip the trailing space, so "--" alone is accepted too.
 _SIGNATURE = re.compile(r"^-- ?$")
@@ -91,27 +126,39 @@ def _quoted_next(lines: list[str], start: int) -> bool:
 def strip_quotes(text: str) -> str:
     """The text without quoted history and signature; falls back to the whole text
     (stripped) when nothing would be left, so previews are never empty by accident."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = normalized.split("\n")
     kept: list[str] = []
     n = len(lines)
     i = 0
+    offset = 0  # of lines[i] in `normalized`
+    next_candidate = _next_candidate(normalized, 0)
     while i < n:
         line = lines[i]
         stripped = line.strip()
+        line_start, offset = offset, offset + len(line) + 1
+        if line_start < next_candidate:
+            if not stripped.startswith(">"):
+                kept.append(line.rstrip())
+            i += 1
+            continue
+        next_candidate = _next_candidate(normalized, offset)
         if _SIGNATURE.match(line) or _SEPARATOR.match(line):
             break
         if _RULE.match(line) and i + 1 < n and _is_header_block(lines, i + 1):
             break
         if _is_header_block(lines, i):
             break
-        if stripped and _ATTRIBUTION.match(line):
+        here = bool(stripped) and _ATTRIBUTION_WORD.search(line) is not None
+        if here and _ATTRIBUTION.match(line):
             break
-        if stripped and _LOOSE_ATTRIBUTION.match(line) and _quoted_next(lines, i + 1):
+        if here and _LOOSE_ATTRIBUTION.match(line) and _quoted_next(lines, i + 1):
             break
         # A two-line attribution (Gmail wraps long ones) counts when quotes follow it.
         if (
             stripped
             and i + 1 < n
+            and (here or _ATTRIBUTION_WORD.search(lines[i + 1]) is not None)
             and _ATTRIBUTION.match(line + " " + lines[i + 1].strip())
             and (i + 2 >= n or _quoted_next(lines, i + 2))
         ):

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 
 import uvicorn
 
 from postroom.ingest.imap import ImapMailbox, ImapPoller
 from postroom.ingest.pipeline import PipelineWorker
+from postroom.ingest.ports import Accepted, IntakeSink
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.ingest.spool import Spool
 from postroom.runtime.settings import Settings
@@ -83,26 +85,58 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         comps.close()
 
 
-def imap_mailboxes(settings: Settings) -> list[ImapMailbox]:
+class RouteRecipient:
+    """An `IntakeSink` that gives mail from a route's own mailbox that route's address.
+
+    Mail reaches a mailbox as Bcc or through aliases, so its headers may not name
+    the route; the mailbox itself says where it was delivered.
+    """
+
+    def __init__(self, sink: IntakeSink, address: str) -> None:
+        self.sink = sink
+        self.recipients = [] if address.startswith("*@") else [address]
+
+    async def accept(
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        source_ref: str | None = None,
+        envelope_from: str | None = None,
+        envelope_to: Sequence[str] = (),
+    ) -> Accepted:
+        return await self.sink.accept(
+            raw,
+            source=source,
+            source_ref=source_ref,
+            envelope_from=envelope_from,
+            envelope_to=envelope_to or self.recipients,
+        )
+
+
+def imap_mailboxes(settings: Settings) -> list[tuple[ImapMailbox, str]]:
     """One poller per route that names an IMAP mailbox; the route address is its key."""
-    boxes = []
+    boxes: list[tuple[ImapMailbox, str]] = []
     for route in settings.routes:
         src = route.imap
         if src is None:
             continue
         boxes.append(
-            ImapMailbox(
-                key=route.address.replace(":", "_"),
-                host=src.host,
-                port=src.port,
-                tls=src.tls,
-                user=src.user,
-                password=src.password,
-                folder=src.folder,
-                after_import=src.after_import,
-                move_to=src.move_to,
-                poll_interval_s=src.poll_interval_s,
-                idle=src.idle,
+            (
+                ImapMailbox(
+                    key=route.address.replace(":", "_"),
+                    host=src.host,
+                    port=src.port,
+                    tls=src.tls,
+                    user=src.user,
+                    password=src.password,
+                    folder=src.folder,
+                    after_import=src.after_import,
+                    move_to=src.move_to,
+                    poll_interval_s=src.poll_interval_s,
+                    idle=src.idle,
+                ),
+                route.address,
             )
         )
     return boxes
@@ -113,8 +147,8 @@ def _imap_tasks(
 ) -> list[asyncio.Task[None]]:
     cursors = SqlCursorStore(comps.engine)
     tasks = []
-    for box in imap_mailboxes(settings):
-        poller = ImapPoller(box, spool, cursors)
+    for box, address in imap_mailboxes(settings):
+        poller = ImapPoller(box, RouteRecipient(spool, address), cursors)
         tasks.append(asyncio.create_task(poller.run(stop), name=f"imap-{box.key}"))
         print(f"IMAP: polling {box.user}@{box.host}:{box.port}/{box.folder}", flush=True)
     return tasks

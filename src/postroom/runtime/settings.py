@@ -31,7 +31,7 @@ class SmtpSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 2525
-    hostname: str = "postroom.local"  # name in the greeting and in Received lines
+    hostname: str = "postroom.local"  # name in the SMTP greeting and EHLO reply
     max_message_size: int = 40 * 1024 * 1024
     max_recipients: int = 50
     tls_cert: str | None = None
@@ -136,6 +136,8 @@ def _skills(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
         raise ConfigError(f"{where}: skills must be a table of name = minimum proficiency")
     out = []
     for name, level in raw.items():
+        if isinstance(level, bool) or not isinstance(level, int | float):
+            raise ConfigError(f"{where}: skill {name!r} proficiency must be a number from 0 to 5")
         prof = float(level)
         if not 0.0 <= prof <= 5.0:
             raise ConfigError(f"{where}: skill {name!r} proficiency must be between 0 and 5")
@@ -168,6 +170,10 @@ def _route(raw: Mapping[str, Any], where: str) -> Route:
             data["imap"] = ImapSource(**imap)
         except TypeError as exc:
             raise ConfigError(f"{where}.imap: {exc}") from exc
+    if "priority" in data and (
+        isinstance(data["priority"], bool) or not isinstance(data["priority"], int)
+    ):
+        raise ConfigError(f"{where}: priority must be a whole number")
     addr = str(data["address"]).strip().lower()
     if "@" not in addr:
         raise ConfigError(f"{where}: address {addr!r} must be user@domain or *@domain")
@@ -181,11 +187,26 @@ def _route(raw: Mapping[str, Any], where: str) -> Route:
 _OPS = ("contains", "regex", "domain", "equals")
 
 
+_RULE_KEYS = {"name", "when", "then", "match"}
+_CONDITION_KEYS = {"field", "op", "value", "negate"}
+_ACTION_KEYS = {"queue", "priority", "skills", "language", "tags", "discard", "auto_ack", "stop"}
+
+
+def _known_keys(raw: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
+
+
 def _rule(raw: Mapping[str, Any], where: str) -> Rule:
+    _known_keys(raw, _RULE_KEYS, where)
     name = str(raw.get("name") or where)
     conds: list[Condition] = []
     for i, c in enumerate(raw.get("when", [])):
         cw = f"{where}.when[{i}]"
+        _known_keys(c, _CONDITION_KEYS, cw)
         fld, op, value = str(c.get("field", "")), str(c.get("op", "contains")), c.get("value")
         if op not in _OPS:
             raise ConfigError(f"{cw}: op must be one of {', '.join(_OPS)}")
@@ -202,6 +223,14 @@ def _rule(raw: Mapping[str, Any], where: str) -> Rule:
                 raise ConfigError(f"{cw}: invalid regular expression: {exc}") from exc
         conds.append(Condition(fld, op, str(value), bool(c.get("negate", False))))  # type: ignore[arg-type]
     then = dict(raw.get("then", {}))
+    _known_keys(then, _ACTION_KEYS, f"{where}.then")
+    for key in ("queue", "language", "discard", "auto_ack"):
+        if key in then and not isinstance(then[key], str):
+            raise ConfigError(f"{where}.then.{key} must be a string")
+    if "priority" in then and (
+        isinstance(then["priority"], bool) or not isinstance(then["priority"], int)
+    ):
+        raise ConfigError(f"{where}.then.priority must be a whole number")
     try:
         actions = RuleActions(
             queue=then.get("queue"),

@@ -36,7 +36,33 @@ from postroom.store.schema import attachments, conversations, events, messages, 
 log = logging.getLogger("postroom.intake")
 T = TypeVar("T")
 
-RELEASED = "released"  # stage marker set by an operator's retry: skip the loop guard once
+RELEASED = "released"
+
+# Column limits (store/schema.py). Values are clipped the same way wherever they
+# are written or looked up, so an absurd header can neither fail a commit on
+# PostgreSQL nor break matching. Index keys stay under PostgreSQL's btree limit.
+MAX_ADDRESS = 320
+MAX_MESSAGE_ID = 500
+MAX_KIND = 60
+
+
+def _addr(address: str | None) -> str | None:
+    return address[:MAX_ADDRESS] if address else None
+
+
+def _sender(msg: ParsedMessage) -> str | None:
+    return _addr(msg.from_.address) if msg.from_ else None
+
+
+def _mid(message_id: str | None) -> str | None:
+    return message_id[:MAX_MESSAGE_ID] if message_id else None
+
+
+def _auto_kind(msg: ParsedMessage, envelope_from: str | None) -> str | None:
+    kind = classify.auto_kind(msg, envelope_from)
+    return (
+        kind[:MAX_KIND] if kind else None
+    )  # stage marker set by an operator's retry: skip the loop guard once
 
 
 class StageError(Exception):
@@ -146,6 +172,10 @@ class IntakeService:
         except StageError as err:
             err.parsed = parsed
             raise
+        except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+            # Raised by the commit itself: this message's data, not the database, is
+            # at fault, so it must not block the messages behind it.
+            raise StageError("store", exc) from exc
 
     def _route(self, pk: int, parsed: ParsedMessage) -> Outcome | None:
         with self.engine.begin() as conn:
@@ -154,7 +184,8 @@ class IntakeService:
                 return None  # another worker took it, or it is done already
             outcome = self._stage("classify", lambda: self._classify(conn, locked, parsed))
             if outcome is None:
-                ids = thread_keys.reference_ids(parsed.in_reply_to, parsed.references)
+                refs = thread_keys.reference_ids(parsed.in_reply_to, parsed.references)
+                ids = [m for m in (_mid(r) for r in refs) if m]
                 thread_id = self._stage(
                     "thread", lambda: self._find_thread(conn, locked, parsed, ids)
                 )
@@ -163,8 +194,8 @@ class IntakeService:
                     "conversation",
                     lambda: self._conversation(conn, locked, parsed, thread_id, decision),
                 )
-            self._store_parsed(conn, locked, parsed, outcome)
-            return outcome
+            self._stage("store", lambda: self._store_parsed(conn, locked, parsed, outcome))
+        return outcome
 
     def _stage(self, name: str, fn: Callable[[], T]) -> T:
         try:
@@ -182,8 +213,8 @@ class IntakeService:
     def _classify(
         self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage
     ) -> Outcome | None:
-        sender = msg.from_.address if msg.from_ else None
-        dup = repo.find_duplicate(conn, row.id, row.raw_sha256, msg.message_id, sender)
+        sender = _sender(msg)
+        dup = repo.find_duplicate(conn, row.id, row.raw_sha256, _mid(msg.message_id), sender)
         if dup is not None:
             ev = self._event(
                 conn, "message_duplicate", message_id=row.id, data={"duplicate_of": dup}
@@ -226,7 +257,7 @@ class IntakeService:
         self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage, ids: list[str]
     ) -> int | None:
         thread_id = repo.thread_of_message_ids(conn, ids)
-        sender = msg.from_.address if msg.from_ else None
+        sender = _sender(msg)
         if thread_id is None and sender:
             for candidate in thread_keys.tokens_in_subject(
                 msg.subject, self.config.thread_token_prefix
@@ -291,8 +322,8 @@ class IntakeService:
                 threads.update().where(threads.c.id == thread_id).values(last_activity_at=received)
             )
         own = {r.address for r in self.config.routes}
-        people = [a.address for a in (msg.from_, *msg.reply_to, *msg.cc) if a is not None]
-        repo.add_participants(conn, thread_id, [p for p in people if p not in own])
+        people = [_addr(a.address) for a in (msg.from_, *msg.reply_to, *msg.cc) if a is not None]
+        repo.add_participants(conn, thread_id, [p for p in people if p and p not in own])
         last = None if new_thread else repo.latest_conversation(conn, thread_id)
         if last is not None and last.state != ConversationState.CLOSED:
             evs.append(
@@ -343,7 +374,7 @@ class IntakeService:
                 },
             )
         )
-        auto_kind = classify.auto_kind(msg, row.envelope_from)
+        auto_kind = _auto_kind(msg, row.envelope_from)
         if decision.auto_ack and auto_kind is None and msg.from_ is not None:
             evs.append(
                 self._event(
@@ -375,13 +406,13 @@ class IntakeService:
         self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage, outcome: Outcome
     ) -> None:
         values: dict[str, Any] = {
-            "header_message_id": (msg.message_id or "")[:998] or None,
-            "sender": msg.from_.address if msg.from_ else None,
+            "header_message_id": _mid(msg.message_id),
+            "sender": _sender(msg),
             "subject": msg.subject,
             "sent_at": msg.date,
             "in_reply_to": list(msg.in_reply_to),
             "references": list(msg.references),
-            "auto_kind": classify.auto_kind(msg, row.envelope_from),
+            "auto_kind": _auto_kind(msg, row.envelope_from),
             "text": msg.text,
             "html": msg.html,
             "preview": msg.reply_text[:500],
@@ -433,10 +464,21 @@ class IntakeService:
         known: dict[str, Any] = {}
         if parsed is not None:
             known = {
-                "sender": parsed.from_.address if parsed.from_ else None,
+                "sender": _sender(parsed),
                 "subject": parsed.subject,
-                "header_message_id": (parsed.message_id or "")[:998] or None,
+                "header_message_id": _mid(parsed.message_id),
             }
+        try:
+            ev = self._write_quarantine(pk, stage, error, known)
+        except (sa.exc.DataError, sa.exc.IntegrityError):
+            ev = self._write_quarantine(pk, stage, error, {})
+        if ev is None:
+            return None
+        return Outcome(pk, MessageStatus.QUARANTINED, stage=stage, reason=error, events=[ev])
+
+    def _write_quarantine(
+        self, pk: int, stage: str, error: str, known: dict[str, Any]
+    ) -> dict[str, Any] | None:
         with self.engine.begin() as conn:
             if repo.lock_pending(conn, pk) is None:
                 return None
@@ -445,10 +487,9 @@ class IntakeService:
                 .where(messages.c.id == pk)
                 .values(status="quarantined", stage=stage, error=error[:4000], **known)
             )
-            ev = self._event(
+            return self._event(
                 conn, "message_quarantined", message_id=pk, data={"stage": stage, "reason": error}
             )
-        return Outcome(pk, MessageStatus.QUARANTINED, stage=stage, reason=error, events=[ev])
 
     def _event(
         self,

@@ -92,7 +92,7 @@ messages = sa.Table(
     sa.Column("source_ref", sa.String(500), unique=True),
     sa.Column("raw_sha256", sa.String(64), nullable=False, index=True),
     sa.Column("raw_size", sa.Integer, nullable=False),
-    sa.Column("envelope_from", sa.String(320)),
+    sa.Column("envelope_from", sa.Text),
     sa.Column("envelope_to", sa.JSON, nullable=False),
     sa.Column("received_at", UTC, nullable=False),
     sa.Column("status", sa.String(20), nullable=False, index=True),

@@ -126,3 +126,31 @@ def test_rules_and_imap_are_loaded() -> None:
     assert (
         s.rules[0].actions.priority == 4 and s.rules[0].actions.stop and s.rules[0].match == "any"
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {
+                "queues": [{"name": "q"}],
+                "routes": [{"address": "a@b.example", "queue": "q", "skills": {"x": "high"}}],
+            },
+            "must be a number",
+        ),
+        (
+            {
+                "queues": [{"name": "q"}],
+                "routes": [{"address": "a@b.example", "queue": "q", "priority": "5"}],
+            },
+            "whole number",
+        ),
+        ({"rules": [{"then": {"discard": True}}]}, "discard must be a string"),
+        ({"rules": [{"then": {"prioirty": 3}}]}, "unknown key 'prioirty'"),
+        ({"rules": [{"when": [{"field": "subject", "vaule": "x"}]}]}, "unknown key 'vaule'"),
+        ({"rules": [{"wen": []}]}, "unknown key 'wen'"),
+    ],
+)
+def test_typos_and_wrong_types_in_routes_and_rules(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(data)
