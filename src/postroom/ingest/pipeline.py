@@ -16,9 +16,12 @@ log = logging.getLogger("postroom.pipeline")
 
 
 class PipelineWorker:
-    def __init__(self, service: IntakeService, *, idle_poll_s: float = 2.0) -> None:
+    def __init__(
+        self, service: IntakeService, *, idle_poll_s: float = 2.0, batch: int = 100
+    ) -> None:
         self.service = service
         self.idle_poll_s = idle_poll_s
+        self.batch = batch
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -38,7 +41,7 @@ class PipelineWorker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                while not self._stop.is_set() and self.service.process_pending():
+                while not self._stop.is_set() and self.service.process_pending(self.batch):
                     pass
             except Exception:
                 log.exception("pipeline pass failed; retrying")

@@ -47,7 +47,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.http_port is not None:
         settings = replace(settings, http=replace(settings.http, port=args.http_port))
     logs.configure(settings.log.level, settings.log.format)
-    asyncio.run(serve(settings))
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()] if args.roles else None
+    if roles is None:
+        asyncio.run(serve(settings))
+    else:
+        asyncio.run(serve(settings, roles=roles))
     return 0
 
 
@@ -190,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_args(p)
     p.add_argument("--smtp-port", type=int)
     p.add_argument("--http-port", type=int)
+    p.add_argument(
+        "--roles",
+        help="comma-separated subset of smtp,http,imap,pipeline (default: all in this process)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("status", help="intake figures")

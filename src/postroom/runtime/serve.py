@@ -1,4 +1,9 @@
-"""`postroom serve`: run SMTP, HTTP, IMAP pollers and the pipeline in one process."""
+"""`postroom serve`: run SMTP, HTTP, IMAP pollers and the pipeline.
+
+By default one process takes every role. `--roles` lets several processes
+share the work against one database (e.g. `smtp` on one, `pipeline` on
+another); a pipeline without an SMTP listener beside it polls for new mail.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from postroom.domain.errors import ConfigError
 from postroom.ingest.imap import ImapMailbox, ImapPoller
 from postroom.ingest.pipeline import PipelineWorker
 from postroom.ingest.ports import Accepted, IntakeSink
@@ -23,12 +29,29 @@ from postroom.web.app import create_app
 log = logging.getLogger("postroom.serve")
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+ROLES = ("smtp", "http", "imap", "pipeline")
+
+
+async def serve(
+    settings: Settings,
+    *,
+    roles: Sequence[str] = ROLES,
+    ready: asyncio.Event | None = None,
+) -> None:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ConfigError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
     comps = build(settings)
-    worker = PipelineWorker(comps.intake)
-    spool = comps.spool(on_committed=worker.wake)
-    worker.start()
-    worker.wake()  # messages left pending by an earlier run
+    worker: PipelineWorker | None = None
+    if "pipeline" in roles:
+        worker = PipelineWorker(
+            comps.intake,
+            idle_poll_s=settings.intake.pipeline_poll_s,
+            batch=settings.intake.pipeline_batch,
+        )
+        worker.start()
+        worker.wake()  # messages left pending by an earlier run
+    spool = comps.spool(on_committed=worker.wake if worker else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -37,7 +60,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
 
     tasks: list[asyncio.Task[None]] = []
     smtp_server = None
-    if settings.smtp.enabled:
+    if settings.smtp.enabled and "smtp" in roles:
         handler = IntakeHandler(
             spool, lambda: settings.routes, max_recipients=settings.smtp.max_recipients
         )
@@ -50,9 +73,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             tls=tls_context(settings.smtp.tls_cert, settings.smtp.tls_key),
         )
         print(f"SMTP: listening on {settings.smtp.host}:{settings.smtp.port}", flush=True)
-    tasks.extend(_imap_tasks(settings, spool, comps, stop))
+    if "imap" in roles:
+        tasks.extend(_imap_tasks(settings, spool, comps, stop))
     http_server = None
-    if settings.http.enabled:
+    if settings.http.enabled and "http" in roles:
         config = uvicorn.Config(
             create_app(comps.engine),
             host=settings.http.host,
@@ -69,6 +93,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     routes = ", ".join(r.address for r in settings.routes) or "(none)"
     print(f"Routes: {routes}", flush=True)
     print(f"Data: {settings.data_dir.resolve()}", flush=True)
+    print(f"Roles: {', '.join(r for r in ROLES if r in roles)}", flush=True)
     if ready is not None:
         ready.set()
     try:
@@ -81,7 +106,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         if http_server is not None:
             http_server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
-        worker.stop()
+        if worker is not None:
+            worker.stop()
         comps.close()
 
 

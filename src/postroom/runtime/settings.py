@@ -52,7 +52,8 @@ class IntakeSettings:
     reopen_window_days: int = 30
     thread_token_prefix: str = "PR"
     message_id_domain: str = "postroom.local"
-    pipeline_batch: int = 100
+    pipeline_batch: int = 100  # pending messages taken per pass
+    pipeline_poll_s: float = 1.0  # how often a pipeline checks for mail nobody woke it for
 
 
 @dataclass(frozen=True, slots=True)

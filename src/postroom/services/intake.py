@@ -31,7 +31,7 @@ from postroom.mail.parse import parse_message
 from postroom.store import intake_repo as repo
 from postroom.store.blobs import BlobStore
 from postroom.store.db import as_utc
-from postroom.store.schema import attachments, conversations, events, messages, threads
+from postroom.store.schema import messages
 
 log = logging.getLogger("postroom.intake")
 T = TypeVar("T")
@@ -159,7 +159,7 @@ class IntakeService:
 
     def _process(self, pk: int) -> Outcome | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(messages).where(messages.c.id == pk)).first()
+            row = repo.get_message(conn, pk)
         if row is None or row.status != MessageStatus.PENDING:
             return None
         raw = self._stage("spool", lambda: self.blobs.get(row.raw_sha256))
@@ -312,15 +312,16 @@ class IntakeService:
         new_thread = thread_id is None
         if thread_id is None:
             thread_id = conn.execute(
-                threads.insert()
-                .values(subject=msg.subject[:1000], created_at=received, last_activity_at=received)
-                .returning(threads.c.id)
+                repo.INSERT_THREAD,
+                {
+                    "subject": msg.subject[:1000],
+                    "created_at": received,
+                    "last_activity_at": received,
+                },
             ).scalar_one()
             evs.append(self._event(conn, "thread_created", thread_id=thread_id, message_id=row.id))
         else:
-            conn.execute(
-                threads.update().where(threads.c.id == thread_id).values(last_activity_at=received)
-            )
+            repo.touch_thread(conn, thread_id, received)
         own = {r.address for r in self.config.routes}
         people = [_addr(a.address) for a in (msg.from_, *msg.reply_to, *msg.cc) if a is not None]
         repo.add_participants(conn, thread_id, [p for p in people if p and p not in own])
@@ -337,22 +338,23 @@ class IntakeService:
             )
             return Outcome(row.id, MessageStatus.PROCESSED, thread_id, last.id, False, events=evs)
         conv_id = conn.execute(
-            conversations.insert()
-            .values(
-                thread_id=thread_id,
-                state=ConversationState.QUEUED,
-                queue=decision.queue,
-                priority=decision.priority,
-                skills=[list(s) for s in decision.skills],
-                language=decision.language,
-                tags=list(decision.tags),
-                route_address=decision.route_address,
-                reply_from=decision.reply_from,
-                created_at=self.clock(),
-                enqueued_at=received,
-                last_agent=last.last_agent if last is not None else None,
-            )
-            .returning(conversations.c.id)
+            repo.INSERT_CONVERSATION,
+            {
+                "thread_id": thread_id,
+                "state": str(ConversationState.QUEUED),
+                "queue": decision.queue,
+                "priority": decision.priority,
+                "skills": [list(s) for s in decision.skills],
+                "language": decision.language,
+                "tags": list(decision.tags),
+                "route_address": decision.route_address,
+                "reply_from": decision.reply_from,
+                "created_at": self.clock(),
+                "enqueued_at": received,
+                "closed_at": None,
+                "close_reason": None,
+                "last_agent": last.last_agent if last is not None else None,
+            },
         ).scalar_one()
         evs.append(
             self._event(
@@ -428,22 +430,24 @@ class IntakeService:
                 "conversation_id": outcome.conversation_id,
             }
             # A retried message may carry rows from its earlier attempt.
-            conn.execute(attachments.delete().where(attachments.c.message_id == row.id))
-            for pos, att in enumerate(msg.attachments):
-                conn.execute(
-                    attachments.insert().values(
-                        message_id=row.id,
-                        position=pos,
-                        filename=att.filename,
-                        content_type=att.content_type[:255],
-                        sniffed_type=att.sniffed_type,
-                        size=att.size,
-                        sha256=att.sha256,
-                        content_id=(att.content_id or "")[:998] or None,
-                        inline=att.inline,
-                    )
-                )
-        conn.execute(messages.update().where(messages.c.id == row.id).values(**values))
+            repo.replace_attachments(
+                conn,
+                row.id,
+                [
+                    {
+                        "position": pos,
+                        "filename": att.filename,
+                        "content_type": att.content_type[:255],
+                        "sniffed_type": att.sniffed_type,
+                        "size": att.size,
+                        "sha256": att.sha256,
+                        "content_id": (att.content_id or "")[:998] or None,
+                        "inline": att.inline,
+                    }
+                    for pos, att in enumerate(msg.attachments)
+                ],
+            )
+        repo.update_message(conn, row.id, values)
         if outcome.status in (MessageStatus.PROCESSED, MessageStatus.DUPLICATE):
             outcome.events.insert(
                 0,
@@ -504,16 +508,15 @@ class IntakeService:
         at = self.clock()
         payload = data or {}
         eid = conn.execute(
-            events.insert()
-            .values(
-                at=at,
-                kind=kind,
-                conversation_id=conversation_id,
-                message_id=message_id,
-                thread_id=thread_id,
-                data=payload,
-            )
-            .returning(events.c.id)
+            repo.INSERT_EVENT,
+            {
+                "at": at,
+                "kind": kind,
+                "conversation_id": conversation_id,
+                "message_id": message_id,
+                "thread_id": thread_id,
+                "data": payload,
+            },
         ).scalar_one()
         return {
             "id": eid,

@@ -16,12 +16,15 @@ import sqlalchemy as sa
 
 from postroom.domain.routes import QueueConfig, Route, Rule
 from postroom.store.schema import (
+    attachments,
     conversations,
+    events,
     imap_cursors,
     messages,
     queues,
     routes,
     rules,
+    thread_participants,
     threads,
 )
 
@@ -187,17 +190,97 @@ def status_counts(conn: sa.Connection) -> dict[str, Any]:
 
 
 # -- pipeline queries ---------------------------------------------------------
+#
+# Built once with bind parameters: constructing a statement costs SQLAlchemy
+# several times what running a cached one does, and these run for every message
+# while the pipeline holds SQLite's write lock.
+
+_PENDING_IDS = (
+    sa.select(messages.c.id)
+    .where(messages.c.status == "pending", messages.c.direction == "in")
+    .order_by(messages.c.id)
+    .limit(sa.bindparam("limit"))
+)
+_MESSAGE = sa.select(messages).where(messages.c.id == sa.bindparam("pk"))
+_LOCK_PENDING = (
+    sa.select(messages)
+    .where(messages.c.id == sa.bindparam("pk"), messages.c.status == "pending")
+    .with_for_update(skip_locked=True)
+)
+_EARLIER = sa.and_(
+    messages.c.id < sa.bindparam("pk"),
+    messages.c.direction == "in",
+    messages.c.status.not_in(("duplicate", "pending")),
+)
+_DUP_BY_HASH = (
+    sa.select(messages.c.id)
+    .where(_EARLIER, messages.c.raw_sha256 == sa.bindparam("sha"))
+    .order_by(messages.c.id)
+    .limit(1)
+)
+_DUP_BY_ID = (
+    sa.select(messages.c.id)
+    .where(
+        _EARLIER,
+        messages.c.header_message_id == sa.bindparam("mid"),
+        messages.c.sender == sa.bindparam("sender"),
+    )
+    .order_by(messages.c.id)
+    .limit(1)
+)
+_RECENT_FROM_SENDER = (
+    sa.select(sa.func.count())
+    .select_from(messages)
+    .where(
+        messages.c.id < sa.bindparam("pk"),
+        messages.c.direction == "in",
+        messages.c.sender == sa.bindparam("sender"),
+        messages.c.received_at >= sa.bindparam("since"),
+        messages.c.status != "duplicate",
+    )
+)
+_OUTBOUND_BY_IDS = (
+    sa.select(messages.c.id)
+    .where(
+        messages.c.direction == "out",
+        messages.c.header_message_id.in_(sa.bindparam("ids", expanding=True)),
+    )
+    .limit(1)
+)
+_THREAD_OF_IDS = (
+    sa.select(messages.c.thread_id)
+    .where(
+        messages.c.header_message_id.in_(sa.bindparam("ids", expanding=True)),
+        messages.c.thread_id.is_not(None),
+    )
+    .order_by(messages.c.id.desc())
+    .limit(1)
+)
+_IS_PARTICIPANT = sa.select(thread_participants.c.thread_id).where(
+    thread_participants.c.thread_id == sa.bindparam("tid"),
+    thread_participants.c.address == sa.bindparam("address"),
+)
+_ADD_PARTICIPANT = thread_participants.insert()
+_LATEST_CONVERSATION = (
+    sa.select(conversations)
+    .where(conversations.c.thread_id == sa.bindparam("tid"))
+    .order_by(conversations.c.id.desc())
+    .limit(1)
+)
+_THREAD_EXISTS = sa.select(threads.c.id).where(threads.c.id == sa.bindparam("tid"))
+
+INSERT_EVENT = events.insert().returning(events.c.id)
+INSERT_THREAD = threads.insert().returning(threads.c.id)
+INSERT_CONVERSATION = conversations.insert().returning(conversations.c.id)
+INSERT_ATTACHMENT = attachments.insert()
+
+
+def get_message(conn: sa.Connection, pk: int) -> sa.Row[Any] | None:
+    return conn.execute(_MESSAGE, {"pk": pk}).first()
 
 
 def pending_ids(conn: sa.Connection, limit: int) -> list[int]:
-    return list(
-        conn.execute(
-            sa.select(messages.c.id)
-            .where(messages.c.status == "pending", messages.c.direction == "in")
-            .order_by(messages.c.id)
-            .limit(limit)
-        ).scalars()
-    )
+    return list(conn.execute(_PENDING_IDS, {"limit": limit}).scalars())
 
 
 def lock_pending(conn: sa.Connection, pk: int) -> sa.Row[Any] | None:
@@ -206,102 +289,78 @@ def lock_pending(conn: sa.Connection, pk: int) -> sa.Row[Any] | None:
     On PostgreSQL, SKIP LOCKED lets several pipeline workers share the work;
     SQLite serializes writers with BEGIN IMMEDIATE and ignores the clause.
     """
-    return conn.execute(
-        sa.select(messages)
-        .where(messages.c.id == pk, messages.c.status == "pending")
-        .with_for_update(skip_locked=True)
-    ).first()
+    return conn.execute(_LOCK_PENDING, {"pk": pk}).first()
 
 
 def find_duplicate(
     conn: sa.Connection, pk: int, raw_sha256: str, message_id: str | None, sender: str | None
 ) -> int | None:
     """An earlier inbound message with the same content, or same Message-ID and sender."""
-    same = messages.c.raw_sha256 == raw_sha256
-    if message_id and sender:
-        same = sa.or_(
-            same, sa.and_(messages.c.header_message_id == message_id, messages.c.sender == sender)
-        )
-    return conn.execute(
-        sa.select(messages.c.id)
-        .where(
-            messages.c.id < pk,
-            messages.c.direction == "in",
-            messages.c.status.not_in(("duplicate", "pending")),
-            same,
-        )
-        .order_by(messages.c.id)
-        .limit(1)
-    ).scalar()
+    found: int | None = conn.execute(_DUP_BY_HASH, {"pk": pk, "sha": raw_sha256}).scalar()
+    if found is None and message_id and sender:
+        found = conn.execute(_DUP_BY_ID, {"pk": pk, "mid": message_id, "sender": sender}).scalar()
+    return found
 
 
 def recent_from_sender(conn: sa.Connection, pk: int, sender: str, since: datetime) -> int:
     return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(messages)
-            .where(
-                messages.c.id < pk,
-                messages.c.direction == "in",
-                messages.c.sender == sender,
-                messages.c.received_at >= since,
-                messages.c.status != "duplicate",
-            )
-        ).scalar_one()
+        conn.execute(_RECENT_FROM_SENDER, {"pk": pk, "sender": sender, "since": since}).scalar_one()
     )
 
 
 def outbound_by_message_ids(conn: sa.Connection, ids: Sequence[str]) -> int | None:
     if not ids:
         return None
-    return conn.execute(
-        sa.select(messages.c.id)
-        .where(messages.c.direction == "out", messages.c.header_message_id.in_(list(ids)))
-        .limit(1)
-    ).scalar()
+    result: int | None = conn.execute(_OUTBOUND_BY_IDS, {"ids": list(ids)}).scalar()
+    return result
 
 
 def thread_of_message_ids(conn: sa.Connection, ids: Sequence[str]) -> int | None:
     """The thread of the newest stored or sent message carrying one of these Message-IDs."""
     if not ids:
         return None
-    return conn.execute(
-        sa.select(messages.c.thread_id)
-        .where(messages.c.header_message_id.in_(list(ids)), messages.c.thread_id.is_not(None))
-        .order_by(messages.c.id.desc())
-        .limit(1)
-    ).scalar()
+    result: int | None = conn.execute(_THREAD_OF_IDS, {"ids": list(ids)}).scalar()
+    return result
 
 
 def is_participant(conn: sa.Connection, thread_id: int, address: str) -> bool:
-    from postroom.store.schema import thread_participants as tp
-
-    return (
-        conn.execute(
-            sa.select(tp.c.thread_id).where(tp.c.thread_id == thread_id, tp.c.address == address)
-        ).first()
-        is not None
-    )
+    return conn.execute(_IS_PARTICIPANT, {"tid": thread_id, "address": address}).first() is not None
 
 
 def add_participants(conn: sa.Connection, thread_id: int, addresses: Sequence[str]) -> None:
-    from postroom.store.schema import thread_participants as tp
-
     for address in dict.fromkeys(a for a in addresses if a):
         if not is_participant(conn, thread_id, address):
-            conn.execute(tp.insert().values(thread_id=thread_id, address=address))
+            conn.execute(_ADD_PARTICIPANT, {"thread_id": thread_id, "address": address})
 
 
 def latest_conversation(conn: sa.Connection, thread_id: int) -> sa.Row[Any] | None:
-    return conn.execute(
-        sa.select(conversations)
-        .where(conversations.c.thread_id == thread_id)
-        .order_by(conversations.c.id.desc())
-        .limit(1)
-    ).first()
+    return conn.execute(_LATEST_CONVERSATION, {"tid": thread_id}).first()
 
 
 def thread_exists(conn: sa.Connection, thread_id: int) -> bool:
-    return (
-        conn.execute(sa.select(threads.c.id).where(threads.c.id == thread_id)).first() is not None
-    )
+    return conn.execute(_THREAD_EXISTS, {"tid": thread_id}).first() is not None
+
+
+_TOUCH_THREAD = (
+    threads.update()
+    .where(threads.c.id == sa.bindparam("tid"))
+    .values(last_activity_at=sa.bindparam("at"))
+)
+
+
+def touch_thread(conn: sa.Connection, thread_id: int, at: datetime) -> None:
+    conn.execute(_TOUCH_THREAD, {"tid": thread_id, "at": at})
+
+
+_UPDATE_MESSAGE = messages.update().where(messages.c.id == sa.bindparam("b_pk"))
+_DELETE_ATTACHMENTS = attachments.delete().where(attachments.c.message_id == sa.bindparam("pk"))
+
+
+def update_message(conn: sa.Connection, pk: int, values: dict[str, Any]) -> None:
+    conn.execute(_UPDATE_MESSAGE, {"b_pk": pk, **values})
+
+
+def replace_attachments(conn: sa.Connection, pk: int, rows: list[dict[str, Any]]) -> None:
+    conn.execute(_DELETE_ATTACHMENTS, {"pk": pk})
+    if rows:
+        conn.execute(INSERT_ATTACHMENT, [{"message_id": pk, **r} for r in rows])
