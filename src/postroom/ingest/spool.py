@@ -1,8 +1,9 @@
 """The spool: makes an accepted message durable before anyone says "250".
 
-Raw bytes go to the blob store (fsynced), then a pending row is committed by a
-single writer thread that groups concurrent messages into one transaction
-(group commit), so durability costs one commit per batch, not per message.
+A single writer thread groups concurrent messages into one transaction (group
+commit), so durability costs one commit per batch, not per message. Messages up
+to `inline_max` bytes ride inside their pending row; larger ones are written to
+the blob store (fsynced) before their row is committed.
 The spool does not parse or route; the pipeline picks pending rows up.
 """
 
@@ -39,12 +40,14 @@ class Spool:
         on_committed: Callable[[], None] | None = None,
         max_batch: int = 256,
         blob_threads: int = 8,
+        inline_max: int = 256 * 1024,
     ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.clock = clock
         self.on_committed = on_committed
         self.max_batch = max_batch
+        self.inline_max = inline_max
         self._queue: queue.Queue[object] = queue.Queue()
         self._blob_pool = ThreadPoolExecutor(blob_threads, thread_name_prefix="spool-blob")
         self._writer = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
@@ -96,24 +99,36 @@ class Spool:
         envelope_from: str | None = None,
         envelope_to: Sequence[str] = (),
     ) -> Future[Accepted]:
-        """Start making `raw` durable; the future resolves once the row is committed."""
+        """Start making `raw` durable; the future resolves once the row is committed.
+
+        Small messages travel inside their row, so one group commit makes a whole
+        batch durable; larger ones are written and fsynced to the blob store first.
+        """
         done: Future[Accepted] = Future()
 
-        def blob_written(f: Future[str]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                done.set_exception(exc)
-                return
+        def enqueue(sha: str, inline: bytes | None) -> None:
             row = SpoolRow(
-                raw_sha256=f.result(),
+                raw_sha256=sha,
                 raw_size=len(raw),
                 source=source,
                 source_ref=source_ref,
                 envelope_from=envelope_from,
                 envelope_to=tuple(envelope_to),
                 received_at=self.clock(),
+                raw=inline,
             )
             self._queue.put((row, done))
+
+        if len(raw) <= self.inline_max:
+            enqueue(sha256_hex(raw), raw)
+            return done
+
+        def blob_written(f: Future[str]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                enqueue(f.result(), None)
 
         self._blob_pool.submit(self._put_blob, raw).add_done_callback(blob_written)
         return done

@@ -163,7 +163,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         elif args.action == "show":
             e = q.get_entry(comps.engine, args.id)
             if args.raw:
-                sys.stdout.buffer.write(comps.blobs.get(e.raw_sha256))
+                sys.stdout.buffer.write(q.raw_message(comps.engine, comps.blobs, e.message_pk))
             else:
                 print(json.dumps(e.to_json(), indent=2, ensure_ascii=False))
         elif args.action == "retry":

@@ -29,7 +29,7 @@ from postroom.mail import threading as thread_keys
 from postroom.mail.model import ParsedMessage
 from postroom.mail.parse import parse_message
 from postroom.store import intake_repo as repo
-from postroom.store.blobs import BlobStore
+from postroom.store.blobs import BlobStore, sha256_hex
 from postroom.store.db import as_utc
 from postroom.store.schema import messages
 
@@ -162,7 +162,7 @@ class IntakeService:
             row = repo.get_message(conn, pk)
         if row is None or row.status != MessageStatus.PENDING:
             return None
-        raw = self._stage("spool", lambda: self.blobs.get(row.raw_sha256))
+        raw = self._stage("spool", lambda: self._raw(row))
         parsed = self._stage("parse", lambda: self._parse(pk, raw))
         self._stage(
             "parse", lambda: [self.blobs.put(a.data, sha256=a.sha256) for a in parsed.attachments]
@@ -204,6 +204,24 @@ class IntakeService:
             raise
         except Exception as exc:
             raise StageError(name, exc) from exc
+
+    def _raw(self, row: sa.Row[Any]) -> bytes:
+        """The message's bytes, moved into the blob store if they were inline.
+
+        The row's inline copy is cleared only in the transaction that finishes the
+        message, after this put is durable, so there is always one durable copy.
+        """
+        if row.raw is not None:
+            raw = bytes(row.raw)
+            self.blobs.put(raw, sha256=row.raw_sha256)
+            return raw
+        raw = self.blobs.get(row.raw_sha256)
+        if sha256_hex(raw) != row.raw_sha256:
+            raise ValueError(
+                "the stored raw bytes do not match their checksum (damaged by a crash "
+                "before the sender was told 250); the sender will have retried: discard it"
+            )
+        return raw
 
     def _parse(self, pk: int, raw: bytes) -> ParsedMessage:
         return parse_message(
@@ -420,6 +438,7 @@ class IntakeService:
             "preview": msg.reply_text[:500],
             "headers": [list(h) for h in msg.headers],
             "defects": list(msg.defects),
+            "raw": None,  # _raw() made the blob durable before this transaction
         }
         if outcome.status != MessageStatus.DUPLICATE:
             values |= {
@@ -484,13 +503,13 @@ class IntakeService:
         self, pk: int, stage: str, error: str, known: dict[str, Any]
     ) -> dict[str, Any] | None:
         with self.engine.begin() as conn:
-            if repo.lock_pending(conn, pk) is None:
+            locked = repo.lock_pending(conn, pk)
+            if locked is None:
                 return None
-            conn.execute(
-                messages.update()
-                .where(messages.c.id == pk)
-                .values(status="quarantined", stage=stage, error=error[:4000], **known)
-            )
+            values = {"status": "quarantined", "stage": stage, "error": error[:4000], **known}
+            if locked.raw is not None and self.blobs.exists(locked.raw_sha256):
+                values["raw"] = None  # a durable copy is in the blob store
+            repo.update_message(conn, pk, values)
             return self._event(
                 conn, "message_quarantined", message_id=pk, data={"stage": stage, "reason": error}
             )

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from postroom.domain.errors import NotFoundError
 from postroom.services.intake import RELEASED
+from postroom.store.blobs import BlobStore
 from postroom.store.db import as_utc
 from postroom.store.schema import events, messages
 
@@ -112,3 +113,15 @@ def discard(engine: sa.Engine, pk: int, clock: Callable[[], datetime], reason: s
         stage="operator",
         error=reason or "discarded by an operator",
     )
+
+
+def raw_message(engine: sa.Engine, blobs: BlobStore, pk: int) -> bytes:
+    """The quarantined message's bytes, wherever they are kept."""
+    entry = get_entry(engine, pk)
+    if blobs.exists(entry.raw_sha256):
+        return blobs.get(entry.raw_sha256)
+    with engine.connect() as conn:
+        raw = conn.execute(sa.select(messages.c.raw).where(messages.c.id == pk)).scalar()
+    if raw is None:
+        raise NotFoundError(f"the raw bytes of message {pk} are missing; discard it")
+    return bytes(raw)

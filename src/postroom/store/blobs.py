@@ -57,8 +57,11 @@ class FileBlobStore:
     def put(self, data: bytes, *, sha256: str | None = None) -> str:
         key = sha256 or sha256_hex(data)
         path = self._path(key)
-        if path.exists():
-            return key
+        try:
+            if path.stat().st_size == len(data):
+                return key  # already stored; a short file is a torn write and is replaced
+        except FileNotFoundError:
+            pass
         directory = path.parent
         if directory not in self._known_dirs:
             directory.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ class SpoolRow:
     envelope_from: str | None
     envelope_to: tuple[str, ...]
     received_at: datetime
+    raw: bytes | None = None  # inline bytes of a small message (see schema.messages.raw)
 
 
 def insert_spooled(conn: sa.Connection, rows: Sequence[SpoolRow]) -> list[tuple[int, bool]]:
@@ -65,6 +66,7 @@ def insert_spooled(conn: sa.Connection, rows: Sequence[SpoolRow]) -> list[tuple[
                 source_ref=row.source_ref,
                 raw_sha256=row.raw_sha256,
                 raw_size=row.raw_size,
+                raw=row.raw,
                 envelope_from=row.envelope_from,
                 envelope_to=list(row.envelope_to),
                 received_at=row.received_at,

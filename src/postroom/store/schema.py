@@ -92,6 +92,10 @@ messages = sa.Table(
     sa.Column("source_ref", sa.String(500), unique=True),
     sa.Column("raw_sha256", sa.String(64), nullable=False, index=True),
     sa.Column("raw_size", sa.Integer, nullable=False),
+    # Small messages wait here, made durable by the spool's group commit, until the
+    # pipeline has copied them to the blob store (then NULL). Large ones go to the
+    # blob store before their row is committed.
+    sa.Column("raw", sa.LargeBinary),
     sa.Column("envelope_from", sa.Text),
     sa.Column("envelope_to", sa.JSON, nullable=False),
     sa.Column("received_at", UTC, nullable=False),

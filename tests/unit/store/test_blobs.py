@@ -32,3 +32,12 @@ def test_missing_and_malformed_keys(tmp_path: Path) -> None:
 def test_round_trip(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
     store = FileBlobStore(tmp_path_factory.mktemp("blobs"))
     assert store.get(store.put(data)) == data
+
+
+def test_a_torn_earlier_write_is_replaced(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    key = store.put(b"complete message")
+    path = tmp_path / key[:2] / key[2:4] / key
+    path.write_bytes(b"compl")  # as if a crash cut the first write short
+    assert store.put(b"complete message") == key
+    assert store.get(key) == b"complete message"

@@ -120,6 +120,7 @@ def upgrade() -> None:
         sa.Column("source_ref", sa.String(length=500), nullable=True),
         sa.Column("raw_sha256", sa.String(length=64), nullable=False),
         sa.Column("raw_size", sa.Integer(), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=True),
         sa.Column("envelope_from", sa.Text(), nullable=True),
         sa.Column("envelope_to", sa.JSON(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
