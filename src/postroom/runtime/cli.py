@@ -185,6 +185,34 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from postroom.routing.simulator import ScenarioError, run_scenario
+
+    try:
+        scenario = yaml.safe_load(args.scenario.read_text("utf-8"))
+    except OSError as exc:
+        raise PostroomError(f"cannot read {args.scenario}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise PostroomError(f"{args.scenario}: invalid YAML: {exc}") from exc
+    if not isinstance(scenario, dict):
+        raise PostroomError(f"{args.scenario}: a scenario is a mapping (duration_s, queues, ...)")
+    try:
+        result = run_scenario(scenario).to_json()
+    except ScenarioError as exc:
+        raise PostroomError(f"{args.scenario}: {exc}") from exc
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    queues = result["queues"]
+    items = queues.items() if isinstance(queues, dict) else ((q["name"], q) for q in queues)
+    for name, q in items:
+        figures = ", ".join(f"{k} {v}" for k, v in q.items() if k != "name")
+        print(f"queue {name}: {figures}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postroom", description="Postroom email contact center")
     parser.add_argument("--version", action="version", version=f"postroom {__version__}")
@@ -216,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="recipient address to route by (default: the To/Cc headers)")
     p.add_argument("--no-process", action="store_true", help="only spool; leave routing to serve")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("simulate", help="run a what-if staffing scenario on the routing engine")
+    p.add_argument("scenario", type=Path, help="scenario YAML file (see docs/routing.md)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("quarantine", help="manage messages that intake could not process")
     qsub = p.add_subparsers(dest="action", required=True)
