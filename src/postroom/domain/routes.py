@@ -14,15 +14,32 @@ ConditionOp = Literal["contains", "regex", "domain", "equals"]
 
 
 @dataclass(frozen=True, slots=True)
+class RingConfig:
+    """One bullseye ring: how long a conversation stays, what it drops on leaving."""
+
+    expansion_timeout_s: float
+    skills_to_remove: tuple[str, ...] = ()
+    remove_language: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class QueueConfig:
+    """A queue as configured; names follow the routing engine (docs/routing.md)."""
+
     name: str
-    alert_timeout_s: int = 60
+    alert_timeout_s: float = 60.0
     service_level_percent: float = 80.0
-    service_level_seconds: int = 86400
-    evaluation: str = "all_skills"
-    ordering: str = "timestamp_and_priority"
-    wrapup: str = "optional"
+    service_level_seconds: float = 86400.0
+    evaluation: str = "all_skills"  # all_skills | best_skills | any_agent
+    scoring_method: str = "timestamp_and_priority"  # | priority_only | deadline
+    wrapup_prompt: str = "optional"  # | mandatory | mandatory_timeout
+    wrapup_timeout_s: float = 60.0
     wrapup_codes: tuple[str, ...] = ()
+    auto_answer: bool = False
+    last_agent_routing_mode: str = "disabled"  # | queue_members_only | any_agent
+    last_agent_window_s: float = 72 * 3600.0
+    park_timeout_s: float = 24 * 3600.0
+    rings: tuple[RingConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

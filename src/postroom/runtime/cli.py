@@ -213,6 +213,114 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_skills(text: str | None) -> list[tuple[str, float]]:
+    out = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, level = item.partition("=")
+        try:
+            out.append((name.strip(), float(level) if sep else 3.0))
+        except ValueError as exc:
+            raise PostroomError(f"skill {item!r}: write name=proficiency, e.g. billing=4") from exc
+    return out
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.services import agents as svc
+
+    settings = _settings(args)
+    db = open_store(settings)
+    try:
+        if args.action == "add":
+            svc.add_agent(
+                db,
+                utc_now,
+                args.agent,
+                name=args.name,
+                queues=[q for q in (args.queues or "").split(",") if q],
+                skills=_parse_skills(args.skills),
+                languages=[x for x in (args.languages or "").split(",") if x],
+                capacity=args.capacity,
+                known_queues=[q.name for q in settings.queues],
+            )
+            print(f"agent {args.agent} saved")
+            return 0
+        if args.action == "list":
+            rows = svc.list_agents(db)
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                for r in rows:
+                    held = ", ".join(
+                        f"{c['conversation']}:{c['state']}" for c in r["conversations"]
+                    )
+                    print(f"{r['id']:<20} {r['presence']:<10} {r['routing_status']:<15} {held}")
+            return 0
+        kind = {
+            "presence": "presence",
+            "accept": "accept",
+            "decline": "decline",
+            "wrapup": "wrapup",
+            "end": "end",
+            "park": "park",
+        }[args.action]
+        data: dict[str, Any] = {}
+        if args.action == "presence":
+            data = {"presence": args.presence}
+        conversation = getattr(args, "conversation", None)
+        if args.action == "wrapup":
+            data = {"code": args.code or ""}
+            if args.notes:
+                data["notes"] = args.notes
+            # Ending first is how an agent finishes a connected conversation; when it
+            # is already in wrap-up the router refuses the end and takes the code.
+            svc.request(db, utc_now, "end", agent_id=args.agent, conversation_id=conversation)
+        rid = svc.request(
+            db, utc_now, kind, agent_id=args.agent, conversation_id=conversation, data=data
+        )
+        result = svc.wait_result(db, rid, args.wait)
+        if result is None:
+            print(
+                f"request {rid} queued; no router answered within {args.wait:g} s "
+                "(is `postroom serve` running?)"
+            )
+            return 4
+        if result != "ok":
+            raise svc.RequestRefused(f"{args.action}: {result}")
+        print(f"{args.action}: ok")
+        return 0
+    finally:
+        db.dispose()
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.services import agents as svc
+
+    settings = _settings(args)
+    db = open_store(settings)
+    try:
+        names = [q.name for q in settings.queues if not args.name or q.name == args.name]
+        if not names:
+            raise PostroomError(f"no queue named {args.name!r}")
+        figures = svc.queue_figures(db, names, utc_now())
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps({f.name: f.to_json() for f in figures}))
+    else:
+        for f in figures:
+            longest = f"{f.longest_waiting_s:.0f} s" if f.longest_waiting_s is not None else "-"
+            print(
+                f"{f.name:<16} waiting {f.waiting}  alerting {f.alerting}  interacting "
+                f"{f.interacting}  parked {f.parked}  wrap-up {f.wrapup}  longest {longest}  "
+                f"agents on queue {f.agents_on_queue}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postroom", description="Postroom email contact center")
     parser.add_argument("--version", action="version", version=f"postroom {__version__}")
@@ -244,6 +352,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="recipient address to route by (default: the To/Cc headers)")
     p.add_argument("--no-process", action="store_true", help="only spool; leave routing to serve")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("agent", help="add agents and act for them (until the workspace exists)")
+    asub = p.add_subparsers(dest="action", required=True)
+    ap = asub.add_parser("add", help="create or update an agent")
+    ap.add_argument("agent", help="login name")
+    ap.add_argument("--name")
+    ap.add_argument("--queues", help="comma-separated queue names")
+    ap.add_argument("--skills", help="comma-separated name=proficiency (0-5)")
+    ap.add_argument("--languages", help="comma-separated language codes")
+    ap.add_argument("--capacity", type=int, default=1, help="email conversations at once (1-25)")
+    ap = asub.add_parser("list", help="agents with presence, routing status and work")
+    ap.add_argument("--json", action="store_true")
+    ap = asub.add_parser("presence", help="set presence (on_queue to take work)")
+    ap.add_argument("agent")
+    ap.add_argument("presence")
+    for name, what in (
+        ("accept", "accept an offer"),
+        ("decline", "decline an offer"),
+        ("end", "finish a connected conversation"),
+        ("park", "park it"),
+        ("wrapup", "finish and record the wrap-up code"),
+    ):
+        ap = asub.add_parser(name, help=what)
+        ap.add_argument("agent")
+        ap.add_argument("conversation", type=int)
+        if name == "wrapup":
+            ap.add_argument("--code", default="")
+            ap.add_argument("--notes")
+    for ap in asub.choices.values():
+        _add_store_args(ap)
+        if ap.prog.split()[-1] not in ("add", "list"):
+            ap.add_argument(
+                "--wait", type=float, default=10.0, help="seconds to wait for the router's answer"
+            )
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("queue", help="queue figures")
+    qsub2 = p.add_subparsers(dest="action", required=True)
+    qp = qsub2.add_parser("show")
+    qp.add_argument("name", nargs="?")
+    qp.add_argument("--json", action="store_true")
+    _add_store_args(qp)
+    p.set_defaults(func=cmd_queue)
 
     p = sub.add_parser("simulate", help="run a what-if staffing scenario on the routing engine")
     p.add_argument("scenario", type=Path, help="scenario YAML file (see docs/routing.md)")

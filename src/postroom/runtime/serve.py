@@ -21,15 +21,17 @@ from postroom.ingest.pipeline import PipelineWorker
 from postroom.ingest.ports import Accepted, IntakeSink
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.ingest.spool import Spool
+from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
+from postroom.services.routing import RoutingService
 from postroom.store.intake_repo import SqlCursorStore
 from postroom.web.app import create_app
 
 log = logging.getLogger("postroom.serve")
 
 
-ROLES = ("smtp", "http", "imap", "pipeline")
+ROLES = ("smtp", "http", "imap", "pipeline", "router")
 
 
 async def serve(
@@ -51,6 +53,12 @@ async def serve(
         )
         worker.start()
         worker.wake()  # messages left pending by an earlier run
+    router: RouterWorker | None = None
+    if "router" in roles:
+        routing = RoutingService(comps.engine, settings.queues, comps.clock)
+        router = RouterWorker(routing, comps.clock, poll_s=settings.routing.poll_s)
+        comps.intake.listeners.append(router.wake)  # new conversations: route them now
+        router.start()
     spool = comps.spool(on_committed=worker.wake if worker else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -108,6 +116,8 @@ async def serve(
         await asyncio.gather(*tasks, return_exceptions=True)
         if worker is not None:
             worker.stop()
+        if router is not None:
+            router.stop()
         comps.close()
 
 

@@ -20,6 +20,7 @@ from postroom.domain.routes import (
     Condition,
     ImapSource,
     QueueConfig,
+    RingConfig,
     Route,
     Rule,
     RuleActions,
@@ -57,6 +58,11 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    poll_s: float = 0.1  # how often the router looks for requests from other processes
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "json"  # "json" or "text"
@@ -69,6 +75,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     log: LogSettings = field(default_factory=LogSettings)
     queues: tuple[QueueConfig, ...] = ()
     routes: tuple[Route, ...] = ()
@@ -89,6 +96,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "smtp": SmtpSettings,
     "http": HttpSettings,
     "intake": IntakeSettings,
+    "routing": RoutingSettings,
     "log": LogSettings,
 }
 
@@ -146,16 +154,44 @@ def _skills(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(out))
 
 
+_QUEUE_KEYS = {f.name for f in fields(QueueConfig)}
+_RING_KEYS = {f.name for f in fields(RingConfig)}
+_QUEUE_CHOICES = {
+    "evaluation": ("all_skills", "best_skills", "any_agent"),
+    "scoring_method": ("timestamp_and_priority", "priority_only", "deadline"),
+    "wrapup_prompt": ("optional", "mandatory", "mandatory_timeout"),
+    "last_agent_routing_mode": ("disabled", "queue_members_only", "any_agent"),
+}
+
+
 def _queue(raw: Mapping[str, Any], where: str) -> QueueConfig:
+    from postroom.routing.model import RoutingConfigError
+    from postroom.services.routing import engine_queue
+
     data = dict(raw)
+    _known_keys(data, _QUEUE_KEYS, where)
+    if "name" not in data:
+        raise ConfigError(f"{where}: a queue needs a name")
+    for key, choices in _QUEUE_CHOICES.items():
+        if key in data and data[key] not in choices:
+            raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)}")
     if "wrapup_codes" in data:
         data["wrapup_codes"] = tuple(str(c) for c in data["wrapup_codes"])
+    rings = []
+    for i, ring in enumerate(data.pop("rings", ())):
+        _known_keys(ring, _RING_KEYS, f"{where}.rings[{i}]")
+        rings.append(
+            RingConfig(
+                expansion_timeout_s=float(ring.get("expansion_timeout_s", 0)),
+                skills_to_remove=tuple(str(x) for x in ring.get("skills_to_remove", ())),
+                remove_language=bool(ring.get("remove_language", False)),
+            )
+        )
     try:
-        q = QueueConfig(**data)
-    except TypeError as exc:
+        q = QueueConfig(**data, rings=tuple(rings))
+        engine_queue(q)  # the routing engine's own range checks
+    except (TypeError, ValueError, RoutingConfigError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    if not 7 <= q.alert_timeout_s <= 3600:
-        raise ConfigError(f"{where}: alert_timeout_s must be between 7 and 3600 seconds")
     return q
 
 

@@ -354,6 +354,9 @@ class IntakeService:
                     thread_id=thread_id,
                 )
             )
+            if last.state == ConversationState.PARKED:
+                # The customer replied: the parked conversation returns to its agent.
+                repo.request_routing(conn, self.clock(), "unparked", last.id)
             return Outcome(row.id, MessageStatus.PROCESSED, thread_id, last.id, False, events=evs)
         conv_id = conn.execute(
             repo.INSERT_CONVERSATION,
@@ -394,6 +397,7 @@ class IntakeService:
                 },
             )
         )
+        repo.request_routing(conn, self.clock(), "enqueued", conv_id)
         auto_kind = _auto_kind(msg, row.envelope_from)
         if decision.auto_ack and auto_kind is None and msg.from_ is not None:
             evs.append(

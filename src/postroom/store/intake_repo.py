@@ -23,6 +23,7 @@ from postroom.store.schema import (
     messages,
     queues,
     routes,
+    routing_inbox,
     rules,
     thread_participants,
     threads,
@@ -366,3 +367,27 @@ def replace_attachments(conn: sa.Connection, pk: int, rows: list[dict[str, Any]]
     conn.execute(_DELETE_ATTACHMENTS, {"pk": pk})
     if rows:
         conn.execute(INSERT_ATTACHMENT, [{"message_id": pk, **r} for r in rows])
+
+
+_INSERT_INBOX = routing_inbox.insert()
+
+
+def request_routing(
+    conn: sa.Connection,
+    at: datetime,
+    kind: str,
+    conversation_id: int | None = None,
+    agent_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Ask the router to act (see services/routing.py); part of the caller's transaction."""
+    conn.execute(
+        _INSERT_INBOX,
+        {
+            "at": at,
+            "kind": kind,
+            "conversation_id": conversation_id,
+            "agent_id": agent_id,
+            "data": data or {},
+        },
+    )

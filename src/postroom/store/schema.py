@@ -81,6 +81,10 @@ conversations = sa.Table(
     sa.Column("closed_at", UTC),
     sa.Column("close_reason", sa.Text),
     sa.Column("last_agent", sa.String(200)),
+    sa.Column("last_agent_at", UTC),
+    sa.Column("agent_id", sa.String(200), index=True),  # alerting, connected, parked, wrapup
+    sa.Column("offer_deadline", UTC),
+    sa.Column("wrapup_code", sa.String(200)),
 )
 
 messages = sa.Table(
@@ -156,4 +160,33 @@ imap_cursors = sa.Table(
     sa.Column("mailbox_key", sa.String(500), primary_key=True),
     sa.Column("uidvalidity", sa.BigInteger, nullable=False),
     sa.Column("last_uid", sa.BigInteger, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),  # the agent's login name
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("queues", sa.JSON, nullable=False),
+    sa.Column("skills", sa.JSON, nullable=False),  # [[name, proficiency], ...]
+    sa.Column("languages", sa.JSON, nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("presence", sa.String(20), nullable=False),
+    sa.Column("routing_status", sa.String(20), nullable=False),
+    sa.Column("updated_at", UTC, nullable=False),
+)
+
+# Requests for the routing engine from any process (CLI, web, pipeline), consumed
+# in id order by the one active router, which records its answer on the row.
+routing_inbox = sa.Table(
+    "routing_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTC, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("conversation_id", sa.Integer),
+    sa.Column("agent_id", sa.String(200)),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("done_at", UTC, index=True),
+    sa.Column("result", sa.Text),  # "ok" or why the engine refused
 )

@@ -67,7 +67,7 @@ def test_bad_environment_is_a_clear_error(env: dict[str, str], message: str) -> 
             {"queues": [{"name": "q"}], "routes": [{"address": "nobody", "queue": "q"}]},
             "must be user@domain",
         ),
-        ({"queues": [{"name": "q", "alert_timeout_s": 3}]}, "between 7 and 3600"),
+        ({"queues": [{"name": "q", "alert_timeout_s": 3}]}, "alert_timeout_s must be 7–3600"),
         (
             {"rules": [{"when": [{"field": "subject", "op": "regex", "value": "("}]}]},
             "invalid regular expression",

@@ -1,0 +1,215 @@
+"""Agent and queue use cases for the command line (the web API will share them).
+
+Writes agents and routing requests; the router (services/routing.py) acts on
+the requests. Reading queue figures is here too. No engine logic here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from postroom.domain.errors import NotFoundError, PostroomError
+from postroom.routing.model import PRESENCES, AgentConfig, RoutingConfigError
+from postroom.store.db import as_utc
+from postroom.store.schema import agents, conversations, routing_inbox
+
+
+class RequestRefused(PostroomError):
+    """The router refused a request (e.g. accepting an offer that is not yours)."""
+
+
+def add_agent(
+    db: sa.Engine,
+    clock: Callable[[], datetime],
+    agent_id: str,
+    *,
+    name: str | None = None,
+    queues: Sequence[str] = (),
+    skills: Sequence[tuple[str, float]] = (),
+    languages: Sequence[str] = (),
+    capacity: int = 1,
+    known_queues: Sequence[str] = (),
+) -> None:
+    """Create or update an agent; the router learns of it through the inbox."""
+    unknown = [q for q in queues if q not in known_queues]
+    if unknown:
+        raise PostroomError(
+            f"queue {unknown[0]!r} is not configured; known queues: {', '.join(known_queues)}"
+        )
+    try:
+        AgentConfig(agent_id, frozenset(queues), tuple(skills), frozenset(languages), capacity)
+    except RoutingConfigError as exc:
+        raise PostroomError(str(exc)) from exc
+    now = clock()
+    values = {
+        "name": name or agent_id,
+        "queues": list(queues),
+        "skills": [[n, p] for n, p in skills],
+        "languages": list(languages),
+        "capacity": capacity,
+        "updated_at": now,
+    }
+    with db.begin() as conn:
+        exists = conn.execute(sa.select(agents.c.id).where(agents.c.id == agent_id)).first()
+        if exists:
+            conn.execute(agents.update().where(agents.c.id == agent_id).values(**values))
+        else:
+            conn.execute(
+                agents.insert().values(
+                    id=agent_id, presence="offline", routing_status="off_queue", **values
+                )
+            )
+        conn.execute(
+            routing_inbox.insert().values(
+                at=now, kind="agent_configured", agent_id=agent_id, data={}
+            )
+        )
+
+
+def request(
+    db: sa.Engine,
+    clock: Callable[[], datetime],
+    kind: str,
+    *,
+    agent_id: str | None = None,
+    conversation_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Queue a request for the router; returns its id (see `wait_result`)."""
+    with db.begin() as conn:
+        if agent_id is not None:
+            row = conn.execute(sa.select(agents.c.id).where(agents.c.id == agent_id)).first()
+            if row is None:
+                raise NotFoundError(f"no agent {agent_id!r}; add one with `postroom agent add`")
+        if conversation_id is not None:
+            found = conn.execute(
+                sa.select(conversations.c.id).where(conversations.c.id == conversation_id)
+            ).first()
+            if found is None:
+                raise NotFoundError(f"no conversation {conversation_id}")
+        if kind == "presence":
+            presence = (data or {}).get("presence")
+            if presence not in PRESENCES:
+                raise PostroomError(f"presence must be one of {', '.join(PRESENCES)}")
+            conn.execute(agents.update().where(agents.c.id == agent_id).values(presence=presence))
+        return int(
+            conn.execute(
+                routing_inbox.insert()
+                .values(
+                    at=clock(),
+                    kind=kind,
+                    agent_id=agent_id,
+                    conversation_id=conversation_id,
+                    data=data or {},
+                )
+                .returning(routing_inbox.c.id)
+            ).scalar_one()
+        )
+
+
+def wait_result(db: sa.Engine, request_id: int, timeout_s: float = 10.0) -> str | None:
+    """The router's answer to a request, or None if no router answered in time."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with db.connect() as conn:
+            result = conn.execute(
+                sa.select(routing_inbox.c.result).where(routing_inbox.c.id == request_id)
+            ).scalar()
+        if result is not None:
+            return str(result)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    name: str
+    waiting: int
+    alerting: int
+    interacting: int
+    parked: int
+    wrapup: int
+    longest_waiting_s: float | None
+    agents_on_queue: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "waiting": self.waiting,
+            "alerting": self.alerting,
+            "interacting": self.interacting,
+            "parked": self.parked,
+            "wrapup": self.wrapup,
+            "longest_waiting_s": self.longest_waiting_s,
+            "agents_on_queue": self.agents_on_queue,
+        }
+
+
+def queue_figures(db: sa.Engine, names: Sequence[str], now: datetime) -> list[QueueFigures]:
+    with db.connect() as conn:
+        counts: dict[tuple[str, str], int] = {
+            (q, st): int(n)
+            for q, st, n in conn.execute(
+                sa.select(conversations.c.queue, conversations.c.state, sa.func.count())
+                .where(conversations.c.state != "closed")
+                .group_by(conversations.c.queue, conversations.c.state)
+            )
+        }
+        oldest = {
+            q: as_utc(t)
+            for q, t in conn.execute(
+                sa.select(conversations.c.queue, sa.func.min(conversations.c.enqueued_at))
+                .where(conversations.c.state == "queued")
+                .group_by(conversations.c.queue)
+            )
+        }
+        agent_rows = conn.execute(
+            sa.select(agents.c.queues).where(agents.c.routing_status != "off_queue")
+        ).all()
+    out = []
+    for name in names:
+        first = oldest.get(name)
+        out.append(
+            QueueFigures(
+                name=name,
+                waiting=counts.get((name, "queued"), 0),
+                alerting=counts.get((name, "alerting"), 0),
+                interacting=counts.get((name, "connected"), 0),
+                parked=counts.get((name, "parked"), 0),
+                wrapup=counts.get((name, "wrapup"), 0),
+                longest_waiting_s=round((now - first).total_seconds(), 1) if first else None,
+                agents_on_queue=sum(1 for (qs,) in agent_rows if name in qs),
+            )
+        )
+    return out
+
+
+def list_agents(db: sa.Engine) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(agents).order_by(agents.c.id)).all()
+        held: dict[str, list[dict[str, Any]]] = {}
+        for cid, aid, state in conn.execute(
+            sa.select(conversations.c.id, conversations.c.agent_id, conversations.c.state).where(
+                conversations.c.agent_id.is_not(None), conversations.c.state != "closed"
+            )
+        ):
+            held.setdefault(aid, []).append({"conversation": cid, "state": state})
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "presence": r.presence,
+            "routing_status": r.routing_status,
+            "queues": r.queues,
+            "capacity": r.capacity,
+            "conversations": held.get(r.id, []),
+        }
+        for r in rows
+    ]

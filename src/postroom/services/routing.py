@@ -1,0 +1,468 @@
+"""Routing use case: run the pure engine against the database.
+
+The one active router reads requests from the `routing_inbox` table (written by
+the pipeline, the CLI and later the web app, in any process), feeds them to the
+engine with the time from an injected clock, and persists every decision with
+its event in one transaction per batch, marking the requests done in it. On
+start it rebuilds the engine from the database: queued and alerting work is
+enqueued again (an offer that was alerting when a process died is offered
+again), connected and wrap-up work returns to its agent.
+
+The engine decides; this module only translates rows to events and decisions
+to rows. It opens no sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from postroom.domain.routes import QueueConfig
+from postroom.routing import model as rm
+from postroom.routing.engine import Engine
+from postroom.store.db import as_utc
+from postroom.store.schema import agents, conversations, events, routing_inbox
+
+log = logging.getLogger("postroom.router")
+
+EventListener = Callable[[Sequence[dict[str, Any]]], None]
+FAR_FUTURE_S = 10 * 365 * 86400.0
+
+
+def engine_queue(q: QueueConfig) -> rm.QueueConfig:
+    """The engine's view of a configured queue (raises RoutingConfigError when invalid)."""
+    return rm.QueueConfig(
+        queue_id=q.name,
+        alert_timeout_s=float(q.alert_timeout_s),
+        evaluation=q.evaluation,  # type: ignore[arg-type]
+        scoring_method=q.scoring_method,  # type: ignore[arg-type]
+        service_level=rm.ServiceLevel(q.service_level_percent, q.service_level_seconds),
+        rings=tuple(
+            rm.Ring(r.expansion_timeout_s, frozenset(r.skills_to_remove), r.remove_language)
+            for r in q.rings
+        ),
+        wrapup_prompt=q.wrapup_prompt,  # type: ignore[arg-type]
+        wrapup_timeout_s=float(q.wrapup_timeout_s),
+        auto_answer=q.auto_answer,
+        last_agent_routing_mode=q.last_agent_routing_mode,  # type: ignore[arg-type]
+        last_agent_window_s=float(q.last_agent_window_s),
+        park_timeout_s=float(q.park_timeout_s),
+    )
+
+
+def _ts(value: datetime | None) -> float | None:
+    v = as_utc(value)
+    return v.timestamp() if v is not None else None
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _agent_config(row: sa.Row[Any]) -> rm.AgentConfig:
+    return rm.AgentConfig(
+        agent_id=row.id,
+        queues=frozenset(row.queues),
+        skills=tuple((str(n), float(p)) for n, p in row.skills),
+        languages=frozenset(row.languages),
+        capacity=int(row.capacity),
+    )
+
+
+def _skills(raw: list[list[Any]] | None) -> tuple[rm.SkillRequirement, ...]:
+    return tuple(rm.SkillRequirement(str(n), float(p)) for n, p in (raw or []))
+
+
+class RoutingService:
+    def __init__(
+        self,
+        db: sa.Engine,
+        queues: Sequence[QueueConfig],
+        clock: Callable[[], datetime],
+        listeners: Sequence[EventListener] = (),
+    ) -> None:
+        self.db = db
+        self.queues = {q.name: q for q in queues}
+        self.clock = clock
+        self.listeners = list(listeners)
+        self.engine = Engine()
+        self._last_inbox = 0
+
+    # -- start ----------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """A fresh engine from the database; earlier alerting offers are made again."""
+        now = self.clock().timestamp()
+        eng = Engine(queues=tuple(engine_queue(q) for q in self.queues.values()))
+        with self.db.connect() as conn:
+            agent_rows = conn.execute(sa.select(agents).order_by(agents.c.id)).all()
+            open_convs = conn.execute(
+                sa.select(conversations)
+                .where(conversations.c.state != "closed")
+                .order_by(conversations.c.enqueued_at, conversations.c.id)
+            ).all()
+            self._last_inbox = int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(routing_inbox.c.id), 0))
+                ).scalar_one()
+            )
+            pending = conn.execute(
+                sa.select(routing_inbox.c.id)
+                .where(routing_inbox.c.done_at.is_(None))
+                .order_by(routing_inbox.c.id)
+                .limit(1)
+            ).scalar()
+        if pending is not None:
+            self._last_inbox = pending - 1
+        for row in agent_rows:
+            eng.handle(rm.AgentConfigured(now, _agent_config(row)))
+        # Work an agent holds goes back to that agent: offered only to them, accepted.
+        held = [
+            c for c in open_convs if c.state in ("connected", "wrapup", "parked") and c.agent_id
+        ]
+        for c in held:
+            if c.queue not in self.queues or eng.agent(c.agent_id) is None:
+                continue
+            cid = str(c.id)
+            eng.handle(rm.AgentPresenceChanged(now, c.agent_id, "on_queue"))
+            eng.handle(
+                rm.Enqueued(
+                    now,
+                    cid,
+                    c.queue,
+                    preferred_agents=(c.agent_id,),
+                    preferred_window_s=FAR_FUTURE_S,
+                )
+            )
+            eng.handle(rm.OfferAccepted(now, cid, c.agent_id))
+            if c.state == "parked":
+                eng.handle(rm.Parked(now, cid))
+            elif c.state == "wrapup":
+                eng.handle(rm.ConversationEnded(now, cid))
+        for row in agent_rows:
+            eng.handle(rm.AgentPresenceChanged(now, row.id, row.presence))
+        self.engine = eng
+        decisions: list[rm.Decision] = []
+        for c in open_convs:
+            if c.state in ("queued", "alerting") and c.queue in self.queues:
+                decisions.extend(eng.handle(self._enqueued(now, c)))
+        self._persist(decisions, [], {str(c.id) for c in open_convs}, {})
+
+    def _enqueued(self, now: float, c: sa.Row[Any]) -> rm.Enqueued:
+        return rm.Enqueued(
+            now,
+            str(c.id),
+            c.queue,
+            priority=int(c.priority),
+            skills=_skills(c.skills),
+            language=c.language,
+            last_agent_id=c.last_agent,
+            last_agent_at=_ts(c.last_agent_at),
+        )
+
+    # -- steady state ------------------------------------------------------------
+
+    def poll(self, limit: int = 500) -> int:
+        """Handle new inbox requests and due timers; return how many requests."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(routing_inbox)
+                .where(routing_inbox.c.id > self._last_inbox)
+                .order_by(routing_inbox.c.id)
+                .limit(limit)
+            ).all()
+        decisions: list[rm.Decision] = []
+        results: list[tuple[int, str]] = []
+        touched: set[str] = set()
+        codes: dict[str, str] = {}
+        for row in rows:
+            now = self.clock().timestamp()
+            if row.kind == "wrapup" and self._late_wrapup_code(row):
+                results.append((row.id, "ok"))
+                continue
+            try:
+                event = self._event_for(row, now)
+            except (ValueError, rm.RoutingConfigError) as exc:
+                results.append((row.id, f"refused: {exc}"))
+                continue
+            out: list[rm.Decision] = []
+            for ev in event:
+                out.extend(self.engine.handle(ev))
+            rejected = [d for d in out if isinstance(d, rm.Rejected)]
+            results.append((row.id, f"refused: {rejected[0].reason}" if rejected else "ok"))
+            if row.conversation_id is not None:
+                touched.add(str(row.conversation_id))
+                if row.kind == "wrapup" and not rejected:
+                    codes[str(row.conversation_id)] = str((row.data or {}).get("code") or "")
+            decisions.extend(out)
+        wake = self.engine.next_wakeup()
+        if wake is not None and wake <= self.clock().timestamp():
+            decisions.extend(self.engine.handle(rm.Tick(self.clock().timestamp())))
+        if rows or decisions:
+            self._persist(decisions, results, touched, codes)
+        if rows:
+            self._last_inbox = rows[-1].id
+        return len(rows)
+
+    def _late_wrapup_code(self, row: sa.Row[Any]) -> bool:
+        """With optional wrap-up the conversation closes when the agent ends it; the
+        code the agent gives afterwards is still recorded on it."""
+        if row.conversation_id is None or self.engine.conversation(str(row.conversation_id)):
+            return False
+        with self.db.begin() as conn:
+            done = conn.execute(
+                conversations.update()
+                .where(
+                    conversations.c.id == row.conversation_id,
+                    conversations.c.state == "closed",
+                    conversations.c.last_agent == row.agent_id,
+                    conversations.c.wrapup_code.is_(None),
+                )
+                .values(wrapup_code=str((row.data or {}).get("code") or ""))
+            ).rowcount
+        return bool(done)
+
+    def next_wakeup(self) -> datetime | None:
+        wake = self.engine.next_wakeup()
+        return _dt(wake) if wake is not None else None
+
+    def _event_for(self, row: sa.Row[Any], now: float) -> list[rm.Event]:
+        cid = str(row.conversation_id) if row.conversation_id is not None else ""
+        data = row.data or {}
+        kind = row.kind
+        if kind == "enqueued":
+            with self.db.connect() as conn:
+                c = conn.execute(
+                    sa.select(conversations).where(conversations.c.id == row.conversation_id)
+                ).first()
+            if c is None or c.state != "queued":
+                raise ValueError("the conversation is not waiting")
+            if c.queue not in self.queues:
+                raise ValueError(f"queue {c.queue!r} is not configured")
+            return [self._enqueued(now, c)]
+        if kind == "agent_configured":
+            with self.db.connect() as conn:
+                a = conn.execute(sa.select(agents).where(agents.c.id == row.agent_id)).first()
+            if a is None:
+                raise ValueError(f"no agent {row.agent_id!r}")
+            return [rm.AgentConfigured(now, _agent_config(a))]
+        if kind == "presence":
+            presence = str(data.get("presence"))
+            if presence not in rm.PRESENCES:
+                raise ValueError(f"presence must be one of {', '.join(rm.PRESENCES)}")
+            return [rm.AgentPresenceChanged(now, row.agent_id, presence)]
+        if kind == "accept":
+            return [rm.OfferAccepted(now, cid, row.agent_id)]
+        if kind == "decline":
+            return [rm.OfferDeclined(now, cid, row.agent_id)]
+        if kind == "end":
+            return [rm.ConversationEnded(now, cid)]
+        if kind == "wrapup":
+            return [rm.WrapupCompleted(now, cid, str(data.get("code") or ""))]
+        if kind == "park":
+            return [rm.Parked(now, cid)]
+        if kind == "unparked":
+            return [rm.Unparked(now, cid)]
+        if kind == "transfer_queue":
+            return [rm.Requeued(now, cid, str(data["queue"]))]
+        if kind == "transfer_agent":
+            return [rm.TransferredToAgent(now, cid, str(data["agent"]))]
+        raise ValueError(f"unknown request {kind!r}")
+
+    # -- persistence ---------------------------------------------------------------
+
+    def _persist(
+        self,
+        decisions: Sequence[rm.Decision],
+        results: Sequence[tuple[int, str]],
+        touched: set[str],
+        codes: dict[str, str],
+    ) -> None:
+        published: list[dict[str, Any]] = []
+        now = self.clock()
+        for d in decisions:
+            cid = getattr(d, "conversation_id", None)
+            if cid is not None:
+                touched.add(cid)
+            if isinstance(d, rm.WrapupTimedOut):
+                codes[d.conversation_id] = d.code
+        with self.db.begin() as conn:
+            for inbox_id, result in results:
+                conn.execute(
+                    routing_inbox.update()
+                    .where(routing_inbox.c.id == inbox_id)
+                    .values(done_at=now, result=result)
+                )
+            for d in decisions:
+                published.extend(self._apply(conn, d, now))
+            for cid in sorted(touched, key=int):
+                published.extend(self._mirror(conn, cid, now, codes.get(cid)))
+        # Listeners hear of changes only once they are committed.
+        for listener in self.listeners:
+            try:
+                listener(published)
+            except Exception:
+                log.exception("event listener failed")
+
+    def _event(
+        self, conn: sa.Connection, now: datetime, kind: str, cid: str | None, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        conv_id = int(cid) if cid else None
+        eid = conn.execute(
+            events.insert()
+            .values(at=now, kind=kind, conversation_id=conv_id, data=data)
+            .returning(events.c.id)
+        ).scalar_one()
+        return {
+            "id": eid,
+            "at": now.isoformat(),
+            "kind": kind,
+            "conversation_id": conv_id,
+            "data": data,
+        }
+
+    def _mirror(
+        self, conn: sa.Connection, cid: str, now: datetime, code: str | None
+    ) -> list[dict[str, Any]]:
+        """Make the conversation's row say what the engine now holds about it."""
+        row = conn.execute(sa.select(conversations).where(conversations.c.id == int(cid))).first()
+        if row is None:
+            return []
+        view = self.engine.conversation(cid)
+        if view is None or view.state == "closed":
+            if row.state == "closed":
+                return []
+            agent = row.agent_id or (view.agent_id if view else None)
+            conn.execute(
+                conversations.update()
+                .where(conversations.c.id == row.id)
+                .values(
+                    state="closed",
+                    closed_at=now,
+                    agent_id=None,
+                    offer_deadline=None,
+                    wrapup_code=code or row.wrapup_code,
+                    last_agent=agent or row.last_agent,
+                    last_agent_at=now if agent else row.last_agent_at,
+                )
+            )
+            return [
+                self._event(
+                    conn,
+                    now,
+                    "conversation_closed",
+                    cid,
+                    {"agent": agent, "code": code, "from": row.state},
+                )
+            ]
+        deadline = _dt(view.offer_deadline) if view.offer_deadline is not None else None
+        if (row.state, row.agent_id, row.queue) == (view.state, view.agent_id, view.queue_id):
+            return []
+        conn.execute(
+            conversations.update()
+            .where(conversations.c.id == row.id)
+            .values(
+                state=view.state,
+                agent_id=view.agent_id,
+                queue=view.queue_id,
+                offer_deadline=deadline,
+            )
+        )
+        return [
+            self._event(
+                conn,
+                now,
+                "conversation_state_changed",
+                cid,
+                {
+                    "from": row.state,
+                    "to": view.state,
+                    "agent": view.agent_id,
+                    "queue": view.queue_id,
+                },
+            )
+        ]
+
+    def _apply(self, conn: sa.Connection, d: rm.Decision, now: datetime) -> list[dict[str, Any]]:
+        """Events for the decisions; the conversation rows follow in `_mirror`."""
+        if isinstance(d, rm.Offer):
+            log.info(
+                "offer",
+                extra={"conversation_id": d.conversation_id, "agent": d.agent_id, "rule": d.rule},
+            )
+            return [
+                self._event(
+                    conn,
+                    now,
+                    "offer_created",
+                    d.conversation_id,
+                    {
+                        "agent": d.agent_id,
+                        "deadline": _dt(d.deadline).isoformat(),
+                        "rule": d.rule,
+                        "queue": d.queue_id,
+                        "auto_answered": d.auto_answered,
+                    },
+                )
+            ]
+        if isinstance(d, rm.OfferExpired | rm.OfferWithdrawn):
+            kind = "offer_timed_out" if isinstance(d, rm.OfferExpired) else "offer_withdrawn"
+            return [self._event(conn, now, kind, d.conversation_id, {"agent": d.agent_id})]
+        if isinstance(d, rm.FellBackToQueue):
+            return [
+                self._event(
+                    conn, now, "fell_back_to_queue", d.conversation_id, {"queue": d.queue_id}
+                )
+            ]
+        if isinstance(d, rm.RoutingStatusChanged):
+            conn.execute(
+                agents.update()
+                .where(agents.c.id == d.agent_id)
+                .values(routing_status=d.new, updated_at=now)
+            )
+            return [
+                self._event(
+                    conn,
+                    now,
+                    "routing_status_changed",
+                    None,
+                    {"agent": d.agent_id, "old": d.old, "new": d.new},
+                )
+            ]
+        if isinstance(d, rm.WrapupRequired):
+            return [
+                self._event(
+                    conn,
+                    now,
+                    "wrapup_required",
+                    d.conversation_id,
+                    {"agent": d.agent_id, "prompt": d.prompt},
+                )
+            ]
+        if isinstance(d, rm.WrapupTimedOut):
+            return [
+                self._event(
+                    conn,
+                    now,
+                    "wrapup_timed_out",
+                    d.conversation_id,
+                    {"agent": d.agent_id, "code": d.code},
+                )
+            ]
+        if isinstance(d, rm.ParkReturned):
+            return [
+                self._event(
+                    conn,
+                    now,
+                    "park_returned",
+                    d.conversation_id,
+                    {"agent": d.agent_id, "cause": d.cause, "to_queue": d.to_queue},
+                )
+            ]
+        if isinstance(d, rm.RingExpanded):
+            return [self._event(conn, now, "ring_expanded", d.conversation_id, {"ring": d.ring})]
+        return []
