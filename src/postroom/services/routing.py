@@ -181,9 +181,16 @@ class RoutingService:
         codes: dict[str, str] = {}
         for row in rows:
             now = self.clock().timestamp()
-            if row.kind == "wrapup" and self._late_wrapup_code(row):
-                results.append((row.id, "ok"))
-                continue
+            if row.kind == "wrapup" and row.conversation_id is not None:
+                key = str(row.conversation_id)
+                gone = self.engine.conversation(key) is None
+                if gone and key in touched:  # ended earlier in this same batch
+                    codes[key] = str((row.data or {}).get("code") or "")
+                    results.append((row.id, "ok"))
+                    continue
+                if gone and self._late_wrapup_code(row):
+                    results.append((row.id, "ok"))
+                    continue
             try:
                 event = self._event_for(row, now)
             except (ValueError, rm.RoutingConfigError) as exc:

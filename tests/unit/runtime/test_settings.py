@@ -154,3 +154,29 @@ def test_rules_and_imap_are_loaded() -> None:
 def test_typos_and_wrong_types_in_routes_and_rules(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_mapping(data)
+
+
+@pytest.mark.parametrize(
+    ("queue", "message"),
+    [
+        ({"name": "q", "evaluation": "random"}, "evaluation must be one of"),
+        ({"name": "q", "scoring_method": "fifo"}, "scoring_method must be one of"),
+        ({"name": "q", "wrapup_prompt": "never"}, "wrapup_prompt must be one of"),
+        ({"name": "q", "ordering": "x"}, "unknown key 'ordering'"),
+        ({"name": "q", "rings": [{"expansion_timeout_s": 0}]}, "expansion_timeout_s must be greater than 0"),
+        ({"name": "q", "rings": [{"expansion_timeout_s": 5}] * 6}, "at most 5 bullseye rings"),
+        ({"alert_timeout_s": 60}, "needs a name"),
+    ],
+)
+def test_queue_settings_are_checked_like_the_engine_checks_them(queue: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_mapping({"queues": [queue]})
+
+
+def test_queue_with_rings_and_last_agent_routing() -> None:
+    s = from_mapping({"queues": [{
+        "name": "q", "evaluation": "best_skills", "last_agent_routing_mode": "any_agent",
+        "rings": [{"expansion_timeout_s": 30, "skills_to_remove": ["german"]}],
+    }]})
+    [q] = s.queues
+    assert q.rings[0].skills_to_remove == ("german",) and q.evaluation == "best_skills"
