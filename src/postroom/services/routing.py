@@ -90,7 +90,6 @@ class RoutingService:
         self.clock = clock
         self.listeners = list(listeners)
         self.engine = Engine()
-        self._last_inbox = 0
 
     # -- start ----------------------------------------------------------------
 
@@ -105,19 +104,6 @@ class RoutingService:
                 .where(conversations.c.state != "closed")
                 .order_by(conversations.c.enqueued_at, conversations.c.id)
             ).all()
-            self._last_inbox = int(
-                conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.max(routing_inbox.c.id), 0))
-                ).scalar_one()
-            )
-            pending = conn.execute(
-                sa.select(routing_inbox.c.id)
-                .where(routing_inbox.c.done_at.is_(None))
-                .order_by(routing_inbox.c.id)
-                .limit(1)
-            ).scalar()
-        if pending is not None:
-            self._last_inbox = pending - 1
         for row in agent_rows:
             eng.handle(rm.AgentConfigured(now, _agent_config(row)))
         # Work an agent holds goes back to that agent: offered only to them, accepted.
@@ -171,7 +157,9 @@ class RoutingService:
         with self.db.connect() as conn:
             rows = conn.execute(
                 sa.select(routing_inbox)
-                .where(routing_inbox.c.id > self._last_inbox)
+                # Not "id > last seen": on PostgreSQL a lower id can commit after a
+                # higher one was read, and would be skipped for ever.
+                .where(routing_inbox.c.done_at.is_(None))
                 .order_by(routing_inbox.c.id)
                 .limit(limit)
             ).all()
@@ -211,8 +199,6 @@ class RoutingService:
             decisions.extend(self.engine.handle(rm.Tick(self.clock().timestamp())))
         if rows or decisions:
             self._persist(decisions, results, touched, codes)
-        if rows:
-            self._last_inbox = rows[-1].id
         return len(rows)
 
     def _late_wrapup_code(self, row: sa.Row[Any]) -> bool:
