@@ -342,3 +342,21 @@ def test_damaged_blob_is_quarantined_with_a_reason(comps: Components) -> None:
     comps.intake.drain()
     m = row(comps, pk)
     assert (m.status, m.stage) == ("quarantined", "spool") and "checksum" in m.error
+
+
+def test_one_log_line_per_message_with_ids_and_never_the_body(
+    comps: Components, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json as _json
+    import logging
+
+    from postroom.runtime.logs import JsonFormatter
+
+    caplog.set_level(logging.INFO, logger="postroom.intake")
+    pk = deliver(comps, make_email(subject="Secret subject", body="the password is hunter2"))
+    lines = [r for r in caplog.records if r.name == "postroom.intake"]
+    assert len(lines) == 1
+    data = _json.loads(JsonFormatter().format(lines[0]))
+    assert data["message_pk"] == pk and data["conversation_id"] and data["thread_id"]
+    text = caplog.text + _json.dumps(data)
+    assert "hunter2" not in text and "Secret subject" not in text
