@@ -63,6 +63,31 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundSettings:
+    enabled: bool = True
+    relay_host: str = ""  # empty: no relay; mail is written to data_dir/sent-mail (a Maildir)
+    relay_port: int = 25
+    relay_tls: str = "none"  # none | starttls | ssl
+    relay_user: str | None = None
+    relay_password: str | None = None
+    max_attempts: int = 8
+    retry_initial_s: float = 30.0
+    retry_max_s: float = 3600.0
+    max_recipients: int = 50
+    max_attachments: int = 50
+    max_message_size: int = 25 * 1024 * 1024
+    auto_ack_window_s: int = 86400  # at most one acknowledgement per sender in this window
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    base_url: str = "http://127.0.0.1:8025"  # how browsers reach Postroom (links, cookies)
+    session_max_age_s: int = 12 * 3600
+    presence_timeout_s: int = 60  # an agent whose browser is gone this long goes off queue
+    login_attempts_per_minute: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "json"  # "json" or "text"
@@ -76,6 +101,8 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     log: LogSettings = field(default_factory=LogSettings)
     queues: tuple[QueueConfig, ...] = ()
     routes: tuple[Route, ...] = ()
@@ -97,6 +124,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "http": HttpSettings,
     "intake": IntakeSettings,
     "routing": RoutingSettings,
+    "outbound": OutboundSettings,
+    "web": WebSettings,
     "log": LogSettings,
 }
 

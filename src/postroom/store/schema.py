@@ -190,3 +190,89 @@ routing_inbox = sa.Table(
     sa.Column("done_at", UTC, index=True),
     sa.Column("result", sa.Text),  # "ok" or why the engine refused
 )
+
+# -- users, access and outbound mail (the workspace, API and sender) ----------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),  # login name; agents.id for agents
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320)),
+    sa.Column("role", sa.String(20), nullable=False),  # agent | supervisor | admin
+    sa.Column("password_hash", sa.Text),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", UTC, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(200), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex
+    sa.Column("created_at", UTC, nullable=False),
+    sa.Column("last_used_at", UTC),
+    sa.Column("revoked_at", UTC),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # sha256 of the cookie value
+    sa.Column("user_id", sa.String(200), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTC, nullable=False),
+    sa.Column("last_seen_at", UTC, nullable=False),
+    sa.Column("expires_at", UTC, nullable=False),
+)
+
+# One row per outbound message (messages.direction = "out"): its delivery state.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False, index=True),  # queued|sent|failed|bounced
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTC, index=True),
+    sa.Column("last_error", sa.Text),
+    sa.Column("sent_at", UTC),
+    sa.Column("updated_at", UTC, nullable=False),
+)
+
+drafts = sa.Table(
+    "drafts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("user_id", sa.String(200), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),  # to/cc/bcc/subject/html/text/attachments
+    sa.Column("updated_at", UTC, nullable=False),
+    sa.UniqueConstraint("conversation_id", "user_id", name="uq_drafts_conversation_user"),
+)
+
+canned_responses = sa.Table(
+    "canned_responses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("queue", sa.String(200)),  # None: every queue
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("html", sa.Text),
+    sa.Column("created_at", UTC, nullable=False),
+)
+
+# Uploaded files waiting to be attached to a draft or an outbound message.
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(200), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UTC, nullable=False),
+)
