@@ -42,10 +42,13 @@ class SpoolRow:
     raw: bytes | None = None  # inline bytes of a small message (see schema.messages.raw)
 
 
+_INSERT_SPOOLED = messages.insert().returning(messages.c.id, sort_by_parameter_order=True)
+
+
 def insert_spooled(conn: sa.Connection, rows: Sequence[SpoolRow]) -> list[tuple[int, bool]]:
     """Insert rows as pending messages; rows whose source_ref exists are not inserted.
 
-    Returns (message pk, created) per row, in order.
+    Returns (message pk, created) per row, in order. One multi-row INSERT per batch.
     """
     refs = [r.source_ref for r in rows if r.source_ref]
     existing: dict[str, int] = {}
@@ -54,30 +57,44 @@ def insert_spooled(conn: sa.Connection, rows: Sequence[SpoolRow]) -> list[tuple[
             sa.select(messages.c.id, messages.c.source_ref).where(messages.c.source_ref.in_(refs))
         ):
             existing[ref] = pk
+    fresh: list[SpoolRow] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row.source_ref and (row.source_ref in existing or row.source_ref in seen):
+            continue
+        if row.source_ref:
+            seen.add(row.source_ref)
+        fresh.append(row)
+    if fresh:
+        params = [
+            {
+                "direction": "in",
+                "source": r.source,
+                "source_ref": r.source_ref,
+                "raw_sha256": r.raw_sha256,
+                "raw_size": r.raw_size,
+                "raw": r.raw,
+                "envelope_from": r.envelope_from,
+                "envelope_to": list(r.envelope_to),
+                "received_at": r.received_at,
+                "status": "pending",
+            }
+            for r in fresh
+        ]
+        pks = list(conn.execute(_INSERT_SPOOLED, params).scalars())
+        created = dict(zip((id(r) for r in fresh), pks, strict=True))
+    else:
+        created = {}
     out: list[tuple[int, bool]] = []
     for row in rows:
-        if row.source_ref and row.source_ref in existing:
+        if id(row) in created:
+            pk = created[id(row)]
+            if row.source_ref:
+                existing[row.source_ref] = pk
+            out.append((pk, True))
+        else:
+            assert row.source_ref is not None
             out.append((existing[row.source_ref], False))
-            continue
-        pk = conn.execute(
-            messages.insert()
-            .values(
-                direction="in",
-                source=row.source,
-                source_ref=row.source_ref,
-                raw_sha256=row.raw_sha256,
-                raw_size=row.raw_size,
-                raw=row.raw,
-                envelope_from=row.envelope_from,
-                envelope_to=list(row.envelope_to),
-                received_at=row.received_at,
-                status="pending",
-            )
-            .returning(messages.c.id)
-        ).scalar_one()
-        if row.source_ref:
-            existing[row.source_ref] = pk
-        out.append((pk, True))
     return out
 
 
