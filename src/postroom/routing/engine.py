@@ -16,8 +16,7 @@ uses the indexes in `index.py` instead of scanning everything.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from postroom.routing.index import FreeAgents, Placement, Timers, WaitingWork
 from postroom.routing.model import (
@@ -76,8 +75,8 @@ class _Reject(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
+    # A named tuple rather than a frozen dataclass: built once per offer, cheaply.
     conversation: ConversationRecord
     agent: AgentState
     rule: OfferRule
@@ -116,7 +115,8 @@ class Engine:
 
     def handle(self, event: Event) -> list[Decision]:
         # Time never runs backwards inside the engine: a late event is applied now.
-        self._now = max(self._now, event.now)
+        if event.now > self._now:
+            self._now = event.now
         self._out = []
         try:
             self._apply(event)
@@ -178,7 +178,24 @@ class Engine:
     # ---------------------------------------------------------------- events
 
     def _apply(self, event: Event) -> None:
+        # The types are disjoint, so the order of the cases only matters for speed:
+        # the events a busy contact center sends most come first.
         match event:
+            case Enqueued():
+                self._on_enqueued(event)
+            case ConversationEnded():
+                self._on_ended(self._conv_or_reject(event.conversation_id))
+            case OfferAccepted():
+                c = self._alerting_or_reject(event.conversation_id, event.agent_id)
+                c.state = "connected"
+                c.offer_deadline = None
+                self._answered(c)
+                self._schedule(c)
+            case Tick():
+                for conversation_id in self._timers.pop_due(self._now):
+                    due = self._convs.get(conversation_id)
+                    if due is not None:
+                        self._fire(due)
             case QueueConfigured():
                 self._configure_queue(event.queue)
             case AgentConfigured():
@@ -203,23 +220,13 @@ class Engine:
                 else:
                     a.queues.discard(event.queue_id)
                 self._agent_changed(a)
-            case Enqueued():
-                self._on_enqueued(event)
             case Requeued():
                 self._on_requeued(event)
             case TransferredToAgent():
                 self._on_transferred_to_agent(event)
-            case OfferAccepted():
-                c = self._alerting_or_reject(event.conversation_id, event.agent_id)
-                c.state = "connected"
-                c.offer_deadline = None
-                self._answered(c)
-                self._schedule(c)
             case OfferDeclined() | OfferTimedOut():
                 c = self._alerting_or_reject(event.conversation_id, event.agent_id)
                 self._missed(c)
-            case ConversationEnded():
-                self._on_ended(self._conv_or_reject(event.conversation_id))
             case WrapupCompleted():
                 c = self._conv_or_reject(event.conversation_id)
                 if c.state != "wrapup":
@@ -233,11 +240,6 @@ class Engine:
                 if c.state != "parked":
                     raise _Reject(f"conversation is {c.state}, not parked")
                 self._park_return(c, "reply")
-            case Tick():
-                for conversation_id in self._timers.pop_due(self._now):
-                    due = self._convs.get(conversation_id)
-                    if due is not None:
-                        self._fire(due)
 
     def _configure_queue(self, queue: QueueConfig) -> None:
         known = queue.queue_id in self._queues
@@ -582,6 +584,11 @@ class Engine:
     def _schedule(self, c: ConversationRecord) -> None:
         due: float | None = None
         if c.state == "queued":
+            queue = self._queues[c.queue_id]
+            if not queue.rings and not c.preferred_open:
+                # The common case: nothing can happen to it but an offer.
+                self._timers.clear(c.conversation_id)
+                return
             candidates = [ring_expiry(self._queues[c.queue_id], c.enqueued_at, c.ring)]
             if c.preferred_open:
                 candidates.append(c.preferred_until)
@@ -596,7 +603,8 @@ class Engine:
         self._timers.set(c.conversation_id, due)
 
     def _announce_statuses(self) -> None:
-        for agent_id in sorted(self._touched):
+        touched = self._touched
+        for agent_id in sorted(touched) if len(touched) > 1 else touched:
             a = self._agents[agent_id]
             new = a.derived_status()
             if new != a.status:
@@ -622,33 +630,47 @@ class Engine:
         self._dirty_agents.clear()
 
     def _next_match(self) -> Match | None:
-        heads: dict[str, ConversationRecord] = {}
-
-        def consider(c: ConversationRecord) -> None:
-            best = heads.get(c.queue_id)
-            if best is None or self._key(c) < self._key(best):
-                heads[c.queue_id] = c
-
-        for conversation_id in sorted(self._dirty_convs):
-            c = self._convs.get(conversation_id)
-            if c is not None and c.state == "queued" and self._has_eligible_agent(c):
-                consider(c)
-            else:
-                # Later offers in this round only take capacity away: it stays unmatched.
-                self._dirty_convs.discard(conversation_id)
-        for agent_id in sorted(self._dirty_agents):
-            a = self._agents[agent_id]
-            found = self._heads_for_agent(a) if a.free > 0 else []
-            if not found:
-                self._dirty_agents.discard(agent_id)
-            for c in found:
-                consider(c)
+        # Per queue, the best candidate head and its order key. Iteration order
+        # does not matter: heads are compared on total keys.
+        heads: dict[str, tuple[tuple[float, float, str], ConversationRecord]] = {}
+        placement = self._waiting.placement
+        dirty_convs = self._dirty_convs
+        if dirty_convs:
+            convs = self._convs
+            for conversation_id in tuple(dirty_convs):
+                c = convs.get(conversation_id)
+                if c is not None and c.state == "queued" and self._has_eligible_agent(c):
+                    key = placement(conversation_id).key
+                    best = heads.get(c.queue_id)
+                    if best is None or key < best[0]:
+                        heads[c.queue_id] = (key, c)
+                else:
+                    # Later offers in this round only take capacity away: it stays unmatched.
+                    dirty_convs.discard(conversation_id)
+        dirty_agents = self._dirty_agents
+        if dirty_agents:
+            agents = self._agents
+            for agent_id in tuple(dirty_agents):
+                a = agents[agent_id]
+                found = self._heads_for_agent(a) if a.free > 0 else []
+                if not found:
+                    dirty_agents.discard(agent_id)
+                for c in found:
+                    key = placement(c.conversation_id).key
+                    best = heads.get(c.queue_id)
+                    if best is None or key < best[0]:
+                        heads[c.queue_id] = (key, c)
         if not heads:
             return None
-        winner = min(
-            heads.values(),
-            key=lambda c: cross_queue_key(c.priority, c.enqueued_at, c.queue_id, c.conversation_id),
-        )
+        if len(heads) == 1:
+            ((_, winner),) = heads.values()
+        else:
+            winner = min(
+                (c for _, c in heads.values()),
+                key=lambda c: cross_queue_key(
+                    c.priority, c.enqueued_at, c.queue_id, c.conversation_id
+                ),
+            )
         return self._choose_agent(winner)
 
     def _key(self, c: ConversationRecord) -> tuple[float, float, str]:
@@ -736,6 +758,24 @@ class Engine:
             return Match(c, last, "last_agent", False, False)
         queue = self._queues[c.queue_id]
         profile = self._waiting.placement(c.conversation_id).profile
+        if queue.evaluation != "best_skills" and not c.preferred_open and not c.declined_by:
+            # The common case, without building keys: the free-agent order is the
+            # agent order, so the first two eligible agents are winner and runner-up.
+            agents = self._agents
+            first: AgentState | None = None
+            first_key: tuple[int, float, str] = (0, 0.0, "")
+            for free_key in self._free.in_queue(c.queue_id):
+                candidate = agents[free_key[2]]
+                if (not profile[0] and profile[1] is None) or satisfies(
+                    candidate.skills, candidate.languages, profile
+                ):
+                    if first is None:
+                        first, first_key = candidate, free_key
+                        continue
+                    rule = deciding_rule((0.0, *first_key), (0.0, *free_key))
+                    return Match(c, first, rule, False, False)
+            assert first is not None  # only conversations with an eligible agent get here
+            return Match(c, first, "only_eligible_agent", False, False)
         fresh: list[tuple[AgentKey, AgentState]] = []
         declined: list[tuple[AgentKey, AgentState]] = []
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # sortedcontainers ships no type information; SortedList is used as a plain sorted sequence.
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
@@ -31,11 +31,19 @@ class FreeAgents:
         self._placed: dict[str, tuple[FreeKey, tuple[str, ...]]] = {}
 
     def update(self, agent_id: str, free: int, idle_since: float, queues: set[str]) -> None:
+        key: FreeKey = (-free, idle_since, agent_id)
+        old = self._placed.get(agent_id)
+        if (
+            old is not None
+            and old[0] == key
+            and len(old[1]) == len(queues)
+            and all(q in queues for q in old[1])
+        ):
+            return  # nothing moved
         self.remove(agent_id)
         if free <= 0 or not queues:
             return
-        key: FreeKey = (-free, idle_since, agent_id)
-        placed = tuple(sorted(queues))
+        placed = tuple(queues)
         for queue_id in placed:
             self._by_queue.setdefault(queue_id, SortedList()).add(key)
         self._placed[agent_id] = (key, placed)
@@ -53,8 +61,9 @@ class FreeAgents:
         yield from self._by_queue.get(queue_id, ())
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
+    # A named tuple rather than a frozen dataclass: one is built per enqueue and
+    # tuple construction is several times cheaper.
     queue_id: str
     key: ConversationKey
     profile: Profile

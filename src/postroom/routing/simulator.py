@@ -32,8 +32,8 @@ from postroom.routing.model import (
     Offer,
     OfferAccepted,
     QueueConfig,
-    RoutingConfigError,
     Ring,
+    RoutingConfigError,
     ServiceLevel,
     SkillRequirement,
     Tick,
@@ -232,7 +232,7 @@ class _Simulation:
             rate = float(_require(stream, "rate_per_hour", f"arrivals[{a}]"))
             if rate <= 0:
                 raise ScenarioError(f"arrivals[{a}].rate_per_hour must be greater than 0")
-            skills = tuple(
+            needs = tuple(
                 SkillRequirement(str(k), float(v)) for k, v in stream.get("skills", {}).items()
             )
             language = stream.get("language")
@@ -240,7 +240,7 @@ class _Simulation:
                 (
                     str(queue),
                     int(stream.get("priority", 0)),
-                    skills,
+                    needs,
                     None if language is None else str(language),
                     rate / 3600.0,
                 )

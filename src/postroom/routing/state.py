@@ -62,9 +62,11 @@ class AgentState:
     @property
     def free(self) -> int:
         """Free email capacity for routing (0 when the agent takes no routed work)."""
-        if not self.routable:
+        # Written out (not via `routable`/max): this is read on every routing decision.
+        if self.presence != "on_queue" or self.not_responding:
             return 0
-        return max(0, self.capacity - len(self.load))
+        free = self.capacity - len(self.load)
+        return free if free > 0 else 0
 
     def derived_status(self) -> RoutingStatus:
         if self.presence != "on_queue":
