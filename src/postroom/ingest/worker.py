@@ -61,4 +61,5 @@ class LoopWorker:
             except Exception:
                 self.log.exception("pass failed; retrying")
                 self._stop.wait(self.retry_s)
+                continue
             self._wake.wait(max(0.0, self.delay()))
