@@ -295,6 +295,73 @@ def cmd_agent(args: argparse.Namespace) -> int:
         db.dispose()
 
 
+def _password(args: argparse.Namespace, prompt: str = "Password: ") -> str:
+    """From --password-stdin, or asked twice on the terminal."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != first:
+        raise PostroomError("the passwords differ; try again")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.services import users as svc
+
+    settings = _settings(args)
+    db = open_store(settings)
+    try:
+        if args.action == "add":
+            password = None if args.no_password else _password(args)
+            user = svc.add_user(
+                db,
+                utc_now,
+                args.user,
+                role=args.role,
+                password=password,
+                hasher=svc.password_hasher(),
+                name=args.name,
+                email=args.email,
+                queues=[q for q in args.queues.split(",") if q]
+                if args.queues is not None
+                else None,
+                skills=_parse_skills(args.skills) if args.skills is not None else None,
+                languages=[x for x in args.languages.split(",") if x]
+                if args.languages is not None
+                else None,
+                capacity=args.capacity,
+                known_queues=[q.name for q in settings.queues],
+            )
+            print(f"user {user.id} saved ({user.role})")
+        elif args.action == "passwd":
+            svc.set_password(db, args.user, _password(args), svc.password_hasher())
+            print(f"password of {args.user} changed; their browser sessions ended")
+        elif args.action == "token":
+            if args.revoke:
+                n = svc.revoke_tokens(db, utc_now, args.user, args.name)
+                print(f"revoked {n} token(s) named {args.name!r} of {args.user}")
+            else:
+                token = svc.create_token(db, utc_now, args.user, args.name)
+                print(token)
+                print(
+                    "send it as 'Authorization: Bearer <token>'; it is shown only once",
+                    file=sys.stderr,
+                )
+        elif args.action == "list":
+            rows = svc.list_users(db)
+            if args.json:
+                print(json.dumps([u.to_json() for u in rows]))
+            else:
+                for u in rows:
+                    print(f"{u.id:<24} {u.role:<11} {u.name}")
+        return 0
+    finally:
+        db.dispose()
+
+
 def cmd_queue(args: argparse.Namespace) -> int:
     from postroom.runtime.wiring import open_store, utc_now
     from postroom.services import agents as svc
@@ -332,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int)
     p.add_argument(
         "--roles",
-        help="comma-separated subset of smtp,http,imap,pipeline (default: all in this process)",
+        help="comma-separated subset of smtp,http,imap,pipeline,router,... (default: all in this process)",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -387,6 +454,32 @@ def build_parser() -> argparse.ArgumentParser:
                 "--wait", type=float, default=10.0, help="seconds to wait for the router's answer"
             )
     p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("user", help="users of the workspace and API: add, passwd, token, list")
+    usub = p.add_subparsers(dest="action", required=True)
+    up = usub.add_parser("add", help="create or update a user (agents get a routing profile)")
+    up.add_argument("user", help="login name (for agents also the agent id)")
+    up.add_argument("--role", choices=("agent", "supervisor", "admin"), default="agent")
+    up.add_argument("--name")
+    up.add_argument("--email")
+    up.add_argument("--queues", help="agents: comma-separated queue names")
+    up.add_argument("--skills", help="agents: comma-separated name=proficiency (0-5)")
+    up.add_argument("--languages", help="agents: comma-separated language codes")
+    up.add_argument("--capacity", type=int, help="agents: conversations at once (default 1)")
+    up.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    up.add_argument("--no-password", action="store_true", help="keep (or set no) password")
+    up = usub.add_parser("passwd", help="set a new password (ends the user's sessions)")
+    up.add_argument("user")
+    up.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    up = usub.add_parser("token", help="create (or --revoke) an API token")
+    up.add_argument("user")
+    up.add_argument("--name", default="api", help="a label for the token")
+    up.add_argument("--revoke", action="store_true", help="revoke the user's tokens of that name")
+    up = usub.add_parser("list", help="users and roles")
+    up.add_argument("--json", action="store_true")
+    for up in usub.choices.values():
+        _add_store_args(up)
+    p.set_defaults(func=cmd_user)
 
     p = sub.add_parser("queue", help="queue figures")
     qsub2 = p.add_subparsers(dest="action", required=True)

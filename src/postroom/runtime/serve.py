@@ -91,7 +91,7 @@ async def serve(
     http_server = None
     if settings.http.enabled and "http" in roles:
         config = uvicorn.Config(
-            create_app(comps.engine),
+            create_app(comps.engine, settings, comps.blobs),
             host=settings.http.host,
             port=settings.http.port,
             log_config=None,

@@ -1,36 +1,103 @@
-"""The HTTP application: health and intake status for now (the API grows here).
+"""The HTTP application factory: health, intake status and the /api/v1 routers.
 
-Translates to HTTP only; it reads through the store and never touches SMTP/IMAP.
+Wires the routers, error handlers, the event hub and the presence time-out
+onto one FastAPI app. Translates to HTTP only: it reads and writes through the
+services and never touches SMTP/IMAP or the routing engine itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from pwdlib import PasswordHash
 
 from postroom import __version__
+from postroom.services.users import password_hasher
+from postroom.store.blobs import BlobStore, FileBlobStore
 from postroom.store.intake_repo import status_counts
+from postroom.web import (
+    api_canned,
+    api_conversations,
+    api_files,
+    api_queues,
+    api_users,
+    auth,
+    errors,
+    events_stream,
+)
+from postroom.web.deps import AppContext, SettingsLike, WebConfig, utc_now
+from postroom.web.presence import watch_presence
 
 
-def create_app(engine: sa.Engine) -> FastAPI:
+def create_app(
+    engine: sa.Engine,
+    settings: SettingsLike | None = None,
+    blobs: BlobStore | None = None,
+    *,
+    config: WebConfig | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    hasher: PasswordHash | None = None,
+    presence_watch: bool = True,
+) -> FastAPI:
+    """The app; `config` (tests) overrides what `settings` would give."""
+    if config is None:
+        config = WebConfig.from_settings(settings) if settings is not None else WebConfig()
+    if blobs is None:
+        blobs = FileBlobStore(Path(tempfile.mkdtemp(prefix="postroom-blobs-")))
+    ctx = AppContext(engine, config, blobs, hasher or password_hasher(), clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch_presence(ctx)) if presence_watch else None
+        try:
+            yield
+        finally:
+            app.state.hub.close()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
     app = FastAPI(
         title="Postroom",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        description="Postroom's REST API and event stream; see docs/api.md.",
     )
+    app.state.ctx = ctx
+    app.state.hub = events_stream.EventHub(ctx)
+    errors.install(app)
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["status"])
     def healthz() -> dict[str, str]:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 
-    @app.get("/api/v1/status")
+    @app.get("/api/v1/status", tags=["status"])
     def status() -> dict[str, Any]:
         with engine.connect() as conn:
             return status_counts(conn)
 
+    for module in (
+        auth,
+        api_conversations,
+        api_users,
+        api_queues,
+        api_canned,
+        api_files,
+        events_stream,
+    ):
+        app.include_router(module.router)
     return app

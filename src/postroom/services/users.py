@@ -1,0 +1,404 @@
+"""Users, passwords, browser sessions, API tokens and login throttling.
+
+Owns the `users`, `web_sessions` and `api_tokens` tables: who someone is and
+whether a secret proves it. Passwords are argon2id hashes (pwdlib); session
+cookies and API tokens are random and stored only as sha256 digests. It knows
+nothing of HTTP (cookies, headers, status codes live in web/) and it decides
+nothing about which conversations a user may see (services/conversations.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from postroom.domain.errors import NotFoundError, PostroomError
+from postroom.services import agents as agent_svc
+from postroom.store.db import as_utc
+from postroom.store.schema import agents, api_tokens, users, web_sessions
+
+Role = Literal["agent", "supervisor", "admin"]
+ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin")
+TOKEN_PREFIX = "prt_"
+MIN_PASSWORD = 8
+
+
+class InvalidCredentials(PostroomError):
+    """Wrong user name, wrong password, or a disabled user."""
+
+
+class NotAuthenticated(PostroomError):
+    """No valid session cookie or API token came with the request."""
+
+
+class Forbidden(PostroomError):
+    """The user's role does not allow this."""
+
+
+class TooManyAttempts(PostroomError):
+    """Too many failed logins for one user from one address."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many login attempts; wait {retry_after_s} s and try again, "
+            "or ask an administrator to reset the password"
+        )
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    email: str | None
+    role: str
+    disabled: bool = False
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in ("supervisor", "admin")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "email": self.email, "role": self.role}
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: User
+    csrf_token: str
+    expires_at: datetime
+
+
+def password_hasher(*, fast: bool = False) -> PasswordHash:
+    """argon2id with the library's recommended cost; `fast` for tests only."""
+    if fast:
+        return PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    return PasswordHash((Argon2Hasher(),))
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _user(row: sa.Row[Any]) -> User:
+    return User(row.id, row.name, row.email, row.role, bool(row.disabled))
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise PostroomError(f"a password needs at least {MIN_PASSWORD} characters")
+
+
+# -- users ----------------------------------------------------------------------
+
+
+def add_user(
+    db: sa.Engine,
+    clock: Callable[[], datetime],
+    user_id: str,
+    *,
+    role: str,
+    password: str | None,
+    hasher: PasswordHash,
+    name: str | None = None,
+    email: str | None = None,
+    queues: Sequence[str] | None = None,
+    skills: Sequence[tuple[str, float]] | None = None,
+    languages: Sequence[str] | None = None,
+    capacity: int | None = None,
+    known_queues: Sequence[str] = (),
+) -> User:
+    """Create or update a user; an agent also gets (or updates) its routing profile.
+
+    Routing fields left as None keep the agent's current values (or the defaults)."""
+    if role not in ROLES:
+        raise PostroomError(f"role must be one of {', '.join(ROLES)}")
+    if not user_id or len(user_id) > 200 or any(c.isspace() for c in user_id):
+        raise PostroomError("a user name is 1-200 characters without spaces")
+    if password is not None:
+        _check_password(password)
+    if role == "agent":
+        with db.connect() as conn:
+            current = conn.execute(sa.select(agents).where(agents.c.id == user_id)).first()
+        # Validates queues, skills and capacity before anything is written.
+        agent_svc.add_agent(
+            db,
+            clock,
+            user_id,
+            name=name or (current.name if current else None),
+            queues=queues if queues is not None else (current.queues if current else ()),
+            skills=skills
+            if skills is not None
+            else [(str(n), float(p)) for n, p in (current.skills if current else [])],
+            languages=languages
+            if languages is not None
+            else (current.languages if current else ()),
+            capacity=capacity if capacity is not None else (current.capacity if current else 1),
+            known_queues=known_queues,
+        )
+    values: dict[str, Any] = {"name": name or user_id, "email": email, "role": role}
+    if password is not None:
+        values["password_hash"] = hasher.hash(password)
+    with db.begin() as conn:
+        row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+        if row is None:
+            conn.execute(
+                users.insert().values(id=user_id, created_at=clock(), disabled=False, **values)
+            )
+        else:
+            if name is None:
+                values["name"] = row.name
+            if email is None:
+                values["email"] = row.email
+            conn.execute(users.update().where(users.c.id == user_id).values(**values))
+        out = conn.execute(sa.select(users).where(users.c.id == user_id)).one()
+    return _user(out)
+
+
+def get_user(db: sa.Engine, user_id: str) -> User:
+    with db.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFoundError(f"no user {user_id!r}; add one with `postroom user add`")
+    return _user(row)
+
+
+def list_users(db: sa.Engine) -> list[User]:
+    with db.connect() as conn:
+        return [_user(r) for r in conn.execute(sa.select(users).order_by(users.c.id))]
+
+
+def set_password(db: sa.Engine, user_id: str, password: str, hasher: PasswordHash) -> None:
+    """Set a new password and end the user's browser sessions."""
+    _check_password(password)
+    digest = hasher.hash(password)
+    with db.begin() as conn:
+        done = conn.execute(
+            users.update().where(users.c.id == user_id).values(password_hash=digest)
+        ).rowcount
+        if not done:
+            raise NotFoundError(f"no user {user_id!r}; add one with `postroom user add`")
+        conn.execute(web_sessions.delete().where(web_sessions.c.user_id == user_id))
+
+
+def authenticate(db: sa.Engine, user_id: str, password: str, hasher: PasswordHash) -> User:
+    with db.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+    if row is None or row.disabled or not row.password_hash:
+        hasher.hash(password)  # same cost whether or not the user exists
+        raise InvalidCredentials("wrong user name or password")
+    if not hasher.verify(password, row.password_hash):
+        raise InvalidCredentials("wrong user name or password")
+    return _user(row)
+
+
+# -- browser sessions --------------------------------------------------------------
+
+
+def create_session(
+    db: sa.Engine, clock: Callable[[], datetime], user: User, max_age_s: int
+) -> tuple[str, Session]:
+    """A new session: the cookie value (shown once) and what it stands for."""
+    cookie = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    now = clock()
+    expires = now + timedelta(seconds=max_age_s)
+    with db.begin() as conn:
+        conn.execute(
+            web_sessions.insert().values(
+                id_hash=_digest(cookie),
+                user_id=user.id,
+                csrf_token=csrf,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=expires,
+            )
+        )
+        conn.execute(web_sessions.delete().where(web_sessions.c.expires_at < now))
+    return cookie, Session(user, csrf, expires)
+
+
+def session_for_cookie(
+    db: sa.Engine, clock: Callable[[], datetime], cookie: str, *, touch_after_s: float = 5.0
+) -> Session | None:
+    """The live session behind a cookie value, marking it seen now."""
+    now = clock()
+    key = _digest(cookie)
+    with db.connect() as conn:
+        row = conn.execute(
+            sa.select(web_sessions, users)
+            .join(users, users.c.id == web_sessions.c.user_id)
+            .where(web_sessions.c.id_hash == key)
+        ).first()
+    if row is None or row.disabled:
+        return None
+    expires = as_utc(row.expires_at)
+    seen = as_utc(row.last_seen_at)
+    assert expires is not None and seen is not None
+    if expires <= now:
+        return None
+    if (now - seen).total_seconds() >= touch_after_s:
+        touch_session(db, clock, cookie)
+    return Session(User(row.user_id, row.name, row.email, row.role, False), row.csrf_token, expires)
+
+
+def touch_session(db: sa.Engine, clock: Callable[[], datetime], cookie: str) -> None:
+    """Record that the browser holding this session is still there."""
+    with db.begin() as conn:
+        conn.execute(
+            web_sessions.update()
+            .where(web_sessions.c.id_hash == _digest(cookie))
+            .values(last_seen_at=clock())
+        )
+
+
+def end_session(db: sa.Engine, cookie: str) -> None:
+    with db.begin() as conn:
+        conn.execute(web_sessions.delete().where(web_sessions.c.id_hash == _digest(cookie)))
+
+
+# -- API tokens ------------------------------------------------------------------------
+
+
+def create_token(db: sa.Engine, clock: Callable[[], datetime], user_id: str, name: str) -> str:
+    """A new API token for the user; only its digest is stored, so show it once."""
+    get_user(db, user_id)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with db.begin() as conn:
+        conn.execute(
+            api_tokens.insert().values(
+                user_id=user_id, name=name or "api", token_hash=_digest(token), created_at=clock()
+            )
+        )
+    return token
+
+
+def revoke_tokens(db: sa.Engine, clock: Callable[[], datetime], user_id: str, name: str) -> int:
+    with db.begin() as conn:
+        return int(
+            conn.execute(
+                api_tokens.update()
+                .where(
+                    api_tokens.c.user_id == user_id,
+                    api_tokens.c.name == name,
+                    api_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=clock())
+            ).rowcount
+        )
+
+
+def user_for_token(
+    db: sa.Engine, clock: Callable[[], datetime], token: str, *, touch_after_s: float = 5.0
+) -> User | None:
+    now = clock()
+    key = _digest(token)
+    with db.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                api_tokens.c.id.label("token_id"), api_tokens.c.last_used_at.label("used"), users
+            )
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .where(api_tokens.c.token_hash == key, api_tokens.c.revoked_at.is_(None))
+        ).first()
+    if row is None or row.disabled:
+        return None
+    used = as_utc(row.used)
+    if used is None or (now - used).total_seconds() >= touch_after_s:
+        with db.begin() as conn:
+            conn.execute(
+                api_tokens.update().where(api_tokens.c.id == row.token_id).values(last_used_at=now)
+            )
+    return User(row.id, row.name, row.email, row.role, False)
+
+
+# -- login throttling -------------------------------------------------------------------
+
+
+class LoginLimiter:
+    """At most `per_minute` failed logins per (user, address) in any 60 s window.
+
+    Kept in memory: each web process counts its own attempts.
+    """
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        now = self.clock()
+        q = self._failures.setdefault(key, deque())
+        while q and now - q[0] >= 60.0:
+            q.popleft()
+        return q
+
+    def check(self, user_id: str, address: str) -> None:
+        q = self._recent((user_id.lower(), address))
+        if len(q) >= self.per_minute:
+            raise TooManyAttempts(max(1, int(60.0 - (self.clock() - q[0])) + 1))
+
+    def failed(self, user_id: str, address: str) -> None:
+        self._recent((user_id.lower(), address)).append(self.clock())
+        if len(self._failures) > 10000:  # forget quiet keys
+            for k in [k for k, v in self._failures.items() if not v]:
+                del self._failures[k]
+
+    def succeeded(self, user_id: str, address: str) -> None:
+        self._failures.pop((user_id.lower(), address), None)
+
+
+# -- presence time-out -----------------------------------------------------------------------
+
+
+def agents_gone(db: sa.Engine, now: datetime, timeout_s: float) -> list[str]:
+    """Agents on some presence other than offline whose browser and API clients have
+    all been silent for `timeout_s`. Agents that never used the web are left alone."""
+    cutoff = now - timedelta(seconds=timeout_s)
+    seen = (
+        sa.select(web_sessions.c.user_id.label("uid"), web_sessions.c.last_seen_at.label("at"))
+        .union_all(
+            sa.select(api_tokens.c.user_id, api_tokens.c.last_used_at).where(
+                api_tokens.c.last_used_at.is_not(None)
+            )
+        )
+        .subquery()
+    )
+    last = (
+        sa.select(seen.c.uid, sa.func.max(seen.c.at).label("last")).group_by(seen.c.uid).subquery()
+    )
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(agents.c.id, last.c.last)
+            .join(last, last.c.uid == agents.c.id)
+            .where(agents.c.presence != "offline")
+            .order_by(agents.c.id)
+        ).all()
+    out = []
+    for aid, at in rows:
+        when = as_utc(at)
+        if when is not None and when < cutoff:
+            out.append(str(aid))
+    return out
+
+
+def take_gone_agents_off_queue(
+    db: sa.Engine, clock: Callable[[], datetime], timeout_s: float
+) -> list[str]:
+    """Set presence `offline` (through the router) for every agent in `agents_gone`."""
+    gone = agents_gone(db, clock(), timeout_s)
+    for aid in gone:
+        agent_svc.request(
+            db, clock, "presence", agent_id=aid, data={"presence": "offline", "cause": "timeout"}
+        )
+    return gone

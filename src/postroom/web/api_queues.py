@@ -1,0 +1,46 @@
+"""Queue endpoints: live figures and wrap-up codes of the configured queues.
+
+Reads figures through services/agents.py; it changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter
+
+from postroom.domain.errors import NotFoundError
+from postroom.services import agents as agent_svc
+from postroom.web.deps import Ctx, CurrentUser
+
+router = APIRouter(prefix="/api/v1/queues", tags=["queues"])
+
+
+@router.get("")
+async def list_queues(ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
+    """Every queue: waiting, alerting, interacting, parked, wrap-up, longest waiting
+    (seconds) and agents on queue."""
+    figures = await anyio.to_thread.run_sync(
+        agent_svc.queue_figures, ctx.db, ctx.config.queue_names, ctx.clock()
+    )
+    return {"queues": [f.to_json() for f in figures]}
+
+
+@router.get("/{name}")
+async def get_queue(name: str, ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
+    """One queue's live figures and its wrap-up codes."""
+    q = ctx.config.queue(name)
+    if q is None:
+        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
+    (fig,) = await anyio.to_thread.run_sync(agent_svc.queue_figures, ctx.db, [name], ctx.clock())
+    return fig.to_json() | {"wrapup_codes": list(q.wrapup_codes), "wrapup_prompt": q.wrapup_prompt}
+
+
+@router.get("/{name}/wrapup-codes")
+async def wrapup_codes(name: str, ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
+    """The queue's wrap-up codes (empty: any code, or none, is accepted)."""
+    q = ctx.config.queue(name)
+    if q is None:
+        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
+    return {"queue": name, "codes": list(q.wrapup_codes), "prompt": q.wrapup_prompt}

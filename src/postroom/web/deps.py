@@ -1,0 +1,243 @@
+"""Request plumbing shared by the API routers: the app context, who is asking
+(session cookie or bearer token), CSRF checks and role guards.
+
+Authenticates and authorizes by role only; which conversations a user may see
+is decided in services/conversations.py. No endpoints here.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from pwdlib import PasswordHash
+
+from postroom.domain.routes import QueueConfig
+from postroom.services import users as user_svc
+from postroom.services.users import Forbidden, NotAuthenticated, User
+from postroom.store.blobs import BlobStore
+from postroom.web.errors import CsrfRejected
+
+SESSION_COOKIE = "postroom_session"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _WebLike(Protocol):
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def session_max_age_s(self) -> int: ...
+    @property
+    def presence_timeout_s(self) -> int: ...
+    @property
+    def login_attempts_per_minute(self) -> int: ...
+
+
+class _OutboundLike(Protocol):
+    @property
+    def max_recipients(self) -> int: ...
+    @property
+    def max_attachments(self) -> int: ...
+    @property
+    def max_message_size(self) -> int: ...
+
+
+class _IntakeLike(Protocol):
+    @property
+    def thread_token_prefix(self) -> str: ...
+
+
+class SettingsLike(Protocol):
+    """The parts of runtime Settings the web app reads (web may not import runtime)."""
+
+    @property
+    def web(self) -> _WebLike: ...
+    @property
+    def outbound(self) -> _OutboundLike: ...
+    @property
+    def intake(self) -> _IntakeLike: ...
+    @property
+    def queues(self) -> tuple[QueueConfig, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    base_url: str = "http://127.0.0.1:8025"
+    session_max_age_s: int = 12 * 3600
+    presence_timeout_s: float = 60.0
+    login_attempts_per_minute: int = 10
+    max_recipients: int = 50
+    max_attachments: int = 50
+    max_message_size: int = 25 * 1024 * 1024
+    reference_prefix: str = "PR"
+    queues: tuple[QueueConfig, ...] = ()
+    request_wait_s: float = 10.0  # how long an agent action waits for the router
+    heartbeat_s: float = 15.0  # stream keep-alive and presence heartbeat
+    poll_s: float = 0.1  # event table poll interval
+
+    @classmethod
+    def from_settings(cls, s: SettingsLike, **overrides: Any) -> WebConfig:
+        values: dict[str, Any] = {
+            "base_url": s.web.base_url,
+            "session_max_age_s": s.web.session_max_age_s,
+            "presence_timeout_s": float(s.web.presence_timeout_s),
+            "login_attempts_per_minute": s.web.login_attempts_per_minute,
+            "max_recipients": s.outbound.max_recipients,
+            "max_attachments": s.outbound.max_attachments,
+            "max_message_size": s.outbound.max_message_size,
+            "reference_prefix": s.intake.thread_token_prefix,
+            "queues": tuple(s.queues),
+            "heartbeat_s": min(15.0, max(0.2, s.web.presence_timeout_s / 3)),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.lower().startswith("https://")
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [q.name for q in self.queues]
+
+    def queue(self, name: str) -> QueueConfig | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+
+@dataclass
+class AppContext:
+    db: sa.Engine
+    config: WebConfig
+    blobs: BlobStore
+    hasher: PasswordHash
+    clock: Callable[[], datetime] = utc_now
+    limiter: user_svc.LoginLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = user_svc.LoginLimiter(self.config.login_attempts_per_minute)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking and how they proved it."""
+
+    user: User
+    via: str  # "session" | "token"
+    secret: str  # the cookie value or the token, to record activity
+    csrf_token: str | None = None
+
+    def touch(self, ctx: AppContext) -> None:
+        """Record that this client is still there (presence time-out)."""
+        if self.via == "session":
+            user_svc.touch_session(ctx.db, ctx.clock, self.secret)
+        else:
+            user_svc.user_for_token(ctx.db, ctx.clock, self.secret, touch_after_s=0)
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def _same_origin(request: Request, ctx: AppContext) -> bool:
+    origin = request.headers.get("origin")
+    if not origin:
+        return True
+    allowed = {
+        "{0.scheme}://{0.netloc}".format(urlsplit(ctx.config.base_url)).lower(),
+        f"{request.url.scheme}://{request.url.netloc}".lower(),
+    }
+    return origin.lower() in allowed
+
+
+async def _csrf_value(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()  # cached: the endpoint can still read it
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def authenticate(request: Request, ctx: AppContext) -> Principal:
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated("use 'Authorization: Bearer <token>' with an API token")
+        user = await anyio.to_thread.run_sync(
+            user_svc.user_for_token, ctx.db, ctx.clock, token.strip()
+        )
+        if user is None:
+            raise NotAuthenticated(
+                "this API token is unknown or revoked; create one with `postroom user token`"
+            )
+        return Principal(user, "token", token.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise NotAuthenticated(
+            "log in first (POST /api/v1/auth/login) or send an API token as a Bearer header"
+        )
+    session = await anyio.to_thread.run_sync(user_svc.session_for_cookie, ctx.db, ctx.clock, cookie)
+    if session is None:
+        raise NotAuthenticated("your session has ended; log in again")
+    if request.method in UNSAFE:
+        if not _same_origin(request, ctx):
+            raise CsrfRejected("this request came from another site; use Postroom itself")
+        given = await _csrf_value(request)
+        if not given or not hmac.compare_digest(given, session.csrf_token):
+            raise CsrfRejected(
+                f"missing or wrong CSRF token: send the {CSRF_HEADER} header with the value "
+                "from GET /api/v1/auth/session"
+            )
+    return Principal(session.user, "session", cookie, session.csrf_token)
+
+
+async def get_principal(request: Request, ctx: Ctx) -> Principal:
+    return await authenticate(request, ctx)
+
+
+Auth = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_user(principal: Auth) -> User:
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(get_user)]
+
+
+def require_role(*roles: str) -> Callable[[User], Any]:
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise Forbidden(f"this needs the {' or '.join(roles)} role; ask an administrator")
+        return user
+
+    return check
+
+
+Supervisor = Annotated[User, Depends(require_role("supervisor", "admin"))]
+
+
+def allowed_for_agent(user: User, agent_id: str, what: Sequence[str] = ("act",)) -> None:
+    """Agents act for themselves only; supervisors and admins for anyone."""
+    if user.id != agent_id and not user.sees_everything:
+        raise Forbidden(f"you can only {what[0]} for yourself ({user.id})")

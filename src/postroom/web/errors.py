@@ -1,0 +1,86 @@
+"""HTTP edge for errors: every error a client meets becomes
+``{"error": {"code", "message"}}`` with a status code, here and nowhere else.
+
+Maps the named error types of the services to status codes; it raises nothing
+itself and holds no business rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from postroom.domain.errors import MessageTooLargeError, NotFoundError, PostroomError
+from postroom.services.agents import RequestRefused
+from postroom.services.conversations import LimitExceeded
+from postroom.services.users import Forbidden, InvalidCredentials, NotAuthenticated, TooManyAttempts
+
+
+class RouterUnavailable(PostroomError):
+    """No router answered a request in time."""
+
+
+class CsrfRejected(PostroomError):
+    """A cookie-authenticated change came without the session's CSRF token."""
+
+
+# Most specific first: the first matching type wins.
+STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
+    (NotAuthenticated, 401, "not_authenticated"),
+    (InvalidCredentials, 401, "invalid_credentials"),
+    (Forbidden, 403, "forbidden"),
+    (CsrfRejected, 403, "csrf_rejected"),
+    (NotFoundError, 404, "not_found"),
+    (RequestRefused, 409, "refused"),
+    (MessageTooLargeError, 413, "too_large"),
+    (LimitExceeded, 422, "limit_exceeded"),
+    (TooManyAttempts, 429, "too_many_attempts"),
+    (RouterUnavailable, 503, "router_unavailable"),
+    (PostroomError, 400, "bad_request"),
+)
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def status_for(exc: PostroomError) -> tuple[int, str]:
+    for cls, status, code in STATUS:
+        if isinstance(exc, cls):
+            return status, code
+    return 400, "bad_request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PostroomError)
+    async def postroom_error(_: Request, exc: PostroomError) -> JSONResponse:
+        status, code = status_for(exc)
+        headers = {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        if isinstance(exc, NotAuthenticated):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(error_body(code, str(exc)), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {err.get('msg')}")
+        message = "invalid request: " + "; ".join(parts) + " (see /api/v1/docs)"
+        return JSONResponse(error_body("invalid_request", message), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = "no such endpoint; see /api/v1/docs for the API"
+        return JSONResponse(
+            error_body(code, message), status_code=exc.status_code, headers=exc.headers
+        )

@@ -1,0 +1,178 @@
+"""Server-Sent Events per user, fed from the append-only `events` table.
+
+One poller per process reads new rows (one indexed query every `poll_s`,
+only while someone listens) and fans them out in memory to every open
+stream; each stream keeps the events its user may see
+(services/conversations.py decides). Events come from the table, so they are
+only ever sent after their transaction committed. A client reconnecting with
+`Last-Event-ID` first gets the rows after that id, then the live ones.
+Open streams also count as the agent's presence heartbeat. It changes no
+conversation or agent state; the presence time-out lives in web/presence.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Header, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from postroom.services import conversations as conv_svc
+from postroom.web.deps import AppContext, Auth, Ctx
+
+log = logging.getLogger("postroom.web.events")
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+GAP_WAIT_S = 10.0  # how long a missing id may still commit (PostgreSQL) before we give up on it
+BACKLOG_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class Subscriber:
+    queue: asyncio.Queue[list[dict[str, Any]] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=1000)
+    )
+    overflowed: bool = False
+
+
+class EventHub:
+    """Polls the events table for all streams of this process and fans out."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.subscribers: set[Subscriber] = set()
+        self.high = 0  # highest id seen
+        self.gaps: dict[int, float] = {}  # ids below `high` not seen yet -> first noticed
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def subscribe(self) -> tuple[Subscriber, int]:
+        """A new subscriber and the id from which live events start (exclusive)."""
+        if self._task is None or self._task.done():
+            self.high = await anyio.to_thread.run_sync(conv_svc.last_event_id, self.ctx.db)
+            self.gaps.clear()
+            self._task = asyncio.create_task(self._run(), name="event-hub")
+        sub = Subscriber()
+        self.subscribers.add(sub)
+        return sub, self.high
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def close(self) -> None:
+        """End every stream (server shutdown)."""
+        self._closed = True
+        for sub in list(self.subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while self.subscribers and not self._closed:
+            try:
+                batch = await anyio.to_thread.run_sync(self._poll_once)
+            except Exception:
+                log.exception("reading events failed; retrying")
+                batch = []
+            if batch:
+                for sub in list(self.subscribers):
+                    try:
+                        sub.queue.put_nowait(batch)
+                    except asyncio.QueueFull:
+                        sub.overflowed = True
+                        with contextlib.suppress(asyncio.QueueFull):
+                            sub.queue.put_nowait(None)
+            await asyncio.sleep(self.ctx.config.poll_s)
+        self._task = None
+
+    def _poll_once(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        for gid, since in list(self.gaps.items()):
+            if now - since > GAP_WAIT_S:
+                del self.gaps[gid]  # a rolled-back insert: that id will never exist
+        rows = conv_svc.events_after(self.ctx.db, self.high, extra_ids=sorted(self.gaps))
+        for r in rows:
+            eid = int(r["id"])
+            self.gaps.pop(eid, None)
+            if eid > self.high:
+                # On PostgreSQL a lower id can commit after a higher one: remember holes.
+                for missing in range(self.high + 1, eid):
+                    self.gaps.setdefault(missing, now)
+                self.high = eid
+        return [r for r in rows if r["kind"] in conv_svc.STREAM_KINDS]
+
+
+def _sse(event: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps(event), event=event["kind"], id=str(event["id"]))
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    ctx: Ctx,
+    principal: Auth,
+    last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
+    after: int | None = None,
+) -> EventSourceResponse:
+    """Your events as Server-Sent Events (offers, messages, status and state changes).
+
+    Reconnect with the Last-Event-ID header (or ?after=ID) to resume without loss.
+    """
+    hub: EventHub = request.app.state.hub
+    resume: int | None = after
+    if last_event_id and last_event_id.strip().isdigit():
+        resume = int(last_event_id.strip())
+    user = principal.user
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        sub, live_from = await hub.subscribe()
+        sent: set[int] = set()
+        last_touch = time.monotonic()
+        try:
+            await anyio.to_thread.run_sync(principal.touch, ctx)
+            yield ServerSentEvent(comment="connected", retry=2000)
+            if resume is not None and resume < live_from:
+                backlog = await anyio.to_thread.run_sync(
+                    lambda: conv_svc.events_after(ctx.db, resume, limit=BACKLOG_LIMIT)
+                )
+                backlog = [e for e in backlog if e["kind"] in conv_svc.STREAM_KINDS]
+                if len(backlog) >= BACKLOG_LIMIT:
+                    yield ServerSentEvent(data="{}", event="resync")
+                for e in await anyio.to_thread.run_sync(
+                    conv_svc.visible_events, ctx.db, user, backlog
+                ):
+                    sent.add(int(e["id"]))
+                    yield _sse(e)
+            while True:
+                try:
+                    batch = await asyncio.wait_for(sub.queue.get(), ctx.config.heartbeat_s)
+                except TimeoutError:
+                    batch = []
+                if batch is None:
+                    if sub.overflowed:
+                        yield ServerSentEvent(data="{}", event="resync")
+                    return
+                fresh = [e for e in batch if int(e["id"]) not in sent]
+                if fresh:
+                    for e in await anyio.to_thread.run_sync(
+                        conv_svc.visible_events, ctx.db, user, fresh
+                    ):
+                        yield _sse(e)
+                if time.monotonic() - last_touch >= ctx.config.heartbeat_s:
+                    last_touch = time.monotonic()
+                    await anyio.to_thread.run_sync(principal.touch, ctx)
+                    yield ServerSentEvent(comment="heartbeat")
+        finally:
+            hub.unsubscribe(sub)
+
+    return EventSourceResponse(events(), headers={"Cache-Control": "no-store"})
