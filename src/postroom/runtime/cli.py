@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int)
     p.add_argument(
         "--roles",
-        help="comma-separated subset of smtp,http,imap,pipeline,router,... (default: all in this process)",
+        help="comma-separated roles: smtp, http, imap, pipeline, router... (default: all)",
     )
     p.set_defaults(func=cmd_serve)
 

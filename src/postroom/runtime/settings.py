@@ -164,7 +164,17 @@ def _section(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(known)})")
         kwargs[key] = _coerce(value, known[key].type, f"{where}.{key}")
+        choices = _SECTION_CHOICES.get((where.rsplit(".", 1)[-1], key))
+        if choices and kwargs[key] not in choices:
+            raise ConfigError(f"{where}.{key} must be one of {', '.join(choices)}")
     return cls(**kwargs)
+
+
+_SECTION_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("outbound", "relay_tls"): ("none", "starttls", "ssl"),
+    ("log", "format"): ("json", "text"),
+    ("log", "level"): ("DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"),
+}
 
 
 def _skills(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
@@ -193,6 +203,32 @@ _QUEUE_CHOICES = {
 }
 
 
+def _check_type(value: Any, kind: str, where: str) -> None:
+    """TOML values must already have the type a setting needs: no silent coercion
+    (a string "no" would otherwise count as true, "abc" as three tags)."""
+    ok = True
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind in ("str", "str | None"):
+        ok = isinstance(value, str) or (value is None and kind != "str")
+    elif kind.startswith("tuple[str"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        shown = "a list of strings" if kind.startswith("tuple[str") else f"a {kind}"
+        raise ConfigError(f"{where} must be {shown}, not {value!r}")
+
+
+def _check_types(cls: type[Any], data: Mapping[str, Any], where: str) -> None:
+    kinds = {f.name: str(f.type) for f in fields(cls)}
+    for key, value in data.items():
+        if key in kinds:
+            _check_type(value, kinds[key], f"{where}.{key}")
+
+
 def _queue(raw: Mapping[str, Any], where: str) -> QueueConfig:
     from postroom.routing.model import RoutingConfigError
     from postroom.services.routing import engine_queue
@@ -201,6 +237,9 @@ def _queue(raw: Mapping[str, Any], where: str) -> QueueConfig:
     _known_keys(data, _QUEUE_KEYS, where)
     if "name" not in data:
         raise ConfigError(f"{where}: a queue needs a name")
+    _check_types(QueueConfig, {k: v for k, v in data.items() if k != "rings"}, where)
+    if not isinstance(data.get("rings", []), list):
+        raise ConfigError(f"{where}.rings must be a list of tables")
     for key, choices in _QUEUE_CHOICES.items():
         if key in data and data[key] not in choices:
             raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)}")
@@ -209,6 +248,7 @@ def _queue(raw: Mapping[str, Any], where: str) -> QueueConfig:
     rings = []
     for i, ring in enumerate(data.pop("rings", ())):
         _known_keys(ring, _RING_KEYS, f"{where}.rings[{i}]")
+        _check_types(RingConfig, ring, f"{where}.rings[{i}]")
         rings.append(
             RingConfig(
                 expansion_timeout_s=float(ring.get("expansion_timeout_s", 0)),
@@ -232,6 +272,9 @@ def _route(raw: Mapping[str, Any], where: str) -> Route:
     data["skills"] = _skills(data.get("skills"), where)
     imap = data.pop("imap", None)
     if imap is not None:
+        _check_types(ImapSource, imap, f"{where}.imap")
+        if imap.get("tls", "ssl") not in ("none", "starttls", "ssl"):
+            raise ConfigError(f"{where}.imap.tls must be one of none, starttls, ssl")
         try:
             data["imap"] = ImapSource(**imap)
         except TypeError as exc:
@@ -293,6 +336,10 @@ def _rule(raw: Mapping[str, Any], where: str) -> Rule:
     for key in ("queue", "language", "discard", "auto_ack"):
         if key in then and not isinstance(then[key], str):
             raise ConfigError(f"{where}.then.{key} must be a string")
+    if "tags" in then:
+        _check_type(then["tags"], "tuple[str, ...]", f"{where}.then.tags")
+    if "stop" in then:
+        _check_type(then["stop"], "bool", f"{where}.then.stop")
     if "priority" in then and (
         isinstance(then["priority"], bool) or not isinstance(then["priority"], int)
     ):

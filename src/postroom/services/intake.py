@@ -36,6 +36,7 @@ from postroom.store.schema import messages
 log = logging.getLogger("postroom.intake")
 T = TypeVar("T")
 
+# Stage marker an operator's retry sets: the loop guard lets that message pass once.
 RELEASED = "released"
 
 # Column limits (store/schema.py). Values are clipped the same way wherever they

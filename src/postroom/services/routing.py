@@ -167,6 +167,7 @@ class RoutingService:
         results: list[tuple[int, str]] = []
         touched: set[str] = set()
         codes: dict[str, str] = {}
+        late: dict[str, str] = {}  # codes for conversations closed before this batch
         for row in rows:
             now = self.clock().timestamp()
             if row.kind == "wrapup" and row.conversation_id is not None:
@@ -177,6 +178,7 @@ class RoutingService:
                     results.append((row.id, "ok"))
                     continue
                 if gone and self._late_wrapup_code(row):
+                    late[key] = str((row.data or {}).get("code") or "")
                     results.append((row.id, "ok"))
                     continue
             try:
@@ -198,26 +200,23 @@ class RoutingService:
         if wake is not None and wake <= self.clock().timestamp():
             decisions.extend(self.engine.handle(rm.Tick(self.clock().timestamp())))
         if rows or decisions:
-            self._persist(decisions, results, touched, codes)
+            self._persist(decisions, results, touched, codes, late)
         return len(rows)
 
     def _late_wrapup_code(self, row: sa.Row[Any]) -> bool:
-        """With optional wrap-up the conversation closes when the agent ends it; the
-        code the agent gives afterwards is still recorded on it."""
-        if row.conversation_id is None or self.engine.conversation(str(row.conversation_id)):
-            return False
-        with self.db.begin() as conn:
-            done = conn.execute(
-                conversations.update()
-                .where(
+        """With optional wrap-up the conversation closes when the agent ends it; can
+        the code the agent gives afterwards still be recorded? (Written in `_persist`,
+        in the transaction that answers the request.)"""
+        with self.db.connect() as conn:
+            found = conn.execute(
+                sa.select(conversations.c.id).where(
                     conversations.c.id == row.conversation_id,
                     conversations.c.state == "closed",
                     conversations.c.last_agent == row.agent_id,
                     conversations.c.wrapup_code.is_(None),
                 )
-                .values(wrapup_code=str((row.data or {}).get("code") or ""))
-            ).rowcount
-        return bool(done)
+            ).first()
+        return found is not None
 
     def next_wakeup(self) -> datetime | None:
         wake = self.engine.next_wakeup()
@@ -274,6 +273,7 @@ class RoutingService:
         results: Sequence[tuple[int, str]],
         touched: set[str],
         codes: dict[str, str],
+        late_codes: dict[str, str] | None = None,
     ) -> None:
         published: list[dict[str, Any]] = []
         now = self.clock()
@@ -294,6 +294,12 @@ class RoutingService:
                 published.extend(self._apply(conn, d, now))
             for cid in sorted(touched, key=int):
                 published.extend(self._mirror(conn, cid, now, codes.get(cid)))
+            for cid, code in (late_codes or {}).items():
+                conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == int(cid), conversations.c.wrapup_code.is_(None))
+                    .values(wrapup_code=code)
+                )
         # Listeners hear of changes only once they are committed.
         for listener in self.listeners:
             try:

@@ -180,3 +180,20 @@ def test_queue_with_rings_and_last_agent_routing() -> None:
     }]})
     [q] = s.queues
     assert q.rings[0].skills_to_remove == ("german",) and q.evaluation == "best_skills"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"queues": [{"name": "q", "auto_answer": "no"}]}, "auto_answer must be a bool"),
+        ({"queues": [{"name": "q", "wrapup_codes": "done"}]}, "wrapup_codes must be a list of strings"),
+        ({"queues": [{"name": "q", "rings": [{"expansion_timeout_s": "soon"}]}]}, "expansion_timeout_s must be a float"),
+        ({"rules": [{"then": {"tags": "abc"}}]}, "tags must be a list of strings"),
+        ({"outbound": {"relay_tls": "yes"}}, "relay_tls must be one of"),
+        ({"queues": [{"name": "q"}], "routes": [{"address": "a@b.example", "queue": "q",
+          "imap": {"host": "h", "user": "u", "password": "p", "port": "993"}}]}, "port must be a int"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_coerced(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(data)
