@@ -33,3 +33,61 @@ class NotFoundError(PostroomError):
 
 class MessageTooLargeError(PostroomError):
     """A message exceeds the configured size limit."""
+
+
+# -- outbound mail ----------------------------------------------------------------
+
+
+class OutboundError(PostroomError):
+    """An outbound message cannot be composed or queued as asked."""
+
+
+class NoRecipientError(OutboundError):
+    def __init__(self) -> None:
+        super().__init__("the message has no recipient; add at least one To, Cc or Bcc address")
+
+
+class InvalidAddressError(OutboundError):
+    def __init__(self, value: str) -> None:
+        shown = value if len(value) <= 200 else value[:200] + "..."
+        super().__init__(
+            f"{shown!r} is not an email address; write one address as user@domain "
+            "(a display name in front of <user@domain> is fine)"
+        )
+        self.value = value
+
+
+class TooManyRecipientsError(OutboundError):
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"the message has {count} recipients, more than the limit of {limit}; send it to "
+            "fewer people or raise [outbound] max_recipients"
+        )
+        self.count, self.limit = count, limit
+
+
+class TooManyAttachmentsError(OutboundError):
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"the message has {count} attachments, more than the limit of {limit}; remove some "
+            "or raise [outbound] max_attachments"
+        )
+        self.count, self.limit = count, limit
+
+
+class OutboundTooLargeError(OutboundError, MessageTooLargeError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the message is {size} bytes, more than the limit of {limit}; remove or shrink "
+            "attachments (or raise [outbound] max_message_size if the relay accepts more)"
+        )
+        self.size, self.limit = size, limit
+
+
+class NoReplyAddressError(OutboundError):
+    def __init__(self, conversation_id: int) -> None:
+        super().__init__(
+            f"conversation {conversation_id} has no address to reply from; set reply_from on "
+            "the route that received it"
+        )
+        self.conversation_id = conversation_id
