@@ -22,9 +22,11 @@ from postroom.ingest.pipeline import PipelineWorker
 from postroom.ingest.ports import Accepted, IntakeSink
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.ingest.spool import Spool
+from postroom.outbound.sender import MaildirTransport, SenderWorker, SmtpTransport, Transport
 from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
+from postroom.services.outbound import OutboundConfig, OutboundService
 from postroom.services.routing import RoutingService
 from postroom.store.intake_repo import SqlCursorStore
 from postroom.web.app import create_app
@@ -32,7 +34,7 @@ from postroom.web.app import create_app
 log = logging.getLogger("postroom.serve")
 
 
-ROLES = ("smtp", "http", "imap", "pipeline", "router")
+ROLES = ("smtp", "http", "imap", "pipeline", "router", "sender")
 
 
 async def serve(
@@ -64,6 +66,11 @@ async def serve(
         router = RouterWorker(routing, comps.clock, poll_s=settings.routing.poll_s)
         comps.intake.listeners.append(router.wake)  # new conversations: route them now
         router.start()
+    sender: SenderWorker | None = None  # outbound mail: the outbox and acknowledgements
+    if "sender" in roles and settings.outbound.enabled:
+        sender = build_sender(settings, comps)
+        comps.intake.listeners.append(sender.wake)  # acknowledgement requests: answer now
+        sender.start()
     spool = comps.spool(on_committed=worker.wake if worker else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,7 +130,33 @@ async def serve(
             worker.stop()
         if router is not None:
             router.stop()
+        if sender is not None:
+            sender.stop()
         comps.close()
+
+
+def build_sender(settings: Settings, comps: Components) -> SenderWorker:
+    """The sender worker for `settings`: the SMTP relay, or the local sent-mail Maildir."""
+    out = settings.outbound
+    service = OutboundService(
+        comps.engine,
+        comps.blobs,
+        OutboundConfig.from_settings(out, settings.intake),
+        comps.clock,
+    )
+    transport: Transport
+    if out.relay_host:
+        transport = SmtpTransport(
+            out.relay_host,
+            out.relay_port,
+            tls=out.relay_tls,
+            user=out.relay_user,
+            password=out.relay_password,
+            local_hostname=settings.smtp.hostname,
+        )
+    else:
+        transport = MaildirTransport(settings.data_dir / "sent-mail")
+    return SenderWorker(service, transport, comps.clock)
 
 
 class RouteRecipient:

@@ -28,6 +28,7 @@ from postroom.mail import rules as rule_engine
 from postroom.mail import threading as thread_keys
 from postroom.mail.model import ParsedMessage
 from postroom.mail.parse import parse_message
+from postroom.services import outbound
 from postroom.store import intake_repo as repo
 from postroom.store.blobs import BlobStore, sha256_hex
 from postroom.store.db import as_utc
@@ -255,6 +256,7 @@ class IntakeService:
                 conn.execute(
                     messages.update().where(messages.c.id == row.id).values(bounce_for=target)
                 )
+                outbound.mark_bounced(conn, target, self.clock(), msg)  # outbox row: bounced
                 return Outcome(
                     row.id, MessageStatus.PROCESSED, reason=f"bounce of {target}", events=[ev]
                 )

@@ -276,3 +276,14 @@ uploads = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("created_at", UTC, nullable=False),
 )
+
+# -- outbound: the last automatic acknowledgement per address (migration 0004) --
+# At most one acknowledgement per address within [outbound] auto_ack_window_s; the
+# row is locked while a new one is decided, so two senders never both send.
+auto_acks = sa.Table(
+    "auto_acks",
+    metadata,
+    sa.Column("address", sa.String(320), primary_key=True),  # lower-cased
+    sa.Column("last_sent_at", UTC, nullable=False),
+    sa.Column("message_id", sa.Integer),  # the outbound message (not a foreign key: history)
+)
