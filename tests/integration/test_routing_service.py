@@ -139,6 +139,10 @@ def test_restart_reoffers_alerting_and_keeps_connected_work(comps: Components, r
     assert row.state == "alerting" and row.agent_id not in (None, holder)
     view = fresh.engine.agent(holder)
     assert view is not None and view.free == 0  # still holds its conversation
+    waiting = fresh.engine.conversation(str(second))
+    arrived = conv(comps, second).enqueued_at
+    assert waiting is not None and arrived is not None
+    assert waiting.enqueued_at == arrived.replace(tzinfo=UTC).timestamp()  # not the restart time
 
 
 def test_reply_after_close_goes_back_to_the_last_agent(comps: Components, router: RoutingService) -> None:

@@ -270,16 +270,17 @@ class Engine:
         if e.conversation_id in self._convs:
             raise _Reject("conversation is already being routed")
         queue = self._queue_or_reject(e.queue_id)
+        entered = self._now if e.enqueued_at is None else min(e.enqueued_at, self._now)
         c = ConversationRecord(
             conversation_id=e.conversation_id,
             queue_id=e.queue_id,
             priority=e.priority,
             skills=e.skills,
             language=e.language,
-            enqueued_at=self._now,
+            enqueued_at=entered,
             deadline=e.deadline
             if e.deadline is not None
-            else self._now + queue.service_level.seconds,
+            else entered + queue.service_level.seconds,
             explicit_deadline=e.deadline,
             preferred_agents=tuple(dict.fromkeys(e.preferred_agents)),
             preferred_until=self._now + e.preferred_window_s,

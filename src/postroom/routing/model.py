@@ -194,6 +194,9 @@ class Enqueued:
     last_agent_id: str | None = None  # who last handled the thread
     last_agent_at: float | None = None  # when they last handled it
     deadline: float | None = None  # service-level deadline; default enqueue + queue threshold
+    # When it really entered the queue, if before `now` (the service rebuilding after a
+    # restart, or intake having taken a moment): ordering and service level count from it.
+    enqueued_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,7 @@ class RoutingService:
             language=c.language,
             last_agent_id=c.last_agent,
             last_agent_at=_ts(c.last_agent_at),
+            enqueued_at=_ts(c.enqueued_at),  # waiting counts from arrival, across restarts
         )
 
     # -- steady state ------------------------------------------------------------

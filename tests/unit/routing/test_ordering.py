@@ -76,3 +76,15 @@ def test_across_queues_the_oldest_effective_time_goes_first() -> None:
     e.handle(Enqueued(100, "r-urgent", "r", priority=2))  # effective -20
     e.handle(Enqueued(10, "r-plain", "r"))
     assert drain(e, 500) == ["r-urgent", "q-old", "r-plain"]
+
+
+def test_an_earlier_arrival_handed_over_late_keeps_its_place_and_deadline() -> None:
+    e = engine(agents=[agent("a")])
+    e.handle(Enqueued(100, "seen-first", "q"))
+    e.handle(Enqueued(200, "arrived-earlier", "q", enqueued_at=50))  # e.g. rebuilt after a restart
+    e.handle(Enqueued(210, "from-the-future", "q", enqueued_at=999))  # never later than now
+    view = e.conversation("arrived-earlier")
+    assert view is not None and view.enqueued_at == 50 and view.deadline == 50 + 86400
+    future = e.conversation("from-the-future")
+    assert future is not None and future.enqueued_at == 210
+    assert drain(e, 300) == ["arrived-earlier", "seen-first", "from-the-future"]
