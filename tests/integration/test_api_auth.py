@@ -6,9 +6,11 @@ from fastapi.testclient import TestClient
 
 from postroom.services import users as user_svc
 from postroom.web.deps import CSRF_HEADER, SESSION_COOKIE
-from tests.integration.test_api_fixtures import PASSWORDS, Api, api, make_api, close_api  # noqa: F401
+from tests.integration import test_api_fixtures as fx
+from tests.integration.test_api_fixtures import PASSWORDS, Api, close_api, make_api
 
-__all__ = ["api"]
+api = fx.api  # the shared fixture
+
 
 
 def test_login_sets_a_httponly_lax_cookie_and_returns_the_csrf_token(api: Api) -> None:

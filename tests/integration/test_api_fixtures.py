@@ -122,11 +122,11 @@ def make_users(comps: Components) -> None:
         )
 
 
-def make_api(settings: Settings, *, router: bool = True, **config: Any) -> Api:
+def make_api(settings: Settings, *, router: bool = True, presence_watch: bool = False, **config: Any) -> Api:
     comps = build(settings)
     make_users(comps)
     cfg = WebConfig.from_settings(settings, request_wait_s=config.pop("request_wait_s", 5.0), **config)
-    app = create_app(comps.engine, blobs=comps.blobs, config=cfg, hasher=FAST, presence_watch=False)
+    app = create_app(comps.engine, blobs=comps.blobs, config=cfg, hasher=FAST, presence_watch=presence_watch)
     rt = RouterThread(comps) if router else None
     if rt is not None:
         rt.thread.start()
@@ -234,3 +234,11 @@ class SseReader:
             self._resp.close()
         finally:
             self._ctx.__exit__(None, None, None)
+
+
+def _conv_ids(self: Api) -> list[int]:
+    with self.db.connect() as conn:
+        return [int(i) for (i,) in conn.execute(sa.select(conversations.c.id).order_by(conversations.c.id))]
+
+
+Api.conv_ids = _conv_ids  # type: ignore[attr-defined]

@@ -1,0 +1,136 @@
+"""The event stream (SSE) on a real server: offers reach only their agent,
+Last-Event-ID resumes without loss, open streams keep an agent's presence and
+a browser gone longer than presence_timeout_s takes the agent off queue."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from postroom.services import users as user_svc
+from postroom.store.schema import agents
+from tests.integration import test_api_fixtures as fx
+from tests.integration.test_api_fixtures import (
+    Api,
+    LiveServer,
+    SseReader,
+    close_api,
+    eventually,
+    login,
+    make_api,
+)
+
+api = fx.api  # the shared fixture
+
+
+def _data(e: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(e["data"])
+
+
+def test_offer_reaches_its_agent_and_supervisors_but_not_other_agents(api: Api) -> None:
+    with LiveServer(api.app) as srv:
+        ann, bob, sue = (login(srv.url, u) for u in ("ann", "bob", "sue"))
+        streams = {u: SseReader(c) for u, c in (("ann", ann), ("bob", bob), ("sue", sue))}
+        try:
+            assert all(s.status == 200 for s in streams.values())
+            r = ann.put("/api/v1/users/ann/presence", json={"presence": "on_queue"})
+            assert r.status_code == 200
+            cid = api.deliver(subject="Secret subject")
+            offer = eventually(lambda: [e for e in streams["ann"].events if e.get("event") == "offer_created"])[0]
+            assert _data(offer)["conversation_id"] == cid and _data(offer)["data"]["deadline"]
+            assert int(offer["id"]) == _data(offer)["id"]
+            eventually(lambda: "offer_created" in streams["sue"].kinds())
+            assert "routing_status_changed" in streams["ann"].kinds()
+            time.sleep(0.5)
+            assert all(
+                _data(e).get("conversation_id") != cid for e in streams["bob"].events
+            ), streams["bob"].events
+            assert "routing_status_changed" not in streams["bob"].kinds()  # ann's status is hers
+        finally:
+            for s in streams.values():
+                s.close()
+
+
+def test_reconnect_with_last_event_id_resumes_without_loss(api: Api) -> None:
+    with LiveServer(api.app) as srv:
+        ann = login(srv.url, "ann")
+        first = SseReader(ann)
+        ann.put("/api/v1/users/ann/presence", json={"presence": "on_queue"})
+        cid = api.deliver()
+        eventually(lambda: "offer_created" in first.kinds())
+        last_id = first.events[-1]["id"]
+        first.close()
+        # while disconnected: accept, then end
+        api.client("ann").post(f"/api/v1/conversations/{cid}/accept")
+        api.client("ann").post(f"/api/v1/conversations/{cid}/disconnect")
+        api.wait_state(cid, "closed")
+        again = SseReader(ann, headers={"Last-Event-ID": last_id})
+        try:
+            got = eventually(lambda: [e for e in again.events if e.get("event") == "conversation_closed"])
+            ids = [int(e["id"]) for e in again.events]
+            assert ids == sorted(ids) and min(ids) > int(last_id)
+            states = [_data(e)["data"].get("to") for e in again.events if e.get("event") == "conversation_state_changed"]
+            assert "connected" in states and got
+        finally:
+            again.close()
+        # without Last-Event-ID a new stream starts from now: nothing old is replayed
+        fresh = SseReader(ann)
+        try:
+            time.sleep(0.5)
+            assert fresh.events == []
+        finally:
+            fresh.close()
+
+
+def test_stream_needs_authentication_and_accepts_tokens(api: Api) -> None:
+    with LiveServer(api.app) as srv:
+        import httpx
+
+        anon = httpx.Client(base_url=srv.url, timeout=5)
+        assert anon.get("/api/v1/events/stream").status_code == 401
+        token = user_svc.create_token(api.db, api.comps.clock, "ann", "cli")
+        c = httpx.Client(base_url=srv.url, timeout=5, headers={"Authorization": f"Bearer {token}"})
+        s = SseReader(c)
+        try:
+            assert s.status == 200
+            c.put("/api/v1/users/ann/presence", json={"presence": "on_queue"})
+            eventually(lambda: "routing_status_changed" in s.kinds())
+        finally:
+            s.close()
+
+
+def test_presence_timeout_takes_a_gone_browser_off_queue(any_settings: Any) -> None:
+    a = make_api(any_settings, presence_watch=True, presence_timeout_s=1.5, heartbeat_s=0.3)
+    try:
+        with LiveServer(a.app) as srv:
+            ann = login(srv.url, "ann")
+            stream = SseReader(ann)
+            assert ann.put("/api/v1/users/ann/presence", json={"presence": "on_queue"}).status_code == 200
+
+            def presence() -> tuple[str, str]:
+                with a.db.connect() as conn:
+                    row = conn.execute(sa.select(agents.c.presence, agents.c.routing_status).where(agents.c.id == "ann")).one()
+                return row.presence, row.routing_status
+
+            time.sleep(3)  # twice the time-out: the open stream's heartbeats keep her on queue
+            assert presence() == ("on_queue", "idle")
+            stream.close()
+            eventually(lambda: presence() == ("offline", "off_queue"), timeout=10)
+    finally:
+        close_api(a)
+
+
+def test_agents_without_web_activity_are_left_alone(api: Api) -> None:
+    from postroom.services import agents as agent_svc
+
+    agent_svc.request(api.db, api.comps.clock, "presence", agent_id="bob", data={"presence": "on_queue"})
+    later = api.comps.clock() + timedelta(hours=1)
+    assert user_svc.agents_gone(api.db, later, 60) == []
+    api.client("ann")  # a login is web activity
+    agent_svc.request(api.db, api.comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"})
+    assert user_svc.agents_gone(api.db, api.comps.clock(), 60) == []
+    assert user_svc.agents_gone(api.db, later, 60) == ["ann"]
