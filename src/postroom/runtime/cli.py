@@ -388,6 +388,29 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import smtplib
+
+    from postroom.runtime.wiring import utc_now
+    from postroom.services import demo
+
+    settings = _settings(args)
+    to = args.to or (settings.routes[0].address if settings.routes else "support@example.com")
+    port = args.smtp_port or settings.smtp.port
+    host = "127.0.0.1" if settings.smtp.host in ("0.0.0.0", "::") else settings.smtp.host
+    messages = demo.sample_messages(to, "customer.example", utc_now())
+    try:
+        with smtplib.SMTP(host, port, timeout=30) as smtp:
+            for raw in messages:
+                smtp.sendmail("demo@customer.example", [to], raw)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise PostroomError(
+            f"cannot send to {host}:{port} ({exc}); is `postroom serve` running?"
+        ) from exc
+    print(f"sent {len(messages)} sample emails to {to} via {host}:{port}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postroom", description="Postroom email contact center")
     parser.add_argument("--version", action="version", version=f"postroom {__version__}")
@@ -488,6 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("--json", action="store_true")
     _add_store_args(qp)
     p.set_defaults(func=cmd_queue)
+
+    p = sub.add_parser("demo", help="demo helpers: send sample customer mail")
+    dsub = p.add_subparsers(dest="action", required=True)
+    dp = dsub.add_parser("send", help="send a few realistic customer emails to the running server")
+    dp.add_argument("--to", help="recipient (default: the first route's address)")
+    dp.add_argument("--smtp-port", type=int)
+    _add_store_args(dp)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("simulate", help="run a what-if staffing scenario on the routing engine")
     p.add_argument("scenario", type=Path, help="scenario YAML file (see docs/routing.md)")

@@ -114,6 +114,8 @@ async def serve(
     print(f"Routes: {routes}", flush=True)
     print(f"Data: {settings.data_dir.resolve()}", flush=True)
     print(f"Roles: {', '.join(r for r in ROLES if r in roles)}", flush=True)
+    if settings.demo:
+        _seed_demo(comps, settings)
     if ready is not None:
         ready.set()
     try:
@@ -226,3 +228,21 @@ def _imap_tasks(
         tasks.append(asyncio.create_task(poller.run(stop), name=f"imap-{box.key}"))
         print(f"IMAP: polling {box.user}@{box.host}:{box.port}/{box.folder}", flush=True)
     return tasks
+
+
+def _seed_demo(comps: Components, settings: Settings) -> None:
+    """First start of the demo: create its users and show their passwords once."""
+    from postroom.services import demo
+
+    created = demo.seed(comps.engine, comps.clock, [q.name for q in settings.queues])
+    if not created:
+        return
+    print("Demo users (passwords are shown only now; `postroom user passwd` sets new ones):")
+    for login, role, password in created:
+        print(f"  {login:<8} {role:<11} {password}", flush=True)
+    first = settings.routes[0].address if settings.routes else "support@example.com"
+    print(
+        f"Send sample mail with `postroom demo send` (to {first}); replies are delivered to "
+        f"{(settings.data_dir / 'sent-mail').resolve()} unless [outbound] relay_host is set.",
+        flush=True,
+    )

@@ -96,6 +96,7 @@ class LogSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = Path("postroom-data")
+    demo: bool = False  # seed demo users and canned responses into an empty store
     database_url: str | None = None  # default: SQLite file in data_dir
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -373,6 +374,9 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Se
             kwargs[key] = path if path.is_absolute() or base_dir is None else base_dir / path
         elif key == "database_url":
             kwargs[key] = str(value) or None
+        elif key == "demo":
+            _check_type(value, "bool", "demo")
+            kwargs[key] = value
         elif key == "queues":
             kwargs[key] = tuple(_queue(q, f"queues[{i}]") for i, q in enumerate(value))
         elif key == "routes":
