@@ -14,7 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from postroom.domain.errors import MessageTooLargeError, NotFoundError, PostroomError
+from postroom.domain.errors import (
+    MessageTooLargeError,
+    NotFoundError,
+    PostroomError,
+    TooManyAttachmentsError,
+    TooManyRecipientsError,
+)
 from postroom.services.agents import RequestRefused
 from postroom.services.conversations import LimitExceeded
 from postroom.services.users import Forbidden, InvalidCredentials, NotAuthenticated, TooManyAttempts
@@ -38,6 +44,8 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (RequestRefused, 409, "refused"),
     (MessageTooLargeError, 413, "too_large"),
     (LimitExceeded, 422, "limit_exceeded"),
+    (TooManyRecipientsError, 422, "limit_exceeded"),
+    (TooManyAttachmentsError, 422, "limit_exceeded"),
     (TooManyAttempts, 429, "too_many_attempts"),
     (RouterUnavailable, 503, "router_unavailable"),
     (PostroomError, 400, "bad_request"),

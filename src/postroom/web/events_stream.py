@@ -57,13 +57,14 @@ class EventHub:
 
     async def subscribe(self) -> tuple[Subscriber, int]:
         """A new subscriber and the id from which live events start (exclusive)."""
-        if self._task is None or self._task.done():
-            self.high = await anyio.to_thread.run_sync(conv_svc.last_event_id, self.ctx.db)
-            self.gaps.clear()
-            self._task = asyncio.create_task(self._run(), name="event-hub")
         sub = Subscriber()
         self.subscribers.add(sub)
-        return sub, self.high
+        now_high = await anyio.to_thread.run_sync(conv_svc.last_event_id, self.ctx.db)
+        if self._task is None or self._task.done():
+            self.high = now_high
+            self.gaps.clear()
+            self._task = asyncio.create_task(self._run(), name="event-hub")
+        return sub, now_high
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
@@ -162,7 +163,9 @@ async def stream(
                     if sub.overflowed:
                         yield ServerSentEvent(data="{}", event="resync")
                     return
-                fresh = [e for e in batch if int(e["id"]) not in sent]
+                # Rows up to `live_from` were committed before this stream began:
+                # they are history (sent from the backlog when resuming), not news.
+                fresh = [e for e in batch if int(e["id"]) > live_from and int(e["id"]) not in sent]
                 if fresh:
                     for e in await anyio.to_thread.run_sync(
                         conv_svc.visible_events, ctx.db, user, fresh
