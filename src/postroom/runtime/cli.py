@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int)
     p.add_argument(
         "--roles",
-        help="comma-separated roles: smtp, http, imap, pipeline, router... (default: all)",
+        help="comma-separated roles: smtp, http, imap, pipeline, router, sender (default: all)",
     )
     p.set_defaults(func=cmd_serve)
 
