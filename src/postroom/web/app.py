@@ -29,9 +29,11 @@ from postroom.web import (
     api_files,
     api_queues,
     api_users,
+    api_workspace,
     auth,
     errors,
     events_stream,
+    workspace,
 )
 from postroom.web.deps import AppContext, SettingsLike, WebConfig, utc_now
 from postroom.web.presence import watch_presence
@@ -97,7 +99,9 @@ def create_app(
         api_queues,
         api_canned,
         api_files,
+        api_workspace,
         events_stream,
     ):
         app.include_router(module.router)
+    workspace.mount(app, settings)
     return app

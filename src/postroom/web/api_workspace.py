@@ -1,0 +1,159 @@
+"""Endpoints the agent workspace needs beyond the core API: send a reply,
+reply-all or forward, and serve a message's inline (``cid:``) images.
+
+Sending hands the composed draft to services/outbound.py (which builds, stores
+and queues the message; the sender role delivers it). Inline images follow
+the conversation access rule of services/conversations.py. No MIME, no SMTP
+and no routing decisions here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import anyio.to_thread
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from postroom.domain.errors import NotFoundError, PostroomError
+from postroom.mail import compose as mc
+from postroom.mail.sanitize import sanitize_html
+from postroom.services import conversations as conv_svc
+from postroom.services.outbound import OutboundConfig, OutboundService
+from postroom.services.users import Forbidden, User
+from postroom.store.schema import attachments, messages
+from postroom.web.api_files import _file_response
+from postroom.web.deps import AppContext, Ctx, CurrentUser
+
+router = APIRouter(prefix="/api/v1", tags=["workspace"])
+
+SENDABLE = ("connected", "parked", "wrapup")
+
+
+class SendIn(BaseModel):
+    kind: Literal["reply", "reply_all", "forward"] = "reply"
+    to: list[str] = Field(default_factory=list)
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    subject: str | None = Field(default=None, max_length=1000)
+    text: str = Field(default="", max_length=2_000_000)
+    html: str | None = Field(default=None, max_length=5_000_000)
+    attachments: list[int] = Field(default_factory=list, description="upload ids")
+    reply_to_message: int | None = Field(default=None, description="default: the newest inbound")
+
+
+class SendOut(BaseModel):
+    conversation_id: int
+    message_id: str
+    outbox_id: int
+    recipients: list[str]
+
+
+def outbound_config(request: Request, ctx: AppContext) -> OutboundConfig:
+    """Built from the app's settings (kept by the workspace mount), else defaults."""
+    settings = getattr(request.app.state, "settings", None)
+    intake = getattr(settings, "intake", None)
+    return OutboundConfig(
+        message_id_domain=str(getattr(intake, "message_id_domain", "postroom.local")),
+        thread_token_prefix=ctx.config.reference_prefix,
+        limits=mc.Limits(
+            max_recipients=ctx.config.max_recipients,
+            max_attachments=ctx.config.max_attachments,
+            max_message_size=ctx.config.max_message_size,
+        ),
+    )
+
+
+def _send(ctx: AppContext, config: OutboundConfig, user: User, cid: int, body: SendIn) -> SendOut:
+    holder = conv_svc.holder(ctx.db, user, cid)
+    if not user.sees_everything and holder.agent_id != user.id:
+        raise Forbidden(
+            f"conversation {cid} is not held by you; accept it before you answer the customer"
+        )
+    if holder.state not in SENDABLE:
+        raise PostroomError(
+            f"conversation {cid} is {holder.state}; you can send while it is connected, "
+            "parked or in wrap-up"
+        )
+    if body.kind == "forward" and not (body.to or body.cc or body.bcc):
+        raise PostroomError("a forward needs at least one recipient in To, Cc or Bcc")
+    files = []
+    for row in conv_svc.owned_uploads(ctx.db, user, body.attachments):
+        files.append(
+            mc.OutboundAttachment(
+                filename=row.filename, content_type=row.content_type, data=ctx.blobs.get(row.sha256)
+            )
+        )
+    html = sanitize_html(body.html, cid_url=None) if body.html else None
+    # A reply without recipients goes to the customer; a forward names its own.
+    to = body.to if (body.to or body.kind == "forward") else None
+    service = OutboundService(ctx.db, ctx.blobs, config, ctx.clock)
+    queued = service.queue_reply(
+        cid,
+        text=body.text,
+        html=html,
+        attachments=files,
+        to=to,
+        cc=body.cc,
+        bcc=body.bcc,
+        subject=body.subject or None,
+        reply_to_message=body.reply_to_message,
+        agent_id=user.id,
+    )
+    conv_svc.delete_draft(ctx.db, user, cid)
+    return SendOut(
+        conversation_id=cid,
+        message_id=queued.message_id,
+        outbox_id=queued.outbox_id,
+        recipients=list(queued.recipients),
+    )
+
+
+@router.post("/conversations/{conversation_id}/send", response_model=SendOut, status_code=201)
+async def send(
+    conversation_id: int, body: SendIn, request: Request, ctx: Ctx, user: CurrentUser
+) -> SendOut:
+    """Send a reply, reply-all or forward from the conversation's address; your draft is
+    removed. The message is queued for the sender and shows up in the conversation."""
+    config = outbound_config(request, ctx)
+    return await anyio.to_thread.run_sync(_send, ctx, config, user, conversation_id, body)
+
+
+def _cid_attachment(ctx: AppContext, user: User, message_id: int, content_id: str) -> int:
+    wanted = content_id.strip("<>")
+    with ctx.db.connect() as conn:
+        row = conn.execute(
+            sa.select(attachments.c.id).where(
+                attachments.c.message_id == message_id,
+                attachments.c.content_id.in_([wanted, f"<{wanted}>"]),
+            )
+        ).first()
+    if row is None:
+        raise NotFoundError(f"no inline image {content_id!r} in message {message_id}")
+    return int(row.id)
+
+
+@router.get("/messages/{message_id}/cid/{content_id:path}")
+async def inline_image(message_id: int, content_id: str, ctx: Ctx, user: CurrentUser) -> Response:
+    """An inline image of a message you can see, by its Content-ID."""
+    att = await anyio.to_thread.run_sync(_cid_attachment, ctx, user, message_id, content_id)
+    key, name, ctype = await anyio.to_thread.run_sync(
+        conv_svc.attachment_for_download, ctx.db, user, att
+    )
+    return await anyio.to_thread.run_sync(_file_response, ctx, key, name, ctype)
+
+
+def visible_message(ctx: AppContext, user: User, message_id: int) -> dict[str, Any]:
+    """A message's html/text for the body frame, when its conversation is visible."""
+    with ctx.db.connect() as conn:
+        row = conn.execute(
+            sa.select(messages.c.conversation_id, messages.c.html, messages.c.text).where(
+                messages.c.id == message_id
+            )
+        ).first()
+    if row is None or row.conversation_id is None:
+        raise NotFoundError(f"no message {message_id} that you can see")
+    conv_svc.ensure_visible(ctx.db, user, int(row.conversation_id))
+    return {"html": row.html, "text": row.text}

@@ -1,0 +1,270 @@
+"""The agent workspace in a real browser against a real server: the offer loop
+with reply and wrap-up, a customer reply going to the last agent, and hostile
+mail rendered inert."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import smtplib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, PASSWORD, ApiSession, Server
+from tests.mailfactory import make_email
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # the conftest skips (or fails in CI) before these run
+    Page = Any  # type: ignore[misc,assignment]
+
+OFFER_TIMEOUT_MS = 20_000
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.2)
+
+
+def send_mail(server: Server, to: str, raw: bytes, sender: str = "alice@customer.example") -> None:
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as smtp:
+        smtp.sendmail(sender, [to], raw)
+
+
+def login(page: Page, server: Server, user: str) -> None:
+    page.goto(server.url + "/")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(server.url + "/")
+    expect(page.locator("body[data-stream=open]")).to_have_count(1, timeout=10_000)
+
+
+def go_on_queue(page: Page) -> None:
+    page.locator("#queue-toggle").click()
+    expect(page.locator("#queue-toggle")).to_have_text("On queue")
+    expect(page.locator("#routing-status")).to_have_text("idle")
+
+
+def accept_offer(page: Page, subject: str) -> int:
+    offer = page.locator(".offer", has_text=subject)
+    expect(offer).to_be_visible(timeout=OFFER_TIMEOUT_MS)
+    expect(offer.locator(".countdown")).to_have_text(re.compile(r"^\d+:\d\d left$"))
+    cid = int(offer.get_attribute("data-cid") or 0)
+    offer.get_by_role("button", name="Accept").click()
+    expect(page.locator("#conversation")).to_have_attribute("data-cid", str(cid))
+    expect(page.locator("#conv-state")).to_have_text("connected")
+    return cid
+
+
+def wrap_up(page: Page, code: str) -> None:
+    page.keyboard.press("Alt+w")
+    dialog = page.locator("#wrapup-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Wrap-up code").select_option(code)
+    dialog.get_by_label("Notes").fill("done in the browser test")
+    dialog.get_by_role("button", name="Finish").click()
+    expect(page.locator("#conv-state")).to_have_text("closed", timeout=10_000)
+
+
+def go_offline(page: Page) -> None:
+    page.get_by_label("Presence").select_option("offline")
+    expect(page.locator("#routing-status")).to_have_text("off queue")
+
+
+def test_offer_accept_reply_with_canned_response_and_wrap_up(
+    page: Page, server: Server, supervisor: ApiSession
+) -> None:
+    supervisor.call(
+        "POST",
+        "/api/v1/canned-responses",
+        {
+            "name": "Greeting",
+            "text": "Hello {customer_name}, this is {agent_name} from {queue_name}.",
+            "queue": "support",
+        },
+    )
+    page.goto(server.url + "/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    shot(page, "login")
+    login(page, server, "ann")
+    go_on_queue(page)
+    send_mail(
+        server,
+        "support@example.com",
+        make_email(
+            sender="Alice Customer <alice@customer.example>",
+            subject="Printer on fire",
+            body="Hello, my printer is on fire. The invoice is attached.\n",
+            attachment=("invoice.pdf", b"%PDF-1.4 not really\n", "application/pdf"),
+        ),
+    )
+    offer = page.locator(".offer", has_text="Printer on fire")
+    expect(offer).to_be_visible(timeout=OFFER_TIMEOUT_MS)
+    shot(page, "offer")
+    cid = accept_offer(page, "Printer on fire")
+    thread = page.locator("#conv-thread")
+    expect(thread.locator(".message")).to_have_count(1)
+    expect(thread.get_by_role("link", name="invoice.pdf")).to_be_visible()
+    expect(thread).to_contain_text("alice@customer.example")
+    expect(page.locator("#mine")).to_contain_text("Printer on fire")
+
+    # Reply with a canned response and an attachment.
+    page.keyboard.press("Alt+r")
+    composer = page.locator("#composer")
+    expect(composer).to_be_visible()
+    expect(page.get_by_label("To", exact=True)).to_have_value("alice@customer.example")
+    page.locator("#canned summary").click()
+    page.get_by_role("button", name="Greeting").click()
+    expect(page.locator("#canned-preview-text")).to_have_text(
+        "Hello Alice Customer, this is Ann from support."
+    )
+    page.get_by_role("button", name="Insert", exact=True).click()
+    editor = page.get_by_role("textbox", name="Message text")
+    expect(editor).to_have_attribute("spellcheck", "true")
+    editor.press("End")
+    editor.type(" Please see the attached label.")
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved", timeout=5_000)
+    # The check before sending: an attachment is mentioned but none is attached.
+    page.keyboard.press("Control+Enter")
+    check = page.locator("#check-dialog")
+    expect(check).to_be_visible()
+    expect(check).to_contain_text("nothing is attached")
+    check.get_by_role("button", name="Go back").click()
+    page.locator("#c-files").set_input_files(
+        files=[{"name": "label.txt", "mimeType": "text/plain", "buffer": b"return label\n"}]
+    )
+    expect(page.locator("#c-attachments")).to_contain_text("label.txt (13 bytes)")
+    shot(page, "composer")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    expect(thread.locator(".message.out")).to_have_count(1, timeout=10_000)
+
+    def delivered() -> bytes | None:
+        for raw in server.sent_mail():
+            if b"Printer on fire" in raw and b"alice@customer.example" in raw:
+                return raw
+        return None
+
+    msg = email.message_from_bytes(eventually(delivered), policy=email.policy.default)
+    assert msg["To"] == "alice@customer.example"
+    assert "Hello Alice Customer, this is Ann from support." in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert [a.get_filename() for a in msg.iter_attachments()] == ["label.txt"]
+
+    wrap_up(page, "resolved")
+    conv = supervisor.call("GET", f"/api/v1/conversations/{cid}")
+    assert conv["state"] == "closed" and conv["wrapup_code"] == "resolved"
+    shot(page, "wrapped-up")
+    go_offline(page)
+
+
+def test_customer_reply_threads_and_goes_to_the_last_agent(
+    page: Page, server: Server, supervisor: ApiSession
+) -> None:
+    login(page, server, "carl")
+    go_on_queue(page)
+    first = make_email(
+        sender="Bo Buyer <bo@buyer.example>",
+        to="sales@example.com",
+        subject="Price for 40 chairs",
+        body="What would 40 chairs cost?\n",
+        message_id="<chairs-1@buyer.example>",
+    )
+    send_mail(server, "sales@example.com", first, "bo@buyer.example")
+    cid = accept_offer(page, "Price for 40 chairs")
+    wrap_up(page, "sold")
+    # Dora is on queue and idle too; the reply still goes to Carl, the last agent.
+    supervisor.call("PUT", "/api/v1/users/dora/presence", {"presence": "on_queue"})
+    reply = make_email(
+        sender="Bo Buyer <bo@buyer.example>",
+        to="sales@example.com",
+        subject="Re: Price for 40 chairs",
+        body="And 50 chairs?\n",
+        message_id="<chairs-2@buyer.example>",
+        in_reply_to="<chairs-1@buyer.example>",
+        references="<chairs-1@buyer.example>",
+    )
+    send_mail(server, "sales@example.com", reply, "bo@buyer.example")
+    second = accept_offer(page, "Price for 40 chairs")
+    assert second != cid
+    thread = page.locator("#conv-thread")
+    expect(thread.locator(".message")).to_have_count(2)
+    expect(thread.locator(".message").first).to_contain_text("And 50 chairs?")
+    expect(thread.locator(".message").nth(1)).to_contain_text(f"earlier conversation {cid}")
+    a = supervisor.call("GET", f"/api/v1/conversations/{cid}")
+    b = supervisor.call("GET", f"/api/v1/conversations/{second}")
+    assert a["thread_id"] == b["thread_id"] and b["agent"] == "carl"
+    shot(page, "thread")
+    supervisor.call("PUT", "/api/v1/users/dora/presence", {"presence": "offline"})
+    wrap_up(page, "no-interest")
+    go_offline(page)
+
+
+HOSTILE_HTML = """\
+<p id="hello">Hello from a hostile sender</p>
+<script>window.__pwned = 1; alert(1)</script>
+<img src="x" onerror="window.__pwned = 2; alert(2)">
+<a id="js" href="javascript:window.__pwned=3;alert(3)">click me</a>
+<div id="hover" onmouseover="window.__pwned = 4; alert(4)">hover me</div>
+<img id="tracker" src="https://remote.invalid/track.png" alt="tracker">
+<svg onload="alert(5)"><circle r="5"/></svg>
+<iframe src="javascript:alert(6)"></iframe>
+<form action="https://evil.invalid/"><input name="q"><button>go</button></form>
+<p style="background:url(javascript:alert(7))">styled</p>
+"""
+HOSTILE_NAME = '"><img src=x onerror=alert(9)>.html'
+
+
+def test_hostile_mail_renders_inert(page: Page, server: Server) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    login(page, server, "eve")
+    go_on_queue(page)
+    raw = make_email(
+        sender='"<img src=x onerror=alert(8)>" <mallory@evil.invalid>',
+        to="security@example.com",
+        subject="<script>window.__pwned = 7</script> urgent",
+        body="plain part\n",
+        html=HOSTILE_HTML,
+        attachment=(HOSTILE_NAME, b"<script>alert(10)</script>", "text/html"),
+    )
+    send_mail(server, "security@example.com", raw, "mallory@evil.invalid")
+    accept_offer(page, "urgent")
+    expect(page.locator("#conv-title")).to_have_text("<script>window.__pwned = 7</script> urgent")
+    frame = page.frame_locator("iframe.body-frame")
+    expect(frame.get_by_text("Hello from a hostile sender")).to_be_visible()
+    frame.get_by_text("hover me").hover()
+    frame.get_by_text("click me").click()
+    link = page.locator("#conv-thread .attachments a")
+    expect(link).to_contain_text("img src=x onerror=alert(9)")  # shown as text
+    body = page.request.get(server.url + (page.locator("iframe.body-frame").get_attribute("data-src") or ""))
+    assert "script-src 'none'" in body.headers["content-security-policy"]
+    assert "<script" not in body.text() and "onerror" not in body.text()
+    expect(frame.locator("img[alt=tracker]")).not_to_have_attribute("src", re.compile("remote"))
+    page.get_by_role("button", name="Show remote images").click()
+    expect(frame.locator("img[alt=tracker]")).to_have_attribute("src", "https://remote.invalid/track.png")
+    page.wait_for_timeout(300)
+    shot(page, "hostile")
+    for f in page.frames:
+        assert f.evaluate("() => window.__pwned") is None
+    assert dialogs == []
+    assert page.evaluate("() => document.querySelectorAll('#main img').length") == 0
+    go_offline(page)
