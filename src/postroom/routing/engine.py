@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
-from postroom.routing.index import FreeAgents, Placement, Timers, WaitingWork
+from postroom.routing.index import FreeAgents, Timers, WaitingWork
 from postroom.routing.model import (
     AgentCapacityChanged,
     AgentConfig,
@@ -55,6 +55,7 @@ from postroom.routing.model import (
 )
 from postroom.routing.policy import (
     AgentKey,
+    ConversationKey,
     Profile,
     active_profile,
     agent_key,
@@ -93,7 +94,9 @@ class Engine:
         self._stats: dict[str, ServiceLevelStats] = {}
         self._agents: dict[str, AgentState] = {}
         self._convs: dict[str, ConversationRecord] = {}
-        self._queued: dict[str, dict[str, None]] = {}
+        # One shared tuple per distinct requirement profile: many waiting
+        # conversations have equal requirements, and a tuple each would cost memory.
+        self._profiles: dict[Profile, Profile] = {}
         self._free = FreeAgents()
         self._waiting = WaitingWork()
         self._timers = Timers()
@@ -246,10 +249,9 @@ class Engine:
         self._queues[queue.queue_id] = queue
         if not known:
             self._stats[queue.queue_id] = ServiceLevelStats(queue.queue_id, queue.service_level)
-            self._queued[queue.queue_id] = {}
             return
         self._stats[queue.queue_id].target = queue.service_level
-        for conversation_id in list(self._queued[queue.queue_id]):
+        for conversation_id in sorted(self._waiting.conversation_ids(queue.queue_id)):
             c = self._convs[conversation_id]
             c.ring = min(c.ring, len(queue.rings))
             if c.explicit_deadline is None:
@@ -423,7 +425,7 @@ class Engine:
         c.explicit_deadline = None
         c.deadline = self._now + queue.service_level.seconds
         c.ring = 0
-        c.declined_by.clear()
+        c.declined_by = ()
         c.preferred_agents = ()
         c.preferred_open = False
         c.last_agent_id = None
@@ -505,7 +507,8 @@ class Engine:
             self._reset_routing(c)
             self._enter_queue(c)
             return
-        c.declined_by[a.agent_id] = None
+        if a.agent_id not in c.declined_by:
+            c.declined_by = (*c.declined_by, a.agent_id)
         c.state = "queued"
         self._place(c)
         self._schedule(c)
@@ -561,26 +564,19 @@ class Engine:
         self._touched.add(a.agent_id)
 
     def _profile(self, c: ConversationRecord) -> Profile:
-        return active_profile(self._queues[c.queue_id], c.skills, c.language, c.ring)
+        profile = active_profile(self._queues[c.queue_id], c.skills, c.language, c.ring)
+        return self._profiles.setdefault(profile, profile)
 
     def _place(self, c: ConversationRecord) -> None:
         queue = self._queues[c.queue_id]
         key = conversation_key(queue, c.priority, c.enqueued_at, c.deadline, c.conversation_id)
         last = c.last_agent_id if self._last_agent_window_open(c) else None
-        placement = Placement(
-            c.queue_id,
-            key,
-            self._profile(c),
-            c.preferred_agents if c.preferred_open else (),
-            last,
-        )
-        self._waiting.add(c.conversation_id, placement)
-        self._queued[c.queue_id][c.conversation_id] = None
+        preferred = c.preferred_agents if c.preferred_open else ()
+        self._waiting.add(c, key, self._profile(c), preferred, last)
         self._dirty_convs.add(c.conversation_id)
 
     def _unplace(self, c: ConversationRecord) -> None:
-        self._waiting.remove(c.conversation_id)
-        self._queued[c.queue_id].pop(c.conversation_id, None)
+        self._waiting.remove(c)
 
     def _schedule(self, c: ConversationRecord) -> None:
         due: float | None = None
@@ -633,15 +629,15 @@ class Engine:
     def _next_match(self) -> Match | None:
         # Per queue, the best candidate head and its order key. Iteration order
         # does not matter: heads are compared on total keys.
-        heads: dict[str, tuple[tuple[float, float, str], ConversationRecord]] = {}
-        placement = self._waiting.placement
+        heads: dict[str, tuple[ConversationKey, ConversationRecord]] = {}
         dirty_convs = self._dirty_convs
         if dirty_convs:
             convs = self._convs
             for conversation_id in tuple(dirty_convs):
                 c = convs.get(conversation_id)
                 if c is not None and c.state == "queued" and self._has_eligible_agent(c):
-                    key = placement(conversation_id).key
+                    key = c.key
+                    assert key is not None
                     best = heads.get(c.queue_id)
                     if best is None or key < best[0]:
                         heads[c.queue_id] = (key, c)
@@ -653,14 +649,14 @@ class Engine:
             agents = self._agents
             for agent_id in tuple(dirty_agents):
                 a = agents[agent_id]
-                found = self._heads_for_agent(a) if a.free > 0 else []
+                found = self._heads_for_agent(a) if a.free > 0 else None
                 if not found:
                     dirty_agents.discard(agent_id)
-                for c in found:
-                    key = placement(c.conversation_id).key
-                    best = heads.get(c.queue_id)
+                    continue
+                for queue_id, (key, c) in found.items():
+                    best = heads.get(queue_id)
                     if best is None or key < best[0]:
-                        heads[c.queue_id] = (key, c)
+                        heads[queue_id] = (key, c)
         if not heads:
             return None
         if len(heads) == 1:
@@ -674,15 +670,12 @@ class Engine:
             )
         return self._choose_agent(winner)
 
-    def _key(self, c: ConversationRecord) -> tuple[float, float, str]:
-        return self._waiting.placement(c.conversation_id).key
-
     def _last_agent_window_open(self, c: ConversationRecord) -> bool:
+        if c.last_agent_id is None or c.last_agent_at is None:
+            return False  # the common case, decided without looking up the queue
         queue = self._queues[c.queue_id]
         return (
             queue.last_agent_routing_mode != "disabled"
-            and c.last_agent_id is not None
-            and c.last_agent_at is not None
             and self._now - c.last_agent_at <= queue.last_agent_window_s
         )
 
@@ -702,63 +695,75 @@ class Engine:
         return a.free > 0 and c.queue_id in a.queues and satisfies(a.skills, a.languages, profile)
 
     def _has_eligible_agent(self, c: ConversationRecord) -> bool:
-        if self._last_agent_ok(c) is not None:
+        if c.last_agent_id is not None and self._last_agent_ok(c) is not None:
             return True
-        profile = self._waiting.placement(c.conversation_id).profile
+        profile = c.profile
         if c.preferred_open:
             return any(
                 p in self._agents and self._eligible_by_profile(self._agents[p], c, profile)
                 for p in c.preferred_agents
             )
-        for _, _, agent_id in self._free.in_queue(c.queue_id):
-            a = self._agents[agent_id]
+        free = self._free.in_queue(c.queue_id)
+        if not free:
+            return False
+        if not profile[0] and profile[1] is None:
+            return True  # any free member will do
+        agents = self._agents
+        for _, _, agent_id in free:
+            a = agents[agent_id]
             if satisfies(a.skills, a.languages, profile):
                 return True
         return False
 
-    def _heads_for_agent(self, a: AgentState) -> list[ConversationRecord]:
+    def _heads_for_agent(
+        self, a: AgentState
+    ) -> dict[str, tuple[ConversationKey, ConversationRecord]]:
         """Per queue, the first waiting conversation this free agent is eligible for."""
-        best: dict[str, tuple[float, float, str]] = {}
-
-        def offer_key(queue_id: str, key: tuple[float, float, str]) -> None:
-            if queue_id not in best or key < best[queue_id]:
-                best[queue_id] = key
-
-        for queue_id in sorted(a.queues):
-            if queue_id not in self._queues:
+        best: dict[str, ConversationKey] = {}
+        convs = self._convs
+        waiting = self._waiting
+        skills, languages, agent_id = a.skills, a.languages, a.agent_id
+        for queue_id in a.queues:
+            work = waiting.queue(queue_id)
+            if work is None:
                 continue
-            for profile, key in self._waiting.bucket_heads(queue_id):
-                if satisfies(a.skills, a.languages, profile):
-                    offer_key(queue_id, key)
-            for key in self._waiting.preferring(a.agent_id, queue_id):
-                profile = self._waiting.placement(key[2]).profile
-                if satisfies(a.skills, a.languages, profile):
-                    offer_key(queue_id, key)
+            # Heads are in queue order, so the first covered profile holds the
+            # agent's first conversation; the profiles before it are the ones
+            # the agent cannot take.
+            for key in work.heads:
+                if satisfies(skills, languages, convs[key[2]].profile):
+                    best[queue_id] = key
                     break
-        for queue_id in self._waiting.last_agent_queues(a.agent_id):
+            preferring = work.preferred.get(agent_id)
+            if preferring:
+                for key in preferring:
+                    if satisfies(skills, languages, convs[key[2]].profile):
+                        if queue_id not in best or key < best[queue_id]:
+                            best[queue_id] = key
+                        break
+        for queue_id in waiting.last_agent_queues(agent_id):
             mode = self._queues[queue_id].last_agent_routing_mode
-            for key in self._waiting.naming_last_agent(a.agent_id, queue_id):
-                c = self._convs[key[2]]
+            for key in waiting.naming_last_agent(agent_id, queue_id):
+                c = convs[key[2]]
                 if not self._last_agent_window_open(c):
                     # The window only closes with time, never reopens: drop the entry.
-                    self._waiting.forget_last_agent(
-                        c.conversation_id, self._waiting.placement(c.conversation_id)
-                    )
+                    waiting.forget_last_agent(c)
                     continue
-                if a.agent_id in c.declined_by:
+                if agent_id in c.declined_by:
                     continue
                 if mode == "queue_members_only" and queue_id not in a.queues:
                     break
-                offer_key(queue_id, key)
+                if queue_id not in best or key < best[queue_id]:
+                    best[queue_id] = key
                 break
-        return [self._convs[key[2]] for _, key in sorted(best.items())]
+        return {queue_id: (key, convs[key[2]]) for queue_id, key in best.items()}
 
     def _choose_agent(self, c: ConversationRecord) -> Match:
         last = self._last_agent_ok(c)
         if last is not None:
             return Match(c, last, "last_agent", False, False)
         queue = self._queues[c.queue_id]
-        profile = self._waiting.placement(c.conversation_id).profile
+        profile = c.profile
         if queue.evaluation != "best_skills" and not c.preferred_open and not c.declined_by:
             # The common case, without building keys: the free-agent order is the
             # agent order, so the first two eligible agents are winner and runner-up.

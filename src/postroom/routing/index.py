@@ -3,19 +3,29 @@
 - `FreeAgents`: per queue, the routable agents with free capacity, sorted by
   (more free capacity, idle longest, agent id).
 - `WaitingWork`: per queue and requirement profile, waiting conversations sorted
-  by the queue's order key; plus per-agent lists for conversations that are
-  restricted to preferred agents or that name a last agent.
+  by the queue's order key, plus per queue the first key of every profile
+  ("heads", sorted too), so that a freed agent walks the heads from the front
+  and stops at the first profile it covers instead of checking every profile;
+  plus per-agent lists for conversations that are restricted to preferred
+  agents or that name a last agent.
 - `Timers`: one pending wake-up per conversation (a heap with lazy deletion).
 
 Indexes only store and retrieve; they never decide. The engine keeps them in
 step with its records.
+
+Sorted sequences are plain lists kept in order with `bisect` while they are
+small (almost all of them: a queue has few free agents, most profiles few
+waiting conversations), which costs far less time and memory than a
+`SortedList` per bucket; a list that grows past `_LARGE` entries becomes a
+`SortedList`, so that taking the head of a very long bucket stays cheap.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
-from typing import NamedTuple
+from bisect import bisect_left, insort
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Protocol, TypeVar
 
 # sortedcontainers ships no type information; SortedList is used as a plain sorted sequence.
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
@@ -23,125 +33,199 @@ from sortedcontainers import SortedList  # type: ignore[import-untyped]
 from postroom.routing.policy import ConversationKey, Profile
 
 FreeKey = tuple[int, float, str]
+# A sorted sequence of keys: a list (small) or a SortedList (large). Both iterate in
+# order, index [0] and test empty the same way.
+Sorted = Any
+_LARGE = 2048  # past this many entries, deleting the head of a list costs more than it saves
+
+K = TypeVar("K")
+
+
+def _insert(table: MutableMapping[K, Sorted], name: K, key: Any) -> None:
+    seq = table.get(name)
+    if seq is None:
+        table[name] = [key]
+    elif type(seq) is list:
+        insort(seq, key)
+        if len(seq) > _LARGE:
+            table[name] = SortedList(seq)
+    else:
+        seq.add(key)
+
+
+def _delete(table: MutableMapping[K, Sorted], name: K, key: Any) -> None:
+    """Remove `key` (which must be there); drop the sequence when it empties."""
+    seq = table[name]
+    if type(seq) is list:
+        del seq[bisect_left(seq, key)]
+    else:
+        seq.remove(key)
+    if not seq:
+        del table[name]
 
 
 class FreeAgents:
     def __init__(self) -> None:
-        self._by_queue: dict[str, SortedList] = {}
-        self._placed: dict[str, tuple[FreeKey, tuple[str, ...]]] = {}
+        self._by_queue: dict[str, list[FreeKey]] = {}
+        self._placed: dict[str, tuple[FreeKey, frozenset[str]]] = {}
 
     def update(self, agent_id: str, free: int, idle_since: float, queues: set[str]) -> None:
-        key: FreeKey = (-free, idle_since, agent_id)
         old = self._placed.get(agent_id)
-        if (
-            old is not None
-            and old[0] == key
-            and len(old[1]) == len(queues)
-            and all(q in queues for q in old[1])
-        ):
-            return  # nothing moved
-        self.remove(agent_id)
         if free <= 0 or not queues:
+            if old is not None:
+                self.remove(agent_id)
             return
-        placed = tuple(queues)
-        for queue_id in placed:
-            self._by_queue.setdefault(queue_id, SortedList()).add(key)
-        self._placed[agent_id] = (key, placed)
+        key: FreeKey = (-free, idle_since, agent_id)
+        if old is not None:
+            if old[0] == key and old[1] == queues:
+                return  # nothing moved
+            self.remove(agent_id)
+        by_queue = self._by_queue
+        for queue_id in queues:
+            listed = by_queue.get(queue_id)
+            if listed is None:
+                by_queue[queue_id] = [key]
+            else:
+                insort(listed, key)
+        self._placed[agent_id] = (key, frozenset(queues))
 
     def remove(self, agent_id: str) -> None:
         old = self._placed.pop(agent_id, None)
         if old is None:
             return
         key, queues = old
+        by_queue = self._by_queue
         for queue_id in queues:
-            self._by_queue[queue_id].remove(key)
+            listed = by_queue[queue_id]
+            del listed[bisect_left(listed, key)]
 
-    def in_queue(self, queue_id: str) -> Iterator[FreeKey]:
-        """Free agents of the queue, best first by (free capacity, idle time, id)."""
-        yield from self._by_queue.get(queue_id, ())
+    def in_queue(self, queue_id: str) -> list[FreeKey]:
+        """Free agents of the queue, best first by (free capacity, idle time, id).
+
+        The index's own list: read it, do not keep it across changes.
+        """
+        return self._by_queue.get(queue_id, _EMPTY)
 
 
-class Placement(NamedTuple):
-    # A named tuple rather than a frozen dataclass: one is built per enqueue and
-    # tuple construction is several times cheaper.
+_EMPTY: list[Any] = []
+
+
+class Placed(Protocol):
+    """What `WaitingWork` reads and writes on a conversation record."""
+
+    conversation_id: str
     queue_id: str
-    key: ConversationKey
+    key: ConversationKey | None  # None: not in the index
     profile: Profile
-    preferred: tuple[str, ...]  # non-empty: stored per preferred agent, not in a bucket
-    last_agent: str | None
+    listed_preferred: tuple[str, ...]  # non-empty: stored per preferred agent, not in a bucket
+    listed_last: str | None  # listed under this last agent too
+
+
+class QueueWork:
+    """The waiting conversations of one queue."""
+
+    __slots__ = ("buckets", "heads", "preferred")
+
+    def __init__(self) -> None:
+        self.buckets: dict[Profile, Sorted] = {}
+        self.heads: list[ConversationKey] = []  # the first key of every bucket, in order
+        self.preferred: dict[str, Sorted] = {}  # agent id -> keys of those preferring them
+
+    def add(self, profile: Profile, key: ConversationKey) -> None:
+        bucket = self.buckets.get(profile)
+        if bucket is not None:
+            head = bucket[0]
+            if key < head:
+                heads = self.heads
+                del heads[bisect_left(heads, head)]
+                insort(heads, key)
+        else:
+            insort(self.heads, key)
+        _insert(self.buckets, profile, key)
+
+    def remove(self, profile: Profile, key: ConversationKey) -> None:
+        bucket = self.buckets[profile]
+        was_head = bucket[0] == key
+        _delete(self.buckets, profile, key)
+        if was_head:
+            heads = self.heads
+            del heads[bisect_left(heads, key)]
+            if bucket:
+                insort(heads, bucket[0])
+
+    def conversation_ids(self) -> set[str]:
+        found = {key[2] for bucket in self.buckets.values() for key in bucket}
+        found.update(key[2] for keys in self.preferred.values() for key in keys)
+        return found
 
 
 class WaitingWork:
     def __init__(self) -> None:
-        self._buckets: dict[str, dict[Profile, SortedList]] = {}
-        self._preferred: dict[tuple[str, str], SortedList] = {}
-        self._last: dict[str, dict[str, SortedList]] = {}
-        self._placed: dict[str, Placement] = {}
+        self._queues: dict[str, QueueWork] = {}
+        self._last: dict[str, dict[str, Sorted]] = {}  # last agent -> queue -> keys
 
-    def __contains__(self, conversation_id: str) -> bool:
-        return conversation_id in self._placed
-
-    def placement(self, conversation_id: str) -> Placement:
-        return self._placed[conversation_id]
-
-    def add(self, conversation_id: str, placement: Placement) -> None:
-        self.remove(conversation_id)
-        self._placed[conversation_id] = placement
-        if placement.preferred:
-            for agent_id in placement.preferred:
-                self._preferred.setdefault((agent_id, placement.queue_id), SortedList()).add(
-                    placement.key
-                )
+    def add(
+        self,
+        c: Placed,
+        key: ConversationKey,
+        profile: Profile,
+        preferred: tuple[str, ...],
+        last_agent: str | None,
+    ) -> None:
+        """Index `c` (removing it first if it was indexed) and note where on the record."""
+        if c.key is not None:
+            self.remove(c)
+        c.key = key
+        c.profile = profile
+        c.listed_preferred = preferred
+        c.listed_last = last_agent
+        work = self._queues.get(c.queue_id)
+        if work is None:
+            work = self._queues[c.queue_id] = QueueWork()
+        if preferred:
+            for agent_id in preferred:
+                _insert(work.preferred, agent_id, key)
         else:
-            buckets = self._buckets.setdefault(placement.queue_id, {})
-            buckets.setdefault(placement.profile, SortedList()).add(placement.key)
-        if placement.last_agent is not None:
-            per_queue = self._last.setdefault(placement.last_agent, {})
-            per_queue.setdefault(placement.queue_id, SortedList()).add(placement.key)
+            work.add(profile, key)
+        if last_agent is not None:
+            per_queue = self._last.get(last_agent)
+            if per_queue is None:
+                per_queue = self._last[last_agent] = {}
+            _insert(per_queue, c.queue_id, key)
 
-    def remove(self, conversation_id: str) -> None:
-        placement = self._placed.pop(conversation_id, None)
-        if placement is None:
+    def remove(self, c: Placed) -> None:
+        key = c.key
+        if key is None:
             return
-        if placement.preferred:
-            for agent_id in placement.preferred:
-                pkey = (agent_id, placement.queue_id)
-                self._preferred[pkey].remove(placement.key)
-                if not self._preferred[pkey]:
-                    del self._preferred[pkey]
+        work = self._queues[c.queue_id]
+        if c.listed_preferred:
+            for agent_id in c.listed_preferred:
+                _delete(work.preferred, agent_id, key)
         else:
-            buckets = self._buckets[placement.queue_id]
-            buckets[placement.profile].remove(placement.key)
-            if not buckets[placement.profile]:
-                del buckets[placement.profile]
-        if placement.last_agent is not None:
-            self.forget_last_agent(conversation_id, placement)
+            work.remove(c.profile, key)
+        self.forget_last_agent(c)
+        c.key = None
 
-    def forget_last_agent(self, conversation_id: str, placement: Placement) -> None:
+    def forget_last_agent(self, c: Placed) -> None:
         """Stop listing the conversation under its last agent (e.g. the window closed)."""
-        if placement.last_agent is None:
+        if c.listed_last is None:
             return
-        per_queue = self._last[placement.last_agent]
-        per_queue[placement.queue_id].remove(placement.key)
-        if not per_queue[placement.queue_id]:
-            del per_queue[placement.queue_id]
+        per_queue = self._last[c.listed_last]
+        _delete(per_queue, c.queue_id, c.key)
         if not per_queue:
-            del self._last[placement.last_agent]
-        if conversation_id in self._placed:
-            self._placed[conversation_id] = Placement(
-                placement.queue_id, placement.key, placement.profile, placement.preferred, None
-            )
+            del self._last[c.listed_last]
+        c.listed_last = None
 
-    def bucket_heads(self, queue_id: str) -> Iterator[tuple[Profile, ConversationKey]]:
-        """The first conversation of every requirement profile waiting in the queue."""
-        for profile, keys in self._buckets.get(queue_id, {}).items():
-            yield profile, keys[0]
+    def queue(self, queue_id: str) -> QueueWork | None:
+        return self._queues.get(queue_id)
 
-    def preferring(self, agent_id: str, queue_id: str) -> Iterator[ConversationKey]:
-        yield from self._preferred.get((agent_id, queue_id), ())
+    def conversation_ids(self, queue_id: str) -> set[str]:
+        """Every conversation waiting in the queue (in no particular order)."""
+        work = self._queues.get(queue_id)
+        return set() if work is None else work.conversation_ids()
 
-    def last_agent_queues(self, agent_id: str) -> list[str]:
-        return sorted(self._last.get(agent_id, {}))
+    def last_agent_queues(self, agent_id: str) -> Iterable[str]:
+        return tuple(self._last.get(agent_id, ()))
 
     def naming_last_agent(self, agent_id: str, queue_id: str) -> list[ConversationKey]:
         return list(self._last.get(agent_id, {}).get(queue_id, ()))
@@ -167,11 +251,13 @@ class Timers:
         self._version.pop(conversation_id, None)
 
     def _drop_stale(self) -> None:
-        while self._heap:
-            _, conversation_id, version = self._heap[0]
-            if self._version.get(conversation_id) == version:
+        heap = self._heap
+        version = self._version
+        while heap:
+            _, conversation_id, stamp = heap[0]
+            if version.get(conversation_id) == stamp:
                 return
-            heapq.heappop(self._heap)
+            heapq.heappop(heap)
 
     def peek(self) -> float | None:
         self._drop_stale()

@@ -16,6 +16,7 @@ from postroom.routing.model import (
     RoutingStatus,
     SkillRequirement,
 )
+from postroom.routing.policy import ANY_MEMBER, ConversationKey, Profile
 
 
 @dataclass(slots=True, eq=False)
@@ -93,7 +94,9 @@ class ConversationRecord:
     last_agent_at: float | None = None
     state: ConversationState = "queued"
     ring: int = 0
-    declined_by: dict[str, None] = field(default_factory=dict)
+    # Agents who declined or missed it, in order. A tuple, not a set: almost always
+    # empty (the shared `()` costs nothing per conversation) and at most a few long.
+    declined_by: tuple[str, ...] = ()
     agent_id: str | None = None  # alerting, connected, wrap-up or parked with
     offer_deadline: float | None = None
     offer_direct: bool = False  # a transfer or park return: falls back to the queue
@@ -101,3 +104,11 @@ class ConversationRecord:
     wrapup_deadline: float | None = None
     park_until: float | None = None
     sl_pending: bool = True  # entered the queue and not yet accepted
+    # Where the waiting index holds it (written by `WaitingWork` only): the order
+    # key (None: not indexed), the requirement profile (shared between
+    # conversations with equal requirements), and whether it is listed per
+    # preferred agent or under its last agent.
+    key: ConversationKey | None = None
+    profile: Profile = ANY_MEMBER
+    listed_preferred: tuple[str, ...] = ()
+    listed_last: str | None = None
