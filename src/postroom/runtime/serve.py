@@ -97,8 +97,11 @@ async def serve(
         tasks.extend(_imap_tasks(settings, spool, comps, stop))
     http_server = None
     if settings.http.enabled and "http" in roles:
+        app = create_app(comps.engine, settings, comps.blobs)
+        if router is not None:  # offers reach browsers without waiting for the next poll
+            router.service.listeners.append(app.state.hub.wake)
         config = uvicorn.Config(
-            create_app(comps.engine, settings, comps.blobs),
+            app,
             host=settings.http.host,
             port=settings.http.port,
             log_config=None,

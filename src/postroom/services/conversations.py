@@ -34,6 +34,7 @@ from postroom.store.schema import (
     drafts,
     events,
     messages,
+    thread_agents,
     threads,
     uploads,
 )
@@ -55,18 +56,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _took_part_threads(user_id: str) -> sa.Select[Any]:
-    connected_events = sa.select(events.c.conversation_id).where(
-        events.c.kind == "conversation_state_changed",
-        events.c.data["to"].as_string() == "connected",
-        events.c.data["agent"].as_string() == user_id,
-    )
-    return sa.select(conversations.c.thread_id).where(
-        sa.or_(
-            conversations.c.last_agent == user_id,
-            sa.and_(conversations.c.agent_id == user_id, conversations.c.state.in_(HELD)),
-            conversations.c.id.in_(connected_events),
-        )
-    )
+    # thread_agents is kept by the router (an index lookup, not a scan of events).
+    return sa.select(thread_agents.c.thread_id).where(thread_agents.c.agent_id == user_id)
 
 
 def visible_clause(user: User) -> sa.ColumnElement[bool]:
@@ -583,6 +574,42 @@ def last_event_id(db: sa.Engine) -> int:
         return int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
 
 
+def audiences(db: sa.Engine, conversation_ids: Iterable[int]) -> dict[int, frozenset[str]]:
+    """For each conversation, the agents who may see it (holder and thread participants).
+
+    One query for a whole batch of events, shared by every stream of a process;
+    the same rule as `visible_clause` for agents (supervisors and admins see all)."""
+    wanted = sorted(set(conversation_ids))
+    if not wanted:
+        return {}
+    out: dict[int, set[str]] = {cid: set() for cid in wanted}
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(conversations.c.id, conversations.c.agent_id, thread_agents.c.agent_id)
+            .select_from(
+                conversations.outerjoin(
+                    thread_agents, thread_agents.c.thread_id == conversations.c.thread_id
+                )
+            )
+            .where(conversations.c.id.in_(wanted))
+        )
+        for cid, holder, participant in rows:
+            out[int(cid)].update(a for a in (holder, participant) if a)
+    return {cid: frozenset(agents_) for cid, agents_ in out.items()}
+
+
+def event_visible_to(user: User, event: dict[str, Any], audience: frozenset[str]) -> bool:
+    """May `user` see `event`, given the audience of its conversation?"""
+    if user.sees_everything:
+        return True
+    agent = (event.get("data") or {}).get("agent")
+    if event["kind"] == "routing_status_changed":
+        return bool(agent == user.id)
+    if event.get("conversation_id") is None:
+        return False
+    return agent == user.id or user.id in audience
+
+
 def visible_events(
     db: sa.Engine, user: User, batch: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -590,7 +617,12 @@ def visible_events(
     anything about conversations they can see."""
     if user.sees_everything:
         return list(batch)
-    cids = {int(e["conversation_id"]) for e in batch if e.get("conversation_id") is not None}
+    # Events naming this user (their offers, their status) need no query.
+    cids = {
+        int(e["conversation_id"])
+        for e in batch
+        if e.get("conversation_id") is not None and (e.get("data") or {}).get("agent") != user.id
+    }
     allowed = visible_ids(db, user, cids)
     out = []
     for e in batch:

@@ -25,7 +25,7 @@ from postroom.domain.routes import QueueConfig
 from postroom.routing import model as rm
 from postroom.routing.engine import Engine
 from postroom.store.db import as_utc
-from postroom.store.schema import agents, conversations, events, routing_inbox
+from postroom.store.schema import agents, conversations, events, routing_inbox, thread_agents
 
 log = logging.getLogger("postroom.router")
 
@@ -362,6 +362,15 @@ class RoutingService:
         deadline = _dt(view.offer_deadline) if view.offer_deadline is not None else None
         if (row.state, row.agent_id, row.queue) == (view.state, view.agent_id, view.queue_id):
             return []
+        if view.state == "connected" and view.agent_id:
+            took_part = sa.select(thread_agents.c.thread_id).where(
+                thread_agents.c.thread_id == row.thread_id,
+                thread_agents.c.agent_id == view.agent_id,
+            )
+            if conn.execute(took_part).first() is None:
+                conn.execute(
+                    thread_agents.insert().values(thread_id=row.thread_id, agent_id=view.agent_id)
+                )
         conn.execute(
             conversations.update()
             .where(conversations.c.id == row.id)

@@ -287,3 +287,14 @@ auto_acks = sa.Table(
     sa.Column("last_sent_at", UTC, nullable=False),
     sa.Column("message_id", sa.Integer),  # the outbound message (not a foreign key: history)
 )
+
+# Which agents took part in which threads (were connected to one of its
+# conversations): the access rule "an agent sees the threads they took part in"
+# reads this instead of scanning events. Written by the router.
+thread_agents = sa.Table(
+    "thread_agents",
+    metadata,
+    sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), primary_key=True),
+    sa.Column("agent_id", sa.String(200), primary_key=True),
+    sa.Index("ix_thread_agents_agent", "agent_id"),
+)

@@ -54,6 +54,18 @@ class EventHub:
         self.gaps: dict[int, float] = {}  # ids below `high` not seen yet -> first noticed
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._nudge: asyncio.Event | None = None
+
+    def wake(self, *_: object) -> None:
+        """Read the table now rather than at the next poll (thread-safe).
+
+        The router in this process calls it right after committing, which takes
+        the poll interval out of the offer-to-browser latency."""
+        loop, nudge = self._loop, self._nudge
+        if loop is not None and nudge is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(nudge.set)
 
     async def subscribe(self) -> tuple[Subscriber, int]:
         """A new subscriber and the id from which live events start (exclusive)."""
@@ -79,7 +91,10 @@ class EventHub:
             self._task.cancel()
 
     async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._nudge = asyncio.Event()
         while self.subscribers and not self._closed:
+            self._nudge.clear()
             try:
                 batch = await anyio.to_thread.run_sync(self._poll_once)
             except Exception:
@@ -93,7 +108,8 @@ class EventHub:
                         sub.overflowed = True
                         with contextlib.suppress(asyncio.QueueFull):
                             sub.queue.put_nowait(None)
-            await asyncio.sleep(self.ctx.config.poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), self.ctx.config.poll_s)
         self._task = None
 
     def _poll_once(self) -> list[dict[str, Any]]:
@@ -110,11 +126,23 @@ class EventHub:
                 for missing in range(self.high + 1, eid):
                     self.gaps.setdefault(missing, now)
                 self.high = eid
-        return [r for r in rows if r["kind"] in conv_svc.STREAM_KINDS]
+        batch = [r for r in rows if r["kind"] in conv_svc.STREAM_KINDS]
+        # Who may see what is worked out once per batch here, not once per stream.
+        who = conv_svc.audiences(
+            self.ctx.db, (int(r["conversation_id"]) for r in batch if r.get("conversation_id"))
+        )
+        for r in batch:
+            cid = r.get("conversation_id")
+            r[AUDIENCE] = who.get(int(cid), frozenset()) if cid else frozenset()
+        return batch
+
+
+AUDIENCE = "_audience"  # added by the hub; never sent
 
 
 def _sse(event: dict[str, Any]) -> ServerSentEvent:
-    return ServerSentEvent(data=json.dumps(event), event=event["kind"], id=str(event["id"]))
+    public = {k: v for k, v in event.items() if k != AUDIENCE}
+    return ServerSentEvent(data=json.dumps(public), event=event["kind"], id=str(event["id"]))
 
 
 @router.get("/stream")
@@ -166,10 +194,8 @@ async def stream(
                 # Rows up to `live_from` were committed before this stream began:
                 # they are history (sent from the backlog when resuming), not news.
                 fresh = [e for e in batch if int(e["id"]) > live_from and int(e["id"]) not in sent]
-                if fresh:
-                    for e in await anyio.to_thread.run_sync(
-                        conv_svc.visible_events, ctx.db, user, fresh
-                    ):
+                for e in fresh:
+                    if conv_svc.event_visible_to(user, e, e.get(AUDIENCE, frozenset())):
                         yield _sse(e)
                 if time.monotonic() - last_touch >= ctx.config.heartbeat_s:
                     last_touch = time.monotonic()
