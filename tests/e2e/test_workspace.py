@@ -143,8 +143,12 @@ def test_offer_accept_reply_with_canned_response_and_wrap_up(
     editor.press("End")
     editor.type(" Please see the attached label.")
     expect(page.locator("#draft-status")).to_contain_text("Draft saved", timeout=5_000)
+    page.reload()  # the draft comes back
+    expect(page.locator("#draft-status")).to_contain_text("Draft restored")
+    expect(editor).to_contain_text("this is Ann from support. Please see the attached label.")
+    expect(page.locator("body[data-stream=open]")).to_have_count(1, timeout=10_000)
     # The check before sending: an attachment is mentioned but none is attached.
-    page.keyboard.press("Control+Enter")
+    editor.press("Control+Enter")
     check = page.locator("#check-dialog")
     expect(check).to_be_visible()
     expect(check).to_contain_text("nothing is attached")
