@@ -15,8 +15,8 @@ uses the indexes in `index.py` instead of scanning everything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from postroom.routing.index import FreeAgents, Timers, WaitingWork
 from postroom.routing.model import (
@@ -46,6 +46,7 @@ from postroom.routing.model import (
     Requeued,
     RingExpanded,
     RoutingStatusChanged,
+    SkillRequirement,
     Tick,
     TransferredToAgent,
     Unparked,
@@ -97,6 +98,9 @@ class Engine:
         # One shared tuple per distinct requirement profile: many waiting
         # conversations have equal requirements, and a tuple each would cost memory.
         self._profiles: dict[Profile, Profile] = {}
+        # Likewise the requested skills: callers build a new tuple of new
+        # SkillRequirement objects per conversation, mostly equal to earlier ones.
+        self._skill_sets: dict[tuple[SkillRequirement, ...], tuple[SkillRequirement, ...]] = {}
         self._free = FreeAgents()
         self._waiting = WaitingWork()
         self._timers = Timers()
@@ -105,6 +109,7 @@ class Engine:
         self._touched: set[str] = set()
         self._out: list[Decision] = []
         self._announced_wakeup: float | None = None
+        self._handlers = self._event_handlers()
         for queue in queues:
             self._configure_queue(queue)
         for agent in agents:
@@ -181,68 +186,96 @@ class Engine:
     # ---------------------------------------------------------------- events
 
     def _apply(self, event: Event) -> None:
-        # The types are disjoint, so the order of the cases only matters for speed:
-        # the events a busy contact center sends most come first.
-        match event:
-            case Enqueued():
-                self._on_enqueued(event)
-            case ConversationEnded():
-                self._on_ended(self._conv_or_reject(event.conversation_id))
-            case OfferAccepted():
-                c = self._alerting_or_reject(event.conversation_id, event.agent_id)
-                c.state = "connected"
-                c.offer_deadline = None
-                self._answered(c)
-                self._schedule(c)
-            case Tick():
-                for conversation_id in self._timers.pop_due(self._now):
-                    due = self._convs.get(conversation_id)
-                    if due is not None:
-                        self._fire(due)
-            case QueueConfigured():
-                self._configure_queue(event.queue)
-            case AgentConfigured():
-                self._configure_agent(event.agent)
-            case AgentPresenceChanged():
-                a = self._agent_or_reject(event.agent_id)
-                was_routable = a.routable
-                if event.presence == "on_queue":
-                    a.not_responding = False
-                a.presence = event.presence
-                if a.routable and not was_routable:
-                    a.idle_since = self._now
-                self._agent_changed(a)
-            case AgentCapacityChanged():
-                a = self._agent_or_reject(event.agent_id)
-                a.capacity = event.capacity
-                self._agent_changed(a)
-            case MembershipChanged():
-                a = self._agent_or_reject(event.agent_id)
-                if event.member:
-                    a.queues.add(event.queue_id)
-                else:
-                    a.queues.discard(event.queue_id)
-                self._agent_changed(a)
-            case Requeued():
-                self._on_requeued(event)
-            case TransferredToAgent():
-                self._on_transferred_to_agent(event)
-            case OfferDeclined() | OfferTimedOut():
-                c = self._alerting_or_reject(event.conversation_id, event.agent_id)
-                self._missed(c)
-            case WrapupCompleted():
-                c = self._conv_or_reject(event.conversation_id)
-                if c.state != "wrapup":
-                    raise _Reject(f"conversation is {c.state}, not in wrap-up")
-                self._release(c)
-                self._close(c)
-            case Parked():
-                self._on_parked(event)
-            case Unparked():
-                c = self._conv_or_reject(event.conversation_id)
-                if c.state != "parked":
-                    raise _Reject(f"conversation is {c.state}, not parked")
-                self._park_return(c, "reply")
+        # One table lookup on the exact type instead of a chain of isinstance checks;
+        # a subclass of an event type (never sent by Postroom itself) is looked up once.
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            handler = next((h for t, h in self._handlers.items() if isinstance(event, t)), None)
+            if handler is None:
+                return
+        handler(event)
+
+    def _event_handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            Enqueued: self._on_enqueued,
+            ConversationEnded: self._on_conversation_ended,
+            OfferAccepted: self._on_accepted,
+            Tick: self._on_tick,
+            QueueConfigured: self._on_queue_configured,
+            AgentConfigured: self._on_agent_configured,
+            AgentPresenceChanged: self._on_presence,
+            AgentCapacityChanged: self._on_capacity,
+            MembershipChanged: self._on_membership,
+            Requeued: self._on_requeued,
+            TransferredToAgent: self._on_transferred_to_agent,
+            OfferDeclined: self._on_missed,
+            OfferTimedOut: self._on_missed,
+            WrapupCompleted: self._on_wrapup_completed,
+            Parked: self._on_parked,
+            Unparked: self._on_unparked,
+        }
+
+    def _on_conversation_ended(self, e: ConversationEnded) -> None:
+        self._on_ended(self._conv_or_reject(e.conversation_id))
+
+    def _on_accepted(self, e: OfferAccepted) -> None:
+        c = self._alerting_or_reject(e.conversation_id, e.agent_id)
+        c.state = "connected"
+        c.offer_deadline = None
+        self._answered(c)
+        self._schedule(c)
+
+    def _on_tick(self, e: Tick) -> None:
+        for conversation_id in self._timers.pop_due(self._now):
+            due = self._convs.get(conversation_id)
+            if due is not None:
+                self._fire(due)
+
+    def _on_queue_configured(self, e: QueueConfigured) -> None:
+        self._configure_queue(e.queue)
+
+    def _on_agent_configured(self, e: AgentConfigured) -> None:
+        self._configure_agent(e.agent)
+
+    def _on_presence(self, e: AgentPresenceChanged) -> None:
+        a = self._agent_or_reject(e.agent_id)
+        was_routable = a.routable
+        if e.presence == "on_queue":
+            a.not_responding = False
+        a.presence = e.presence
+        if a.routable and not was_routable:
+            a.idle_since = self._now
+        self._agent_changed(a)
+
+    def _on_capacity(self, e: AgentCapacityChanged) -> None:
+        a = self._agent_or_reject(e.agent_id)
+        a.capacity = e.capacity
+        self._agent_changed(a)
+
+    def _on_membership(self, e: MembershipChanged) -> None:
+        a = self._agent_or_reject(e.agent_id)
+        if e.member:
+            a.queues.add(e.queue_id)
+        else:
+            a.queues.discard(e.queue_id)
+        self._agent_changed(a)
+
+    def _on_missed(self, e: OfferDeclined | OfferTimedOut) -> None:
+        c = self._alerting_or_reject(e.conversation_id, e.agent_id)
+        self._missed(c)
+
+    def _on_wrapup_completed(self, e: WrapupCompleted) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        if c.state != "wrapup":
+            raise _Reject(f"conversation is {c.state}, not in wrap-up")
+        self._release(c)
+        self._close(c)
+
+    def _on_unparked(self, e: Unparked) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        if c.state != "parked":
+            raise _Reject(f"conversation is {c.state}, not parked")
+        self._park_return(c, "reply")
 
     def _configure_queue(self, queue: QueueConfig) -> None:
         known = queue.queue_id in self._queues
@@ -272,24 +305,25 @@ class Engine:
         if e.conversation_id in self._convs:
             raise _Reject("conversation is already being routed")
         queue = self._queue_or_reject(e.queue_id)
-        entered = self._now if e.enqueued_at is None else min(e.enqueued_at, self._now)
+        now = self._now
+        entered = now if e.enqueued_at is None else min(e.enqueued_at, now)
         c = ConversationRecord(
-            conversation_id=e.conversation_id,
-            queue_id=e.queue_id,
-            priority=e.priority,
-            skills=e.skills,
-            language=e.language,
-            enqueued_at=entered,
-            deadline=e.deadline
-            if e.deadline is not None
-            else entered + queue.service_level.seconds,
-            explicit_deadline=e.deadline,
-            preferred_agents=tuple(dict.fromkeys(e.preferred_agents)),
-            preferred_until=self._now + e.preferred_window_s,
-            preferred_open=bool(e.preferred_agents) and e.preferred_window_s > 0,
-            last_agent_id=e.last_agent_id,
-            last_agent_at=e.last_agent_at,
+            e.conversation_id,
+            queue.queue_id,  # the configuration's string, not one more copy per conversation
+            e.priority,
+            self._shared_skills(e.skills),
+            e.language,
+            entered,
+            e.deadline if e.deadline is not None else entered + queue.service_level.seconds,
+            e.deadline,
         )
+        if e.preferred_agents:
+            c.preferred_agents = tuple(dict.fromkeys(e.preferred_agents))
+            c.preferred_open = e.preferred_window_s > 0
+        # Without a window this is `now` itself: no float object of its own per conversation.
+        c.preferred_until = now + e.preferred_window_s if e.preferred_window_s else now
+        c.last_agent_id = e.last_agent_id
+        c.last_agent_at = e.last_agent_at
         self._convs[c.conversation_id] = c
         self._enter_queue(c)
 
@@ -302,7 +336,7 @@ class Engine:
         if e.priority is not None:
             c.priority = e.priority
         if e.skills is not None:
-            c.skills = e.skills
+            c.skills = self._shared_skills(e.skills)
         if e.language is not None or not e.keep_language:
             c.language = e.language
         c.queue_id = e.queue_id
@@ -565,7 +599,10 @@ class Engine:
 
     def _profile(self, c: ConversationRecord) -> Profile:
         profile = active_profile(self._queues[c.queue_id], c.skills, c.language, c.ring)
-        return self._profiles.setdefault(profile, profile)
+        return _shared(self._profiles, profile)
+
+    def _shared_skills(self, skills: tuple[SkillRequirement, ...]) -> tuple[SkillRequirement, ...]:
+        return _shared(self._skill_sets, skills) if skills else ()
 
     def _place(self, c: ConversationRecord) -> None:
         queue = self._queues[c.queue_id]
@@ -866,6 +903,22 @@ class Engine:
             wrapup_deadline=c.wrapup_deadline,
             park_until=c.park_until,
         )
+
+
+_SHARED_MAX = 10_000  # distinct values kept for sharing; past it the table starts afresh
+
+T = TypeVar("T")
+
+
+def _shared(table: dict[T, T], value: T) -> T:
+    """An equal value seen before, so that equal values are one object in memory."""
+    found = table.get(value)
+    if found is not None:
+        return found
+    if len(table) >= _SHARED_MAX:
+        table.clear()  # only sharing is lost; nothing depends on identity
+    table[value] = value
+    return value
 
 
 def _agent_view(a: AgentState) -> AgentView:

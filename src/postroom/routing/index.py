@@ -76,9 +76,12 @@ class FreeAgents:
                 self.remove(agent_id)
             return
         key: FreeKey = (-free, idle_since, agent_id)
+        placed_in: frozenset[str] | None = None
         if old is not None:
-            if old[0] == key and old[1] == queues:
-                return  # nothing moved
+            if old[1] == queues:
+                if old[0] == key:
+                    return  # nothing moved
+                placed_in = old[1]  # same memberships: keep the snapshot
             self.remove(agent_id)
         by_queue = self._by_queue
         for queue_id in queues:
@@ -87,7 +90,7 @@ class FreeAgents:
                 by_queue[queue_id] = [key]
             else:
                 insort(listed, key)
-        self._placed[agent_id] = (key, frozenset(queues))
+        self._placed[agent_id] = (key, placed_in or frozenset(queues))
 
     def remove(self, agent_id: str) -> None:
         old = self._placed.pop(agent_id, None)

@@ -33,13 +33,14 @@ def active_profile(
     ring: int,
 ) -> Profile:
     """What an agent must have for a conversation in `ring` of `queue`."""
-    if queue.rings and ring >= len(queue.rings):
-        return ANY_MEMBER  # the final ring: any queue member
     removed: set[str] = set()
     drop_language = False
-    for passed in queue.rings[:ring]:
-        removed |= passed.skills_to_remove
-        drop_language = drop_language or passed.remove_language
+    if queue.rings:  # (computed on every enqueue: the common case skips this)
+        if ring >= len(queue.rings):
+            return ANY_MEMBER  # the final ring: any queue member
+        for passed in queue.rings[:ring]:
+            removed |= passed.skills_to_remove
+            drop_language = drop_language or passed.remove_language
     if queue.evaluation == "any_agent":
         reqs: tuple[tuple[str, float], ...] = ()
     else:
@@ -47,7 +48,7 @@ def active_profile(
         for req in skills:
             if req.name not in removed:
                 merged[req.name] = max(merged.get(req.name, 0.0), req.min_proficiency)
-        reqs = tuple(sorted(merged.items()))
+        reqs = tuple(sorted(merged.items())) if len(merged) > 1 else tuple(merged.items())
     return reqs, (None if drop_language else language)
 
 
@@ -88,7 +89,9 @@ def conversation_key(
         return (-float(priority), enqueued_at, conversation_id)
     if queue.scoring_method == "deadline":
         return (deadline, enqueued_at, conversation_id)
-    return (enqueued_at - priority * PRIORITY_SECONDS, enqueued_at, conversation_id)
+    # Priority 0 (most work) keeps the enqueue time itself: one float object less per key.
+    effective = enqueued_at - priority * PRIORITY_SECONDS if priority else enqueued_at
+    return (effective, enqueued_at, conversation_id)
 
 
 def cross_queue_key(
