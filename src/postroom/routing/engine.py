@@ -759,16 +759,25 @@ class Engine:
         best: dict[str, ConversationKey] = {}
         convs = self._convs
         waiting = self._waiting
+        by_queue = waiting.by_queue
         skills, languages, agent_id = a.skills, a.languages, a.agent_id
         for queue_id in a.queues:
-            work = waiting.queue(queue_id)
+            work = by_queue.get(queue_id)
             if work is None:
                 continue
             # Heads are in queue order, so the first covered profile holds the
             # agent's first conversation; the profiles before it are the ones
-            # the agent cannot take.
+            # the agent cannot take. (`satisfies`, written out: this loop is the
+            # hottest of a freed agent's search.)
             for key in work.heads:
-                if satisfies(skills, languages, convs[key[2]].profile):
+                needs, language = convs[key[2]].profile
+                if language is not None and language not in languages:
+                    continue
+                for name, minimum in needs:
+                    level = skills.get(name)
+                    if level is None or level < minimum:
+                        break
+                else:
                     best[queue_id] = key
                     break
             preferring = work.preferred.get(agent_id)

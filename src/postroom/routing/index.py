@@ -164,7 +164,8 @@ class QueueWork:
 
 class WaitingWork:
     def __init__(self) -> None:
-        self._queues: dict[str, QueueWork] = {}
+        # Read by the engine's hottest loop directly; only this class writes it.
+        self.by_queue: dict[str, QueueWork] = {}
         self._last: dict[str, dict[str, Sorted]] = {}  # last agent -> queue -> keys
 
     def add(
@@ -182,9 +183,9 @@ class WaitingWork:
         c.profile = profile
         c.listed_preferred = preferred
         c.listed_last = last_agent
-        work = self._queues.get(c.queue_id)
+        work = self.by_queue.get(c.queue_id)
         if work is None:
-            work = self._queues[c.queue_id] = QueueWork()
+            work = self.by_queue[c.queue_id] = QueueWork()
         if preferred:
             for agent_id in preferred:
                 _insert(work.preferred, agent_id, key)
@@ -200,7 +201,7 @@ class WaitingWork:
         key = c.key
         if key is None:
             return
-        work = self._queues[c.queue_id]
+        work = self.by_queue[c.queue_id]
         if c.listed_preferred:
             for agent_id in c.listed_preferred:
                 _delete(work.preferred, agent_id, key)
@@ -220,11 +221,11 @@ class WaitingWork:
         c.listed_last = None
 
     def queue(self, queue_id: str) -> QueueWork | None:
-        return self._queues.get(queue_id)
+        return self.by_queue.get(queue_id)
 
     def conversation_ids(self, queue_id: str) -> set[str]:
         """Every conversation waiting in the queue (in no particular order)."""
-        work = self._queues.get(queue_id)
+        work = self.by_queue.get(queue_id)
         return set() if work is None else work.conversation_ids()
 
     def last_agent_queues(self, agent_id: str) -> Iterable[str]:
