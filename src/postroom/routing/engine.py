@@ -513,19 +513,12 @@ class Engine:
         else:
             c.state = "alerting"
             c.offer_deadline = deadline
-        self._out.append(
-            Offer(
-                at=self._now,
-                conversation_id=c.conversation_id,
-                agent_id=a.agent_id,
-                queue_id=c.queue_id,
-                deadline=deadline,
-                rule=rule,
-                preferred=preferred,
-                declined_before=declined_before,
-                auto_answered=queue.auto_answer,
-            )
-        )
+        # Positional: one Offer per decision, and keywords cost a frozen dataclass more.
+        offer = Offer(
+            self._now, c.conversation_id, a.agent_id, c.queue_id, deadline, rule,
+            preferred, declined_before, queue.auto_answer,
+        )  # fmt: skip
+        self._out.append(offer)
         self._dirty_convs.discard(c.conversation_id)
         self._schedule(c)
 
@@ -686,25 +679,18 @@ class Engine:
             agents = self._agents
             for agent_id in tuple(dirty_agents):
                 a = agents[agent_id]
-                found = self._heads_for_agent(a) if a.free > 0 else None
-                if not found:
+                if a.free <= 0 or not self._heads_for_agent(a, heads):
                     dirty_agents.discard(agent_id)
-                    continue
-                for queue_id, (key, c) in found.items():
-                    best = heads.get(queue_id)
-                    if best is None or key < best[0]:
-                        heads[queue_id] = (key, c)
         if not heads:
             return None
         if len(heads) == 1:
             ((_, winner),) = heads.values()
         else:
-            winner = min(
-                (c for _, c in heads.values()),
-                key=lambda c: cross_queue_key(
-                    c.priority, c.enqueued_at, c.queue_id, c.conversation_id
-                ),
-            )
+            winner_key: tuple[float, str, str] | None = None
+            for _, c in heads.values():
+                cross = cross_queue_key(c.priority, c.enqueued_at, c.queue_id, c.conversation_id)
+                if winner_key is None or cross < winner_key:
+                    winner_key, winner = cross, c
         return self._choose_agent(winner)
 
     def _last_agent_window_open(self, c: ConversationRecord) -> bool:
@@ -753,9 +739,13 @@ class Engine:
         return False
 
     def _heads_for_agent(
-        self, a: AgentState
-    ) -> dict[str, tuple[ConversationKey, ConversationRecord]]:
-        """Per queue, the first waiting conversation this free agent is eligible for."""
+        self, a: AgentState, heads: dict[str, tuple[ConversationKey, ConversationRecord]]
+    ) -> bool:
+        """Per queue, the first waiting conversation this free agent is eligible for.
+
+        Merged into `heads` (where a queue's entry is replaced only by an earlier
+        key); False when the agent is eligible for nothing waiting.
+        """
         best: dict[str, ConversationKey] = {}
         convs = self._convs
         waiting = self._waiting
@@ -802,7 +792,11 @@ class Engine:
                 if queue_id not in best or key < best[queue_id]:
                     best[queue_id] = key
                 break
-        return {queue_id: (key, convs[key[2]]) for queue_id, key in best.items()}
+        for queue_id, key in best.items():
+            known = heads.get(queue_id)
+            if known is None or key < known[0]:
+                heads[queue_id] = (key, convs[key[2]])
+        return bool(best)
 
     def _choose_agent(self, c: ConversationRecord) -> Match:
         last = self._last_agent_ok(c)
