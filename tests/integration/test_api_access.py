@@ -100,3 +100,15 @@ def test_uploads_are_private_to_their_owner(api: Api) -> None:
     cid = api.offered_and_accepted("bob")
     r = api.client("bob").put(f"/api/v1/conversations/{cid}/draft", json={"attachments": [up]})
     assert r.status_code == 404
+
+
+def test_inline_image_probe_tells_an_outsider_nothing(api: Api) -> None:
+    _, att = _ann_conversation_with_attachment(api)
+    with api.db.begin() as conn:
+        conn.execute(attachments.update().where(attachments.c.id == att).values(content_id="logo@x"))
+        message_id = conn.execute(sa.select(attachments.c.message_id)).scalar_one()
+    url = f"/api/v1/messages/{message_id}/cid/"
+    present, absent = (api.client("bob").get(url + name) for name in ("logo@x", "nothing@x"))
+    assert present.status_code == absent.status_code == 404
+    assert present.json() == absent.json() and "logo" not in present.text
+    assert api.client("ann").get(url + "logo@x").content == PDF

@@ -152,3 +152,16 @@ def test_quarantine_list_show_retry_discard(
     assert st["messages"]["quarantined"] == 0 and st["messages"]["discarded"] == 1
     code, _, err = run(capsys, "quarantine", "show", str(second), "--config", str(config))
     assert code == 2 and "not in quarantine" in err
+
+
+def test_user_add_keeps_the_role_of_an_existing_user_unless_given(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ("user", "add", "--config", str(config), "--no-password")
+    assert run(capsys, *base, "sam", "--role", "supervisor")[0] == 0
+    code, out, _ = run(capsys, *base, "sam", "--name", "Sam Super")
+    assert code == 0 and "(supervisor)" in out
+    code, out, _ = run(capsys, *base, "newbie")
+    assert code == 0 and "(agent)" in out
+    code, out, _ = run(capsys, *base, "sam", "--role", "admin")
+    assert code == 0 and "(admin)" in out

@@ -482,7 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     usub = p.add_subparsers(dest="action", required=True)
     up = usub.add_parser("add", help="create or update a user (agents get a routing profile)")
     up.add_argument("user", help="login name (for agents also the agent id)")
-    up.add_argument("--role", choices=("agent", "supervisor", "admin"), default="agent")
+    up.add_argument(
+        "--role",
+        choices=("agent", "supervisor", "admin"),
+        help="new users: default agent; existing users keep their role unless given",
+    )
     up.add_argument("--name")
     up.add_argument("--email")
     up.add_argument("--queues", help="agents: comma-separated queue names")

@@ -107,7 +107,7 @@ def add_user(
     clock: Callable[[], datetime],
     user_id: str,
     *,
-    role: str,
+    role: str | None,
     password: str | None,
     hasher: PasswordHash,
     name: str | None = None,
@@ -120,7 +120,12 @@ def add_user(
 ) -> User:
     """Create or update a user; an agent also gets (or updates) its routing profile.
 
-    Routing fields left as None keep the agent's current values (or the defaults)."""
+    Fields left as None keep the user's current values (or the defaults: role
+    `agent`, capacity 1), so updating one field never demotes or resets another."""
+    if role is None:
+        with db.connect() as conn:
+            existing = conn.execute(sa.select(users.c.role).where(users.c.id == user_id)).first()
+        role = existing.role if existing is not None else "agent"
     if role not in ROLES:
         raise PostroomError(f"role must be one of {', '.join(ROLES)}")
     if not user_id or len(user_id) > 200 or any(c.isspace() for c in user_id):

@@ -122,6 +122,9 @@ async def send(
 
 
 def _cid_attachment(ctx: AppContext, user: User, message_id: int, content_id: str) -> int:
+    # Access first: whether a message carries a Content-ID is itself not for
+    # someone who cannot see the message.
+    visible_message(ctx, user, message_id)
     wanted = content_id.strip("<>")
     with ctx.db.connect() as conn:
         row = conn.execute(

@@ -26,7 +26,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("thread_id", "agent_id", name=op.f("pk_thread_agents")),
     )
     op.create_index("ix_thread_agents_agent", "thread_agents", ["agent_id"])
-    # Existing history: agents recorded on conversations and in connected events.
+    # Existing history: each conversation's last agent, and the agent holding it
+    # now (an alerting offer gives no access to the thread's history).
     op.execute(
         "INSERT INTO thread_agents (thread_id, agent_id) "
         "SELECT DISTINCT thread_id, last_agent FROM conversations WHERE last_agent IS NOT NULL "
