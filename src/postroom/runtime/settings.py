@@ -164,6 +164,8 @@ def _section(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(known)})")
+        # TOML has types: a wrong one is refused; only environment strings are coerced.
+        _check_type(value, str(known[key].type), f"{where}.{key}")
         kwargs[key] = _coerce(value, known[key].type, f"{where}.{key}")
         choices = _SECTION_CHOICES.get((where.rsplit(".", 1)[-1], key))
         if choices and kwargs[key] not in choices:

@@ -192,6 +192,11 @@ def test_queue_with_rings_and_last_agent_routing() -> None:
         ({"outbound": {"relay_tls": "yes"}}, "relay_tls must be one of"),
         ({"queues": [{"name": "q"}], "routes": [{"address": "a@b.example", "queue": "q",
           "imap": {"host": "h", "user": "u", "password": "p", "port": "993"}}]}, "port must be a int"),
+        ({"smtp": {"port": "2525"}}, "smtp.port must be a int"),
+        ({"smtp": {"port": 25.5}}, "smtp.port must be a int"),
+        ({"demo": 1}, "demo must be a bool"),
+        ({"outbound": {"relay_host": 25}}, "relay_host must be a str"),
+        ({"smtp": {"enabled": "no"}}, "smtp.enabled must be a bool"),
     ],
 )
 def test_values_of_the_wrong_type_are_refused_not_coerced(data: dict[str, object], message: str) -> None:
