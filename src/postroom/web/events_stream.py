@@ -138,6 +138,7 @@ class EventHub:
 
 
 AUDIENCE = "_audience"  # added by the hub; never sent
+SHUTDOWN_GRACE_S = 1.0  # under the server's 5 s graceful-shutdown limit
 
 
 def _sse(event: dict[str, Any]) -> ServerSentEvent:
@@ -163,10 +164,21 @@ async def stream(
         resume = int(last_event_id.strip())
     user = principal.user
 
+    # Set by sse-starlette when the server shuts down: the stream then ends the way
+    # it ends on hub.close(), so the response completes instead of being cut off.
+    shutdown = anyio.Event()
+
     async def events() -> AsyncIterator[ServerSentEvent]:
         sub, live_from = await hub.subscribe()
         sent: set[int] = set()
         last_touch = time.monotonic()
+
+        async def end_on_shutdown() -> None:
+            await shutdown.wait()
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+
+        watcher = asyncio.create_task(end_on_shutdown())
         try:
             await anyio.to_thread.run_sync(principal.touch, ctx)
             yield ServerSentEvent(comment="connected", retry=2000)
@@ -202,6 +214,12 @@ async def stream(
                     await anyio.to_thread.run_sync(principal.touch, ctx)
                     yield ServerSentEvent(comment="heartbeat")
         finally:
+            watcher.cancel()
             hub.unsubscribe(sub)
 
-    return EventSourceResponse(events(), headers={"Cache-Control": "no-store"})
+    return EventSourceResponse(
+        events(),
+        headers={"Cache-Control": "no-store"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_S,
+    )
