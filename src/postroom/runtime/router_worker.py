@@ -4,6 +4,10 @@ Only schedules: rebuilds the engine on start, then handles routing requests when
 woken (the pipeline wakes it in-process), every `poll_s` (requests written by
 other processes), and when the engine's next timer is due. Decisions are made in
 `postroom.services.routing`.
+
+With a router lock it routes only while it holds that lock: a second router
+process stands by, and takes over (rebuilding the engine from the database,
+since the other router acted meanwhile) when the first one stops or dies.
 """
 
 from __future__ import annotations
@@ -13,20 +17,60 @@ from datetime import datetime
 
 from postroom.ingest.worker import LoopWorker
 from postroom.services.routing import RoutingService
+from postroom.store.router_lock import RouterLock
 
 
 class RouterWorker(LoopWorker):
     def __init__(
-        self, service: RoutingService, clock: Callable[[], datetime], *, poll_s: float = 0.1
+        self,
+        service: RoutingService,
+        clock: Callable[[], datetime],
+        *,
+        poll_s: float = 0.1,
+        lock: RouterLock | None = None,
+        standby_s: float = 2.0,
     ) -> None:
         self.service = service
+        self.lock = lock
+        self.leading = lock is None
+        self._standing_by = False
 
         def delay() -> float:
+            if not self.leading:
+                return standby_s
             wake = service.next_wakeup()
             if wake is None:
                 return poll_s
             return min(poll_s, (wake - clock()).total_seconds())
 
-        super().__init__(
-            "router", lambda: service.poll() > 0, delay=delay, start_up=service.rebuild
-        )
+        super().__init__("router", self._step, delay=delay, start_up=self._lead)
+
+    def _lead(self) -> None:
+        """Take the lock if there is one, then build the engine from the database."""
+        if self.lock is not None:
+            if not self.lock.try_acquire():
+                if not self._standing_by:
+                    self.log.info("another process is routing; standing by")
+                    self._standing_by = True
+                self.leading = False
+                return
+            if self._standing_by:
+                self.log.info("router lock taken; routing from here")
+                self._standing_by = False
+        self.service.rebuild()
+        self.leading = True
+
+    def _step(self) -> bool:
+        if self.lock is not None and self.leading and not self.lock.held():
+            self.log.error("router lock lost (database connection dropped); standing by")
+            self.leading = False
+        if not self.leading:
+            self._lead()
+            if not self.leading:
+                return False
+        return self.service.poll() > 0
+
+    def stop(self) -> None:
+        super().stop()
+        if self.lock is not None:
+            self.lock.release()

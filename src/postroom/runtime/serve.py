@@ -29,6 +29,7 @@ from postroom.runtime.wiring import Components, build
 from postroom.services.outbound import OutboundConfig, OutboundService
 from postroom.services.routing import RoutingService
 from postroom.store.intake_repo import SqlCursorStore
+from postroom.store.router_lock import router_lock
 from postroom.web.app import create_app
 
 log = logging.getLogger("postroom.serve")
@@ -63,7 +64,12 @@ async def serve(
     router: RouterWorker | None = None
     if "router" in roles:
         routing = RoutingService(comps.engine, settings.queues, comps.clock)
-        router = RouterWorker(routing, comps.clock, poll_s=settings.routing.poll_s)
+        router = RouterWorker(
+            routing,
+            comps.clock,
+            poll_s=settings.routing.poll_s,
+            lock=router_lock(comps.engine, settings.data_dir),
+        )
         comps.intake.listeners.append(router.wake)  # new conversations: route them now
         router.start()
     sender: SenderWorker | None = None  # outbound mail: the outbox and acknowledgements
