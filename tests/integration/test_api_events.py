@@ -134,3 +134,57 @@ def test_agents_without_web_activity_are_left_alone(api: Api) -> None:
     agent_svc.request(api.db, api.comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"})
     assert user_svc.agents_gone(api.db, api.comps.clock(), 60) == []
     assert user_svc.agents_gone(api.db, later, 60) == ["ann"]
+
+
+def test_delivery_outcomes_reach_the_agents_of_the_thread_and_supervisors(api: Api) -> None:
+    from postroom.services.outbound import DeliveryResult, OutboundConfig, OutboundService
+    from tests.integration.test_outbound import dsn
+
+    api.on_queue("ann")
+    cid = api.offered_and_accepted("ann")
+    with LiveServer(api.app) as srv:
+        streams = {u: SseReader(login(srv.url, u)) for u in ("ann", "bob", "sue")}
+        try:
+            ann = api.client("ann")
+            sent = [ann.post(f"/api/v1/conversations/{cid}/send", json={"text": t}).json() for t in ("one", "two")]
+            svc = OutboundService(api.db, api.comps.blobs, OutboundConfig(), api.comps.clock)
+            first, second = sorted(svc.claim_due(10), key=lambda d: d.outbox_id)
+            svc.record([(first, DeliveryResult(False, False, "451 4.7.1 try later")),
+                        (second, DeliveryResult(False, True, "550 5.1.1 no such user"))])
+            api.comps.spool().accept_sync(dsn(sent[0]["message_id"]), source="smtp", envelope_from="",
+                                          envelope_to=["support@example.com"])
+            api.comps.intake.drain()
+            outcomes = ("delivery_deferred", "delivery_failed", "bounce_received")
+
+            def delivery_events(who: str) -> list[dict[str, Any]]:
+                return [e for e in streams[who].events if e.get("event") in outcomes]
+
+            for who in ("ann", "sue"):
+                eventually(lambda w=who: len(delivery_events(w)) == 3)
+                got = delivery_events(who)
+                assert sorted(e["event"] for e in got) == sorted(outcomes)
+                assert all(_data(e)["conversation_id"] == cid for e in got)
+            time.sleep(0.5)
+            assert not [e for e in streams["bob"].events if e.get("event") in outcomes]
+        finally:
+            for s in streams.values():
+                s.close()
+
+
+def test_new_email_events_reach_its_agent_only(api: Api) -> None:
+    with LiveServer(api.app) as srv:
+        streams = {u: SseReader(login(srv.url, u)) for u in ("ann", "bob")}
+        try:
+            r = api.client("ann").post("/api/v1/conversations", json={
+                "queue": "support", "to": ["ada@customer.example"], "subject": "Hello", "text": "Hi"})
+            assert r.status_code == 201, r.text
+            cid = r.json()["conversation_id"]
+            got = eventually(lambda: {e["event"] for e in streams["ann"].events} >= {"conversation_created", "message_queued"})
+            assert got
+            assert all(_data(e)["conversation_id"] == cid for e in streams["ann"].events
+                       if e["event"] in ("conversation_created", "message_queued"))
+            time.sleep(0.5)
+            assert all(_data(e).get("conversation_id") != cid for e in streams["bob"].events)
+        finally:
+            for s in streams.values():
+                s.close()

@@ -91,3 +91,14 @@ class NoReplyAddressError(OutboundError):
             "the route that received it"
         )
         self.conversation_id = conversation_id
+
+
+class NoQueueAddressError(OutboundError):
+    """A new email cannot go out from a queue that no route gives an address."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(
+            f"queue {queue!r} has no address to send from; add a [[routes]] entry with "
+            f'queue = "{queue}" and an exact address or a reply_from, or send from another queue'
+        )
+        self.queue = queue

@@ -40,6 +40,10 @@ class QueueConfig:
     last_agent_window_s: float = 72 * 3600.0
     park_timeout_s: float = 24 * 3600.0
     rings: tuple[RingConfig, ...] = ()
+    # The queue's signature for the composer, as templates with the canned-response
+    # fields ({agent_name}, {queue_name}, ...); filled in when it is rendered.
+    signature_text: str | None = None
+    signature_html: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,23 @@ class RoutingDecision:
     tags: tuple[str, ...] = ()
     discard_reason: str | None = None
     matched_rules: tuple[str, ...] = field(default=())
+
+
+def send_address(routes: tuple[Route, ...] | list[Route], queue: str) -> tuple[Route, str] | None:
+    """The route and the address a new email from `queue` is sent from, or None.
+
+    The same address a reply gets (the route's ``reply_from``, else its own exact
+    address; a ``*@domain`` route has no address of its own), taken from the
+    first route in file order that names the queue and has one.
+    """
+    for route in routes:
+        if route.queue != queue:
+            continue
+        if route.reply_from:
+            return route, route.reply_from
+        if not route.address.startswith("*@"):
+            return route, route.address
+    return None
 
 
 def find_route(routes: tuple[Route, ...] | list[Route], recipients: list[str]) -> Route | None:

@@ -283,10 +283,22 @@ def customer_and_queue(db: sa.Engine, conversation_id: int) -> tuple[str, str, i
             .order_by(messages.c.received_at, messages.c.id)
             .limit(1)
         ).first()
+        opened = None
+        if first is None:
+            # An agent started it (a new email): the customer is whom it was sent to.
+            opened = conn.execute(
+                sa.select(messages.c.headers)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.received_at, messages.c.id)
+                .limit(1)
+            ).first()
     name = ""
     if first is not None:
         display, address = parseaddr(_header(first.headers, "from") or "")
         name = display or address or (first.sender or "")
+    elif opened is not None:
+        display, address = parseaddr(_header(opened.headers, "to") or "")
+        name = display or address
     return name, conv.queue, int(conv.thread_id)
 
 
@@ -353,6 +365,38 @@ def substitute(template: str | None, values: dict[str, str]) -> str | None:
     return _FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+def agent_name(db: sa.Engine, user: User) -> str:
+    """The name the user's agent profile gives (else the user's own name)."""
+    with db.connect() as conn:
+        name = conn.execute(sa.select(agents.c.name).where(agents.c.id == user.id)).scalar()
+    return str(name or user.name)
+
+
+def substitution_values(
+    db: sa.Engine, user: User, conversation_id: int | None, *, queue: str = "", prefix: str = "PR"
+) -> dict[str, str]:
+    """The values of the substitution fields for `user` in a conversation they can see.
+
+    Without a conversation (a new email) only {agent_name} and {queue_name} (the
+    given `queue`) are known; {customer_name} and {reference} become empty.
+    """
+    values = {
+        "customer_name": "",
+        "agent_name": agent_name(db, user),
+        "queue_name": queue,
+        "reference": "",
+    }
+    if conversation_id is not None:
+        ensure_visible(db, user, conversation_id)
+        customer, conv_queue, thread_id = customer_and_queue(db, conversation_id)
+        values |= {
+            "customer_name": customer,
+            "queue_name": queue or conv_queue,
+            "reference": thread_token(prefix, thread_id),
+        }
+    return values
+
+
 def render_canned(
     db: sa.Engine, user: User, canned_id: int, conversation_id: int, *, prefix: str = "PR"
 ) -> dict[str, Any]:
@@ -363,16 +407,9 @@ def render_canned(
         row = conn.execute(
             sa.select(canned_responses).where(canned_responses.c.id == canned_id)
         ).first()
-        agent_name = conn.execute(sa.select(agents.c.name).where(agents.c.id == user.id)).scalar()
     if row is None:
         raise NotFoundError(f"no canned response {canned_id}")
-    customer, queue, thread_id = customer_and_queue(db, conversation_id)
-    values = {
-        "customer_name": customer,
-        "agent_name": agent_name or user.name,
-        "queue_name": queue,
-        "reference": thread_token(prefix, thread_id),
-    }
+    values = substitution_values(db, user, conversation_id, prefix=prefix)
     return {
         "id": row.id,
         "name": row.name,
@@ -548,7 +585,10 @@ STREAM_KINDS = (
     "park_returned",
     "message_sent",
     "message_queued",
-    "message_failed",
+    # Delivery outcomes, as services/outbound.py and intake write them.
+    "delivery_deferred",
+    "delivery_failed",
+    "bounce_received",
 )
 
 

@@ -1,9 +1,10 @@
 """The demo organisation `make run` starts with, and the sample mail `postroom demo send` sends.
 
 Seeds users (four agents, a supervisor) and canned responses into an empty
-store, with passwords made here and shown once. Queues, routes and wrap-up
-codes come from the sample configuration. No sockets here: sending the sample
-mail is the command line's job.
+store, with passwords made here and shown once. Queues, routes, wrap-up
+codes and the queues' signatures come from the sample configuration (so the
+canned responses here do not sign off: the signature does). No sockets here:
+sending the sample mail is the command line's job.
 """
 
 from __future__ import annotations
@@ -42,19 +43,18 @@ DEMO_USERS = (
 )
 
 CANNED = (
-    ("Greeting", None, "Hello {customer_name},\n\nthank you for writing to us.\n\n{agent_name}"),
+    ("Greeting", None, "Hello {customer_name},\n\nthank you for writing to us."),
     (
         "Printer: restart first",
         "support",
         "Hello {customer_name},\n\nplease switch the printer off, wait ten seconds and switch it "
-        "on again. If the problem stays, reply to this email (reference {reference}).\n\n"
-        "{agent_name}, {queue_name}",
+        "on again. If the problem stays, reply to this email (reference {reference}).",
     ),
     (
         "Refund on its way",
         "billing",
         "Hello {customer_name},\n\nyour refund is on its way and will reach your account within "
-        "five working days.\n\n{agent_name}, {queue_name}",
+        "five working days.",
     ),
 )
 

@@ -250,8 +250,16 @@ class IntakeService:
         if classify.is_bounce(msg):
             target = repo.outbound_by_message_ids(conn, classify.bounced_message_ids(msg))
             if target is not None:
+                # The event names our message's conversation, so that its agents
+                # (not only supervisors) hear of the bounce on their event stream.
+                where = repo.conversation_of_message(conn, target)
                 ev = self._event(
-                    conn, "bounce_received", message_id=row.id, data={"outbound_message": target}
+                    conn,
+                    "bounce_received",
+                    message_id=row.id,
+                    conversation_id=where[0] if where else None,
+                    thread_id=where[1] if where else None,
+                    data={"outbound_message": target},
                 )
                 conn.execute(
                     messages.update().where(messages.c.id == row.id).values(bounce_for=target)
@@ -378,6 +386,9 @@ class IntakeService:
                 "closed_at": None,
                 "close_reason": None,
                 "last_agent": last.last_agent if last is not None else None,
+                # Last-agent routing counts its window from here: without it the
+                # engine never prefers the last agent.
+                "last_agent_at": last.last_agent_at if last is not None else None,
             },
         ).scalar_one()
         evs.append(

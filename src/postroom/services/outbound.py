@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -34,6 +35,7 @@ from postroom.domain.errors import NoRecipientError, NoReplyAddressError, NotFou
 from postroom.mail import compose as mc
 from postroom.mail import threading as thread_keys
 from postroom.mail.model import ParsedMessage
+from postroom.mail.sanitize import sanitize_html
 from postroom.store.blobs import BlobNotFoundError, BlobStore, sha256_hex
 from postroom.store.db import as_utc
 from postroom.store.schema import attachments as attachments_table
@@ -259,6 +261,45 @@ class OutboundService:
         self._publish(evs)
         return queued
 
+    def queue_in(
+        self,
+        conn: sa.Connection,
+        conversation_id: int,
+        *,
+        text: str,
+        html: str | None,
+        attachments: Sequence[mc.OutboundAttachment],
+        to: Sequence[str],
+        cc: Sequence[str],
+        bcc: Sequence[str],
+        subject: str,
+        agent_id: str,
+    ) -> tuple[QueuedMessage, list[dict[str, Any]]]:
+        """Queue an agent's message inside the caller's transaction.
+
+        For a use case that creates the conversation in the same transaction (a
+        new email); the caller publishes the returned events after its commit.
+        """
+        return self._queue(
+            conn,
+            conversation_id,
+            text=text,
+            html=html,
+            attachments=tuple(attachments),
+            to=tuple(to),
+            cc=tuple(cc),
+            bcc=tuple(bcc),
+            subject=subject,
+            reply_to_message=None,
+            source="agent",
+            automatic=False,
+            extra={"agent_id": agent_id},
+        )
+
+    def publish(self, evs: Sequence[dict[str, Any]]) -> None:
+        """Tell the listeners of committed events (see `queue_in`)."""
+        self._publish(evs)
+
     def _queue(
         self,
         conn: sa.Connection,
@@ -404,6 +445,13 @@ class OutboundService:
                     for pos, att in enumerate(attachments)
                 ],
             )
+            if html is not None and any(att.content_id for att in attachments):
+                # The stored copy is the one the workspace shows: its inline images
+                # are served from here, as intake does for received mail.
+                shown = sanitize_html(
+                    html, cid_url=lambda cid: f"/api/v1/messages/{pk}/cid/{quote(cid, safe='')}"
+                )
+                conn.execute(messages.update().where(messages.c.id == pk).values(html=shown))
         outbox_id = conn.execute(
             outbox.insert()
             .values(

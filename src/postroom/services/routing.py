@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from postroom.domain.routes import QueueConfig
 from postroom.routing import model as rm
 from postroom.routing.engine import Engine
+from postroom.routing.views import AgentView
 from postroom.store.db import as_utc
 from postroom.store.schema import agents, conversations, events, routing_inbox, thread_agents
 
@@ -75,6 +76,22 @@ def _agent_config(row: sa.Row[Any]) -> rm.AgentConfig:
 
 def _skills(raw: list[list[Any]] | None) -> tuple[rm.SkillRequirement, ...]:
     return tuple(rm.SkillRequirement(str(n), float(p)) for n, p in (raw or []))
+
+
+def _quiet(out: list[rm.Decision], cid: str, agent: str) -> list[rm.Decision]:
+    """An adoption's decisions without its internal offer, and with the agent's
+    status changes folded into one (from before to after)."""
+    changes = [d for d in out if isinstance(d, rm.RoutingStatusChanged) and d.agent_id == agent]
+    kept = [
+        d
+        for d in out
+        if not (isinstance(d, rm.Offer) and d.conversation_id == cid)
+        and not (isinstance(d, rm.RoutingStatusChanged) and d.agent_id == agent)
+    ]
+    if changes and changes[0].old != changes[-1].new:
+        last = changes[-1]
+        kept.append(rm.RoutingStatusChanged(last.at, agent, changes[0].old, last.new))
+    return kept
 
 
 class RoutingService:
@@ -182,12 +199,16 @@ class RoutingService:
                     late[key] = str((row.data or {}).get("code") or "")
                     results.append((row.id, "ok"))
                     continue
+            out: list[rm.Decision] = []
             try:
-                event = self._event_for(row, now)
+                # An adoption checks everything before it changes the engine, then
+                # feeds it several events; other requests translate to events here.
+                event = [] if row.kind == "adopt" else self._event_for(row, now)
+                if row.kind == "adopt":
+                    out = self._adopt(row, now)
             except (ValueError, rm.RoutingConfigError) as exc:
                 results.append((row.id, f"refused: {exc}"))
                 continue
-            out: list[rm.Decision] = []
             for ev in event:
                 out.extend(self.engine.handle(ev))
             rejected = [d for d in out if isinstance(d, rm.Rejected)]
@@ -265,6 +286,100 @@ class RoutingService:
         if kind == "transfer_agent":
             return [rm.TransferredToAgent(now, cid, str(data["agent"]))]
         raise ValueError(f"unknown request {kind!r}")
+
+    # -- agent-initiated conversations ---------------------------------------------
+
+    def _adopt(self, row: sa.Row[Any], now: float) -> list[rm.Decision]:
+        """Take a conversation an agent started (a new email, already `connected` to
+        them in the database) into the engine as that agent's accepted work.
+
+        The engine has no "assign" event, so this is the path of an accepted
+        direct offer: enqueued for that agent alone, offered to them (at once
+        when they have room, else directly), accepted. An agent without free
+        capacity (off queue, not responding or full) is given room for exactly
+        this one first (`_make_room`). The offer is not announced (nobody is
+        asked anything) and the agent's status changes only by the net result.
+        Raises ValueError (the request is refused) before the engine changes.
+        """
+        cid, agent = str(row.conversation_id), str(row.agent_id)
+        if self.engine.conversation(cid) is not None:
+            return []  # a rebuild after a restart took it in as held work already
+        with self.db.connect() as conn:
+            c = conn.execute(
+                sa.select(conversations).where(conversations.c.id == row.conversation_id)
+            ).first()
+        if c is None or c.state != "connected" or c.agent_id != agent:
+            raise ValueError(f"conversation {cid} is not connected to {agent!r}")
+        if c.queue not in self.queues:
+            raise ValueError(f"queue {c.queue!r} is not configured")
+        before = self.engine.agent(agent)
+        if before is None:
+            raise ValueError(f"no agent {agent!r}")
+        if before.free == 0 and len(before.load) >= 25:
+            raise ValueError(f"agent {agent!r} already holds the most conversations allowed")
+        out = self.engine.handle(
+            rm.Enqueued(
+                now,
+                cid,
+                c.queue,
+                priority=int(c.priority),
+                skills=_skills(c.skills),
+                language=c.language,
+                preferred_agents=(agent,),
+                preferred_window_s=FAR_FUTURE_S,
+            )
+        )
+        restore: list[rm.Event] = []
+        view = self.engine.conversation(cid)
+        if view is not None and view.state == "queued":
+            # Not offered on enqueueing: the agent has no room, or is not a member.
+            if before.free == 0:
+                out += self._make_room(now, before)
+                restore = self._restore(now, before)
+            out += self.engine.handle(rm.TransferredToAgent(now, cid, agent))
+        view = self.engine.conversation(cid)
+        if view is not None and view.state == "alerting" and view.agent_id == agent:
+            out += self.engine.handle(rm.OfferAccepted(now, cid, agent))
+        for ev in restore:
+            out += self.engine.handle(ev)
+        view = self.engine.conversation(cid)
+        if view is None or view.state != "connected" or view.agent_id != agent:
+            log.error("a new email was not adopted", extra={"conversation_id": cid, "agent": agent})
+        return _quiet(out, cid, agent)
+
+    def _make_room(self, now: float, a: AgentView) -> list[rm.Decision]:
+        """Room for one more conversation and nothing else: for a moment the agent is
+        on queue, in no queue (so no waiting work can be offered), with a capacity
+        of what they hold plus one."""
+        room = rm.AgentConfig(
+            a.agent_id, frozenset(), a.skills, a.languages, len(a.load) + 1, a.max_parked
+        )
+        out = self.engine.handle(rm.AgentConfigured(now, room))
+        if a.presence != "on_queue" or a.not_responding:
+            out += self.engine.handle(rm.AgentPresenceChanged(now, a.agent_id, "on_queue"))
+        while (view := self.engine.agent(a.agent_id)) is not None and view.free == 0:
+            # Taken by a customer reply waiting for them as its last agent (a queue
+            # with last_agent_routing_mode = any_agent): that offer stands.
+            if view.capacity >= 25:
+                break
+            bigger = rm.AgentConfig(
+                a.agent_id, frozenset(), a.skills, a.languages, view.capacity + 1, a.max_parked
+            )
+            out += self.engine.handle(rm.AgentConfigured(now, bigger))
+        return out
+
+    @staticmethod
+    def _restore(now: float, a: AgentView) -> list[rm.Event]:
+        """The agent as they were. Presence first: the restored queues and capacity
+        must never meet an agent with free room."""
+        back = rm.AgentConfig(
+            a.agent_id, a.queues, a.skills, a.languages, a.capacity, a.max_parked
+        )
+        out: list[rm.Event] = []
+        if a.presence != "on_queue":
+            out.append(rm.AgentPresenceChanged(now, a.agent_id, a.presence))
+        out.append(rm.AgentConfigured(now, back))
+        return out
 
     # -- persistence ---------------------------------------------------------------
 

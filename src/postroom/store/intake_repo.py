@@ -335,6 +335,14 @@ def outbound_by_message_ids(conn: sa.Connection, ids: Sequence[str]) -> int | No
     return result
 
 
+def conversation_of_message(conn: sa.Connection, pk: int) -> tuple[int | None, int | None] | None:
+    """(conversation id, thread id) of a stored message, or None when there is no such row."""
+    row = conn.execute(
+        sa.select(messages.c.conversation_id, messages.c.thread_id).where(messages.c.id == pk)
+    ).first()
+    return None if row is None else (row.conversation_id, row.thread_id)
+
+
 def thread_of_message_ids(conn: sa.Connection, ids: Sequence[str]) -> int | None:
     """The thread of the newest stored or sent message carrying one of these Message-IDs."""
     if not ids:

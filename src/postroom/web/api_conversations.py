@@ -14,7 +14,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
 from postroom.domain.errors import PostroomError
+from postroom.domain.routes import QueueConfig
 from postroom.services import conversations as conv_svc
+from postroom.services import signatures
 from postroom.web.actions import conversation_action
 from postroom.web.deps import Ctx, CurrentUser
 
@@ -168,6 +170,21 @@ async def wrapup_codes(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dic
         "codes": list(q.wrapup_codes) if q else [],
         "prompt": q.wrapup_prompt if q else "optional",
     }
+
+
+@router.get("/{conversation_id}/signature")
+async def signature(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+    """The signature of the conversation's queue, rendered for you and this conversation."""
+    holder = await anyio.to_thread.run_sync(conv_svc.holder, ctx.db, user, conversation_id)
+    q = ctx.config.queue(holder.queue)
+    if q is None:  # a queue no longer configured has no signature
+        q = QueueConfig(name=holder.queue)
+    rendered = await anyio.to_thread.run_sync(
+        lambda: signatures.render_for(
+            ctx.db, user, q, conversation_id, prefix=ctx.config.reference_prefix
+        )
+    )
+    return {"queue": holder.queue, "conversation_id": conversation_id} | rendered.to_json()
 
 
 @router.get("/{conversation_id}/draft")

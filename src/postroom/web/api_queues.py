@@ -1,6 +1,7 @@
-"""Queue endpoints: live figures and wrap-up codes of the configured queues.
+"""Queue endpoints: live figures, wrap-up codes and signatures of the configured queues.
 
-Reads figures through services/agents.py; it changes nothing.
+Reads figures through services/agents.py and renders signatures through
+services/signatures.py; it changes nothing.
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from postroom.domain.errors import NotFoundError
 from postroom.services import agents as agent_svc
+from postroom.services import signatures
 from postroom.web.deps import Ctx, CurrentUser
 
 router = APIRouter(prefix="/api/v1/queues", tags=["queues"])
@@ -34,7 +36,32 @@ async def get_queue(name: str, ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     if q is None:
         raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
     (fig,) = await anyio.to_thread.run_sync(agent_svc.queue_figures, ctx.db, [name], ctx.clock())
-    return fig.to_json() | {"wrapup_codes": list(q.wrapup_codes), "wrapup_prompt": q.wrapup_prompt}
+    return fig.to_json() | {
+        "wrapup_codes": list(q.wrapup_codes),
+        "wrapup_prompt": q.wrapup_prompt,
+        "signature": {"text": q.signature_text, "html": q.signature_html},
+    }
+
+
+@router.get("/{name}/signature")
+async def signature(
+    name: str,
+    ctx: Ctx,
+    user: CurrentUser,
+    conversation_id: int | None = Query(
+        default=None, description="fill in its customer and reference (default: a new email)"
+    ),
+) -> dict[str, Any]:
+    """The queue's signature rendered for you: text and sanitized HTML (null without one)."""
+    q = ctx.config.queue(name)
+    if q is None:
+        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
+    rendered = await anyio.to_thread.run_sync(
+        lambda: signatures.render_for(
+            ctx.db, user, q, conversation_id, prefix=ctx.config.reference_prefix
+        )
+    )
+    return {"queue": name, "conversation_id": conversation_id} | rendered.to_json()
 
 
 @router.get("/{name}/wrapup-codes")

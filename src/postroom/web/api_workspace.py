@@ -56,7 +56,7 @@ def outbound_config(request: Request, ctx: AppContext) -> OutboundConfig:
     settings = getattr(request.app.state, "settings", None)
     intake = getattr(settings, "intake", None)
     return OutboundConfig(
-        message_id_domain=str(getattr(intake, "message_id_domain", "postroom.local")),
+        message_id_domain=str(getattr(intake, "message_id_domain", ctx.config.message_id_domain)),
         thread_token_prefix=ctx.config.reference_prefix,
         limits=mc.Limits(
             max_recipients=ctx.config.max_recipients,

@@ -27,6 +27,7 @@ from postroom.web import (
     api_canned,
     api_conversations,
     api_files,
+    api_new_email,
     api_queues,
     api_users,
     api_workspace,
@@ -95,6 +96,7 @@ def create_app(
     for module in (
         auth,
         api_conversations,
+        api_new_email,
         api_users,
         api_queues,
         api_canned,

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from pwdlib import PasswordHash
 
-from postroom.domain.routes import QueueConfig
+from postroom.domain.routes import QueueConfig, Route
 from postroom.services import users as user_svc
 from postroom.services.users import Forbidden, NotAuthenticated, User
 from postroom.store.blobs import BlobStore
@@ -57,6 +57,8 @@ class _OutboundLike(Protocol):
 class _IntakeLike(Protocol):
     @property
     def thread_token_prefix(self) -> str: ...
+    @property
+    def message_id_domain(self) -> str: ...
 
 
 class SettingsLike(Protocol):
@@ -70,6 +72,8 @@ class SettingsLike(Protocol):
     def intake(self) -> _IntakeLike: ...
     @property
     def queues(self) -> tuple[QueueConfig, ...]: ...
+    @property
+    def routes(self) -> tuple[Route, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,8 @@ class WebConfig:
     max_message_size: int = 25 * 1024 * 1024
     reference_prefix: str = "PR"
     queues: tuple[QueueConfig, ...] = ()
+    routes: tuple[Route, ...] = ()  # new emails go out from a queue's route address
+    message_id_domain: str = "postroom.local"
     request_wait_s: float = 10.0  # how long an agent action waits for the router
     heartbeat_s: float = 15.0  # stream keep-alive and presence heartbeat
     poll_s: float = 0.1  # event table poll interval
@@ -99,6 +105,8 @@ class WebConfig:
             "max_message_size": s.outbound.max_message_size,
             "reference_prefix": s.intake.thread_token_prefix,
             "queues": tuple(s.queues),
+            "routes": tuple(s.routes),
+            "message_id_domain": s.intake.message_id_domain,
             "heartbeat_s": min(15.0, max(0.2, s.web.presence_timeout_s / 3)),
         }
         values.update(overrides)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.domain.errors import (
     MessageTooLargeError,
+    NoQueueAddressError,
     NotFoundError,
     PostroomError,
     TooManyAttachmentsError,
@@ -23,6 +24,7 @@ from postroom.domain.errors import (
 )
 from postroom.services.agents import RequestRefused
 from postroom.services.conversations import LimitExceeded
+from postroom.services.new_email import NotAnAgent
 from postroom.services.users import Forbidden, InvalidCredentials, NotAuthenticated, TooManyAttempts
 
 
@@ -46,6 +48,8 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (LimitExceeded, 422, "limit_exceeded"),
     (TooManyRecipientsError, 422, "limit_exceeded"),
     (TooManyAttachmentsError, 422, "limit_exceeded"),
+    (NoQueueAddressError, 422, "no_send_address"),
+    (NotAnAgent, 422, "not_an_agent"),
     (TooManyAttempts, 429, "too_many_attempts"),
     (RouterUnavailable, 503, "router_unavailable"),
     (PostroomError, 400, "bad_request"),

@@ -202,3 +202,20 @@ def test_queue_with_rings_and_last_agent_routing() -> None:
 def test_values_of_the_wrong_type_are_refused_not_coerced(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_mapping(data)
+
+
+def test_queue_signature_is_read_and_must_be_text() -> None:
+    s = from_mapping({"queues": [{
+        "name": "q", "signature_text": "{agent_name}\nq team", "signature_html": "<p>{agent_name}</p>",
+    }]})
+    [q] = s.queues
+    assert (q.signature_text, q.signature_html) == ("{agent_name}\nq team", "<p>{agent_name}</p>")
+    with pytest.raises(ConfigError, match=r"signature_html must be a str \| None"):
+        from_mapping({"queues": [{"name": "q", "signature_html": ["<p>x</p>"]}]})
+    with pytest.raises(ConfigError, match="unknown key 'signature'"):
+        from_mapping({"queues": [{"name": "q", "signature": "x"}]})
+
+
+def test_sample_configuration_queues_carry_signatures() -> None:
+    s = load(None, env={})
+    assert all(q.signature_text and q.signature_html for q in s.queues)
