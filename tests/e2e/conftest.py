@@ -109,6 +109,11 @@ name = "security"
 alert_timeout_s = 120
 wrapup_codes = ["harmless"]
 
+[[queues]]
+name = "billing"
+alert_timeout_s = 120
+wrapup_codes = ["paid"]
+
 [[routes]]
 address = "support@example.com"
 queue = "support"
@@ -123,6 +128,11 @@ reply_from = "sales@example.com"
 address = "security@example.com"
 queue = "security"
 reply_from = "security@example.com"
+
+[[routes]]
+address = "billing@example.com"
+queue = "billing"
+reply_from = "billing@example.com"
 """
 
 
@@ -207,6 +217,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ("carl", "agent", "sales"),
             ("dora", "agent", "sales"),
             ("eve", "agent", "security"),
+            ("fay", "agent", "billing"),
             ("sue", "supervisor", None),
         ):
             args = ["user", "add", user, "--role", role, "--name", user.title(), "--password-stdin"]

@@ -7,14 +7,24 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import smtplib
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, PASSWORD, ApiSession, Server
+from tests.e2e.conftest import ApiSession, Server
+from tests.e2e.helpers import (
+    OFFER_TIMEOUT_MS,
+    accept_offer,
+    csp_violations,
+    eventually,
+    go_offline,
+    go_on_queue,
+    login,
+    send_mail,
+    shot,
+    watch_csp,
+    wrap_up,
+)
 from tests.mailfactory import make_email
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,71 +33,6 @@ try:
     from playwright.sync_api import Page, expect
 except ImportError:  # the conftest skips (or fails in CI) before these run
     Page = Any  # type: ignore[misc,assignment]
-
-OFFER_TIMEOUT_MS = 20_000
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
-
-
-def send_mail(server: Server, to: str, raw: bytes, sender: str = "alice@customer.example") -> None:
-    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as smtp:
-        smtp.sendmail(sender, [to], raw)
-
-
-def login(page: Page, server: Server, user: str) -> None:
-    page.goto(server.url + "/")
-    expect(page).to_have_url(re.compile(r"/login$"))
-    page.get_by_label("User name").fill(user)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(server.url + "/")
-    expect(page.locator("body[data-stream=open]")).to_have_count(1, timeout=10_000)
-
-
-def go_on_queue(page: Page) -> None:
-    page.locator("#queue-toggle").click()
-    expect(page.locator("#queue-toggle")).to_have_text("On queue")
-    expect(page.locator("#routing-status")).to_have_text("idle")
-
-
-def accept_offer(page: Page, subject: str) -> int:
-    offer = page.locator(".offer", has_text=subject)
-    expect(offer).to_be_visible(timeout=OFFER_TIMEOUT_MS)
-    expect(offer.locator(".countdown")).to_have_text(re.compile(r"^\d+:\d\d left$"))
-    cid = int(offer.get_attribute("data-cid") or 0)
-    offer.get_by_role("button", name="Accept").click()
-    expect(page.locator("#conversation")).to_have_attribute("data-cid", str(cid))
-    expect(page.locator("#conv-state")).to_have_text("connected")
-    return cid
-
-
-def wrap_up(page: Page, code: str) -> None:
-    page.keyboard.press("Alt+w")
-    dialog = page.locator("#wrapup-dialog")
-    expect(dialog).to_be_visible()
-    dialog.get_by_label("Wrap-up code").select_option(code)
-    dialog.get_by_label("Notes").fill("done in the browser test")
-    dialog.get_by_role("button", name="Finish").click()
-    expect(page.locator("#conv-state")).to_have_text("closed", timeout=10_000)
-
-
-def go_offline(page: Page) -> None:
-    page.get_by_label("Presence").select_option("offline")
-    expect(page.locator("#routing-status")).to_have_text("off queue")
 
 
 def test_offer_accept_reply_with_canned_response_and_wrap_up(
@@ -102,6 +47,7 @@ def test_offer_accept_reply_with_canned_response_and_wrap_up(
             "queue": "support",
         },
     )
+    console_errors = watch_csp(page)
     page.goto(server.url + "/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     shot(page, "login")
@@ -172,6 +118,10 @@ def test_offer_accept_reply_with_canned_response_and_wrap_up(
     assert msg["To"] == "alice@customer.example"
     assert "Hello Alice Customer, this is Ann from support." in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert [a.get_filename() for a in msg.iter_attachments()] == ["label.txt"]
+
+    # The editor works under the page's CSP: nothing blocked, nothing logged.
+    assert csp_violations(page) == []
+    assert console_errors == []
 
     wrap_up(page, "resolved")
     conv = supervisor.call("GET", f"/api/v1/conversations/{cid}")

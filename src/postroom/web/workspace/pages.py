@@ -6,11 +6,19 @@ conversation); and the message body frame under /workspace/messages, served
 with its own strict Content-Security-Policy for a sandboxed iframe. Reads go
 through the services (which apply the access rule); every change is made by
 the browser through the JSON API, so CSRF and the router's answers stay there.
+
+Page CSP: scripts and styles from this origin only, with one exception: each
+response carries a fresh nonce that admits `<style>` elements bearing it. The
+composer's editor (Trix, static/vendor/VENDORED.md) inserts two such elements
+with its core rules and reads the nonce from `<meta name="trix-csp-nonce">`
+(templates/_editor_head.html). Inline `style` attributes and inline scripts
+stay blocked.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from email.utils import getaddresses
@@ -46,7 +54,8 @@ PRESENCES = (
 )
 
 PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; "
+    "img-src 'self' data:; "
     "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
@@ -58,7 +67,7 @@ BODY_CSP = (
 _IMG_TAG = re.compile(r'<img((?:\s+[^\s=>"]+(?:="[^"]*")?)*)\s*/?>')
 
 
-def _headers(csp: str = PAGE_CSP) -> dict[str, str]:
+def _headers(csp: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
@@ -99,8 +108,13 @@ async def _principal(request: Request) -> Principal | None:
 
 
 def _render(request: Request, name: str, status_code: int = 200, **values: Any) -> Response:
+    nonce = secrets.token_urlsafe(18)
     return templates.TemplateResponse(
-        request, name, values, status_code=status_code, headers=_headers()
+        request,
+        name,
+        {"csp_nonce": nonce, **values},
+        status_code=status_code,
+        headers=_headers(PAGE_CSP.format(nonce=nonce)),
     )
 
 
@@ -187,7 +201,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
     cc = [a for a in _addresses(last_in["cc"] if last_in else None) if a not in own]
     subject = conv["subject"] or ""
     queue = ctx.config.queue(conv["queue"])
-    composer = {
+    defaults = {
         "reply": {"to": customer, "cc": [], "subject": ""},
         "reply_all": {"to": _unique(customer + everyone_else), "cc": cc, "subject": ""},
         "forward": {
@@ -196,6 +210,12 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
             "subject": "Fwd: " + re.sub(r"^(fwd?|re):\s*", "", subject, flags=re.I),
         },
     }
+    limits = {
+        "max_attachments": ctx.config.max_attachments,
+        "max_size": ctx.config.max_message_size,
+        "max_recipients": ctx.config.max_recipients,
+    }
+    known = participants + sorted(own)
     agents = [
         {"id": a["id"], "name": a["name"], "presence": a["presence"]}
         for a in agent_svc.list_agents(ctx.db)
@@ -204,18 +224,39 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
     return {
         "conv": conv,
         "messages": msgs,
-        "composer": composer,
-        "participants": participants + sorted(own),
+        "composer": _composer(cid, conv["queue"], defaults, known, limits),
+        "participants": known,
         "codes": list(queue.wrapup_codes) if queue else [],
         "wrapup_prompt": queue.wrapup_prompt if queue else "optional",
         "queues": ctx.config.queue_names,
         "agents": agents,
         "mine": conv["agent"] == user.id or user.sees_everything,
-        "limits": {
-            "max_attachments": ctx.config.max_attachments,
-            "max_size": ctx.config.max_message_size,
-            "max_recipients": ctx.config.max_recipients,
-        },
+        "limits": limits,
+    }
+
+
+def _composer(
+    cid: int,
+    queue: str,
+    defaults: dict[str, dict[str, Any]],
+    participants: list[str],
+    limits: dict[str, int],
+) -> dict[str, Any]:
+    """What templates/_composer.html (and static/composer.js) need for one composer:
+    where its draft lives and where it sends, the recipients each kind starts with,
+    the addresses the "not in this thread" check knows, limits, and the context
+    canned responses are filled in with. A page for a new email passes its own."""
+    return {
+        "title": "Reply",
+        "kind": "reply",
+        "draft_url": f"/api/v1/conversations/{cid}/draft",
+        "send_url": f"/api/v1/conversations/{cid}/send",
+        "defaults": defaults,
+        "participants": participants,
+        "limits": limits,
+        "queue": queue,
+        "canned_context": {"conversation_id": cid},
+        "restore": True,
     }
 
 

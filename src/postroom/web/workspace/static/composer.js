@@ -1,17 +1,41 @@
-/* Postroom composer: reply, reply-all and forward with a small rich-text editor
-   (contenteditable + toolbar), editable To/Cc/Bcc, attachments by picker or
-   drag-and-drop, canned responses with a preview, draft auto-save and restore,
-   and checks before sending. Talks to the JSON API only. */
+/* Postroom composer: reply, reply-all and forward (and, through PR.initComposer, any
+   other page with a composer) with the Trix rich-text editor (vendor/trix-*.js),
+   editable To/Cc/Bcc, attachments by picker or drag-and-drop, canned responses with
+   a preview, draft auto-save and restore, and checks before sending. Talks to the
+   JSON API only.
+
+   A composer is the <form class="composer"> of templates/_composer.html. It is
+   started from its data-* attributes (data-draft-url, data-send-url, data-defaults,
+   data-participants, data-limits, data-queue, data-canned-context, data-restore)
+   when it appears (page load or htmx swap), or, for a form marked data-manual, by
+   the page's own script, whose options win over the attributes:
+
+     var c = Postroom.initComposer(form, {sendUrl: ..., draftUrl: ..., onSent: fn});
+     c.open("new");                         // fill the defaults of a kind and show it
+     c.insertHTML("<div>-- <br>Ann</div>", "end");  // or "cursor" (the default)
+     Postroom.insertHTML(html, "end");      // the same, on the page's composer
+     Postroom.htmlToText(html);             // the text part made from the HTML
+
+   Without data-participants (options.participants null) the "not in this thread"
+   check is skipped, as a new email has no thread yet.
+
+   The text part of the mail is derived from the editor's HTML (PR.htmlToText). One
+   composer per page: its parts are found by their ids inside the form. */
 "use strict";
 (function () {
   var PR = window.Postroom = window.Postroom || {};
-  var state = {kind: "reply", attachments: [], saveTimer: null, cid: "", canned: null};
   var ATTACH_WORDS = /\b(attach(ed|ment|ments|ing)?|enclosed|anbei|anhang|angeh[aä]ngt|pi[eè]ce jointe|adjunto)\b/i;
+  var TITLES = {reply: "Reply", reply_all: "Reply all", forward: "Forward", "new": "New email"};
+  var INLINE_ATTRIBUTES = ["bold", "italic", "underline", "strike", "href"];
 
-  function $(id) { return document.getElementById(id); }
-  function conv() { return $("conversation"); }
-  function json(el, name) {
-    try { return JSON.parse(el.dataset[name] || "null"); } catch (e) { return null; }
+  /* Underline is not one of Trix's built-in attributes. Set before any editor parses. */
+  if (window.Trix && window.Trix.config && !window.Trix.config.textAttributes.underline) {
+    window.Trix.config.textAttributes.underline = {tagName: "u", inheritable: true};
+  }
+
+  function parse(value, fallback) {
+    if (value === undefined || value === null || value === "") { return fallback; }
+    try { return JSON.parse(value); } catch (e) { return fallback; }
   }
   function list(value) {
     return (value || "").split(/[,;\n]/).map(function (s) { return s.trim(); }).filter(Boolean);
@@ -25,120 +49,308 @@
     if (n < 1048576) { return (n / 1024).toFixed(1) + " KB"; }
     return (n / 1048576).toFixed(1) + " MB";
   }
-  function limits() { return json(conv(), "limits") || {max_attachments: 50, max_size: 26214400}; }
+  function escapeHTML(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+  /* plain text (an old draft, a canned response) -> one editor block */
+  function textToHTML(text) {
+    return text ? "<div>" + escapeHTML(text).replace(/\r?\n/g, "<br>") + "</div>" : "";
+  }
+  PR.textToHTML = textToHTML;
 
-  /* -- open / fill ------------------------------------------------------------------- */
+  /* -- HTML -> text for the text/plain part and the checks ------------------------------ */
 
-  function fill(data) {
-    var form = $("composer");
-    form.elements.kind.value = data.kind || "reply";
-    $("composer-title").textContent = {reply: "Reply", reply_all: "Reply all", forward: "Forward"}[data.kind] || "Reply";
-    $("c-to").value = (data.to || []).join(", ");
-    $("c-cc").value = (data.cc || []).join(", ");
-    $("c-bcc").value = (data.bcc || []).join(", ");
-    $("c-subject").value = data.subject || "";
-    $("c-editor").innerHTML = "";
-    if (data.html) {
-      $("c-editor").innerHTML = data.html;  /* the agent's own draft, stored by the API */
-    } else if (data.text) {
-      $("c-editor").innerText = data.text;
-    }
-    state.attachments = data.attachment_files || [];
-    renderAttachments();
+  var BLOCK = /^(ADDRESS|ARTICLE|ASIDE|BLOCKQUOTE|DD|DETAILS|DIV|DL|DT|FIGCAPTION|FIGURE|FOOTER|H[1-6]|HEADER|HR|LI|MAIN|OL|P|PRE|SECTION|SUMMARY|TABLE|TR|UL)$/;
+
+  function endLine(out) { return out && out.slice(-1) !== "\n" ? out + "\n" : out; }
+  function prefixLines(text, first, rest) {
+    return text.replace(/\n+$/, "").split("\n").map(function (line, i) {
+      return (i ? rest : first) + line;
+    }).join("\n") + "\n";
+  }
+  function linkText(text, href) {
+    var target = (href || "").replace(/^mailto:/i, "");
+    if (!target || /^(#|javascript:)/i.test(target) || text.trim() === target) { return text; }
+    return text.trim() ? text + " (" + target + ")" : target;
+  }
+  function listText(el) {
+    var n = Number(el.getAttribute("start")) || 1;
+    var out = "";
+    Array.prototype.forEach.call(el.children, function (li) {
+      var marker = el.tagName === "OL" ? (n++) + ". " : "- ";
+      /* continuation lines indented with no-break spaces, which the final trim keeps */
+      out += prefixLines(render(li, false) || " ", marker, new Array(marker.length + 1).join("\u00a0"));
+    });
+    return out;
+  }
+  function render(node, pre) {
+    var out = "";
+    Array.prototype.forEach.call(node.childNodes, function (n) {
+      if (n.nodeType === 3) { out += pre ? n.data : n.data.replace(/[ \t\r\n\f]+/g, " "); return; }
+      if (n.nodeType !== 1) { return; }
+      var tag = n.tagName;
+      if (tag === "BR") { out += "\n"; }
+      else if (tag === "UL" || tag === "OL") { out = endLine(out) + listText(n); }
+      else if (tag === "BLOCKQUOTE") { out = endLine(out) + prefixLines(render(n, pre), "> ", "> "); }
+      else if (tag === "A") { out += linkText(render(n, pre), n.getAttribute("href")); }
+      else if (tag === "IMG") { out += n.getAttribute("alt") || ""; }
+      else if (tag === "HR") { out = endLine(out) + "----\n"; }
+      else if (/^(SCRIPT|STYLE|TEMPLATE|HEAD|TITLE)$/.test(tag)) { /* not text */ }
+      else if (tag === "TD" || tag === "TH") { out += render(n, pre) + "\t"; }
+      else if (BLOCK.test(tag)) { out = endLine(endLine(out) + render(n, pre || tag === "PRE")); }
+      else { out += render(n, pre); }
+    });
+    return out;
+  }
+  /* Lists become "- " / "1. ", quotes "> ", links "text (address)"; no HTML left.
+     Spaces around lines go (but non-breaking ones stay, as spaces, and so does the
+     signature separator "-- "). */
+  function htmlToText(html) {
+    var body = new DOMParser().parseFromString(html || "", "text/html").body;
+    return render(body, false).split("\n").map(function (line) {
+      return line === "-- " ? line : line.replace(/^ +| +$/g, "");
+    }).join("\n")
+      .replace(/\u00a0/g, " ")
+      .replace(/\n{3,}/g, "\n\n")
+      .replace(/^\n+|\s+$/g, "");
+  }
+  PR.htmlToText = htmlToText;
+
+  /* Rich content pasted from other pages (web pages, word processors) carries inline
+     styles, which the page's CSP blocks (and the server strips), and pictures, which
+     cannot go out as remote links. Chromium reports a CSP violation for every style
+     as soon as such HTML is parsed, even by DOMParser, so styles are cut from the
+     string first; then pictures are taken out of the parsed (now style-free) copy. */
+  var PASTE_NEEDS_CLEANING = /<style|\sstyle\s*=|<img|<picture|<svg|<video|<audio/i;
+  function cleanPastedHTML(html) {
+    html = html
+      .replace(/<style[\s\S]*?<\/style\s*>/gi, "")
+      .replace(/\sstyle\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)/gi, "");
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var images = doc.querySelectorAll("img, picture, svg, video, audio");
+    Array.prototype.forEach.call(images, function (el) { el.remove(); });
+    return {html: doc.body.innerHTML, images: images.length};
   }
 
-  function open(kind) {
-    var form = $("composer");
-    if (!form) { return; }
-    var defaults = (json(conv(), "composer") || {})[kind] || {};
-    state.kind = kind;
-    fill({kind: kind, to: defaults.to, cc: defaults.cc, subject: defaults.subject});
-    form.hidden = false;
-    $("c-editor").focus();
-    scheduleSave();
-  }
-  PR.openComposer = open;
+  /* -- one composer ------------------------------------------------------------------- */
 
-  async function restore() {
-    var c = conv();
-    var form = $("composer");
-    if (!c || !form || state.cid === c.dataset.cid) { return; }
-    state.cid = c.dataset.cid;
-    state.attachments = [];
-    try {
-      var draft = await PR.api("GET", "/api/v1/conversations/" + c.dataset.cid + "/draft");
-      if (draft && draft.data) {
-        var d = draft.data;
-        d.attachment_files = d.attachment_files || [];
-        fill(d);
-        if ((d.attachments || []).length && !d.attachment_files.length) {
-          state.attachments = d.attachments.map(function (id) { return {id: id, filename: "upload " + id, size: 0}; });
-          renderAttachments();
-        }
-        form.hidden = false;
-        $("draft-status").textContent = "Draft restored (saved " + new Date(draft.updated_at).toLocaleTimeString() + ")";
-      }
-    } catch (e) { /* no draft: nothing to restore */ }
-  }
-
-  /* -- draft auto-save --------------------------------------------------------------- */
-
-  function collect() {
-    var form = $("composer");
-    var editor = $("c-editor");
-    return {
-      kind: form.elements.kind.value,
-      to: list($("c-to").value), cc: list($("c-cc").value), bcc: list($("c-bcc").value),
-      subject: $("c-subject").value,
-      text: editor.innerText.replace(/\u00a0/g, " "),
-      html: editor.innerHTML,
-      attachments: state.attachments.map(function (a) { return a.id; })
+  function Composer(form, options) {
+    var ds = form.dataset;
+    options = options || {};
+    this.form = form;
+    this.options = {
+      draftUrl: options.draftUrl || ds.draftUrl || "",
+      sendUrl: options.sendUrl || ds.sendUrl || "",
+      defaults: options.defaults || parse(ds.defaults, {}),
+      participants: options.participants !== undefined ? options.participants : parse(ds.participants, null),
+      limits: options.limits || parse(ds.limits, {max_attachments: 50, max_size: 26214400}),
+      queue: options.queue !== undefined ? options.queue : (ds.queue || ""),
+      cannedContext: options.cannedContext || parse(ds.cannedContext, {}),
+      restore: options.restore !== undefined ? options.restore : ds.restore === "true",
+      onSent: options.onSent || function () { PR.refresh("#conv-live"); }
     };
+    this.attachments = [];
+    this.saveTimer = null;
+    this.saved = null;        /* JSON of what the server holds, to skip needless saves */
+    this.canned = null;
+    this.sending = false;
+    this.cursorKnown = false; /* has the agent placed the cursor since the last fill? */
+    this.uploads = Promise.resolve();
+    this.editorEl = this.part("c-editor");
+    var el = this.editorEl;
+    this.ready = new Promise(function (resolve) {
+      if (el.editor) { resolve(el.editor); return; }
+      el.addEventListener("trix-initialize", function () { resolve(el.editor); }, {once: true});
+    });
   }
 
-  function scheduleSave() {
-    clearTimeout(state.saveTimer);
-    state.saveTimer = setTimeout(saveDraft, 800);
-  }
+  Composer.prototype.part = function (id) { return this.form.querySelector("#" + id); };
 
-  async function saveDraft() {
-    var c = conv();
-    var form = $("composer");
-    if (!c || !form || form.hidden) { return; }
-    var data = collect();
-    try {
-      await PR.api("PUT", "/api/v1/conversations/" + c.dataset.cid + "/draft", data);
-      $("draft-status").textContent = "Draft saved " + new Date().toLocaleTimeString();
-    } catch (e) {
-      $("draft-status").textContent = "Draft not saved: " + e.message;
+  /* -- the editor --------------------------------------------------------------------- */
+
+  Composer.prototype.html = function () { return this.editorEl.value || ""; };
+
+  /* Trix applies a keystroke to its document at once but writes the HTML (the value
+     read above) when it renders, in the next animation frame: wait for that before
+     reading, or Ctrl+Enter right after typing would send without the last letters.
+     The timer covers a page whose frames are paused (a background tab). */
+  Composer.prototype.flush = function () {
+    return new Promise(function (resolve) {
+      var done = false;
+      function go() { if (!done) { done = true; setTimeout(resolve, 0); } }
+      requestAnimationFrame(go);
+      setTimeout(go, 100);
+    });
+  };
+
+  /* Insert HTML at the cursor (where == "cursor", the default: the editor keeps the
+     agent's last position while focus is elsewhere) or after everything as a block
+     of its own (where == "end", e.g. a signature). Trix parses and sanitizes it. */
+  Composer.prototype.insertHTML = async function (html, where) {
+    var editor = await this.ready;
+    if (where === "end") {
+      await this.flush();
+      var range = editor.getSelectedRange();
+      editor.loadHTML(this.html() + html);  /* a new block; resets undo history */
+      editor.setSelectedRange(range);
+    } else {
+      editor.insertHTML(html);
     }
-  }
+    this.scheduleSave();
+  };
 
-  /* -- attachments ------------------------------------------------------------------- */
+  /* Plain text (line breaks kept) at the cursor, or at the end of the last block. */
+  Composer.prototype.insertText = async function (text, where) {
+    var editor = await this.ready;
+    if (where === "end") { editor.setSelectedRange(editor.getDocument().getLength() - 1); }
+    editor.insertString(text);
+    this.scheduleSave();
+  };
 
-  function renderAttachments() {
-    var ul = $("c-attachments");
-    if (!ul) { return; }
+  Composer.prototype.clearFormatting = async function () {
+    var editor = await this.ready;
+    INLINE_ATTRIBUTES.forEach(function (name) { editor.deactivateAttribute(name); });
+    this.editorEl.focus();
+    this.scheduleSave();
+  };
+
+  /* -- open / fill -------------------------------------------------------------------- */
+
+  Composer.prototype.fill = async function (data) {
+    var form = this.form;
+    var kind = data.kind || form.elements.kind.value || "reply";
+    form.elements.kind.value = kind;
+    this.part("composer-title").textContent = TITLES[kind] || TITLES.reply;
+    this.part("c-to").value = (data.to || []).join(", ");
+    this.part("c-cc").value = (data.cc || []).join(", ");
+    this.part("c-bcc").value = (data.bcc || []).join(", ");
+    this.part("c-subject").value = data.subject || "";
+    this.attachments = data.attachment_files || [];
+    this.renderAttachments();
+    var editor = await this.ready;
+    /* the agent's own draft (HTML, stored by the API), or text from an older draft */
+    editor.loadHTML(data.html || textToHTML(data.text || ""));
+    this.cursorKnown = false;
+  };
+
+  Composer.prototype.open = async function (kind) {
+    var defaults = (this.options.defaults || {})[kind] || {};
+    this.saved = null;
+    await this.fill({kind: kind, to: defaults.to, cc: defaults.cc, bcc: defaults.bcc, subject: defaults.subject});
+    this.form.hidden = false;
+    this.editorEl.focus();
+    this.scheduleSave();
+  };
+
+  Composer.prototype.restore = async function () {
+    if (!this.options.draftUrl) { return; }
+    var draft;
+    try { draft = await PR.api("GET", this.options.draftUrl); } catch (e) { return; }
+    if (!draft || !draft.data) { return; }
+    var d = draft.data;
+    d.attachment_files = d.attachment_files || [];
+    await this.fill(d);
+    if ((d.attachments || []).length && !d.attachment_files.length) {
+      this.attachments = d.attachments.map(function (id) { return {id: id, filename: "upload " + id, size: 0}; });
+      this.renderAttachments();
+    }
+    await this.flush();
+    this.saved = JSON.stringify(this.collect());
+    this.form.hidden = false;
+    this.part("draft-status").textContent = "Draft restored (saved " + new Date(draft.updated_at).toLocaleTimeString() + ")";
+  };
+
+  /* -- draft auto-save ---------------------------------------------------------------- */
+
+  Composer.prototype.collect = function () {
+    var html = this.html();
+    return {
+      kind: this.form.elements.kind.value,
+      to: list(this.part("c-to").value), cc: list(this.part("c-cc").value), bcc: list(this.part("c-bcc").value),
+      subject: this.part("c-subject").value,
+      text: htmlToText(html),
+      html: html,
+      attachments: this.attachments.map(function (a) { return a.id; })
+    };
+  };
+
+  Composer.prototype.scheduleSave = function () {
+    var self = this;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(function () { self.saveTimer = null; self.saveDraft(); }, 800);
+  };
+
+  /* A save still waiting for its timer happens now (the composer is about to go). */
+  Composer.prototype.saveNow = function () {
+    if (this.saveTimer === null) { return; }
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    this.saveDraft();
+  };
+
+  /* Saves to this composer's own draft URL, also after htmx has swapped it out. */
+  Composer.prototype.saveDraft = async function () {
+    if (this.form.hidden || !this.options.draftUrl) { return; }
+    await this.flush();
+    if (this.form.hidden || this.sending) { return; }  /* discarded or being sent meanwhile */
+    var data = this.collect();
+    var snapshot = JSON.stringify(data);
+    if (snapshot === this.saved) { return; }
+    try {
+      await PR.api("PUT", this.options.draftUrl, data);
+      this.saved = snapshot;
+      this.part("draft-status").textContent = "Draft saved " + new Date().toLocaleTimeString();
+    } catch (e) {
+      this.part("draft-status").textContent = "Draft not saved: " + e.message;
+    }
+  };
+
+  Composer.prototype.discard = function () {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    if (this.options.draftUrl) { PR.api("DELETE", this.options.draftUrl).catch(function () {}); }
+    this.form.hidden = true;
+    this.attachments = [];
+    this.saved = null;
+    this.part("draft-status").textContent = "";
+  };
+
+  /* -- attachments (ours, never Trix's: see the trix-file-accept handler) -------------- */
+
+  Composer.prototype.renderAttachments = function () {
+    var self = this;
+    var ul = this.part("c-attachments");
     ul.textContent = "";
-    state.attachments.forEach(function (a, i) {
+    this.attachments.forEach(function (a, i) {
       var li = document.createElement("li");
       li.textContent = a.filename + " (" + human(a.size || 0) + ") ";
       var rm = document.createElement("button");
       rm.type = "button";
       rm.textContent = "Remove";
       rm.setAttribute("aria-label", "Remove " + a.filename);
-      rm.addEventListener("click", function () { state.attachments.splice(i, 1); renderAttachments(); scheduleSave(); });
+      rm.addEventListener("click", function () { self.attachments.splice(i, 1); self.renderAttachments(); self.scheduleSave(); });
       li.appendChild(rm);
       ul.appendChild(li);
     });
-  }
+  };
 
-  async function upload(files) {
-    var lim = limits();
-    var total = state.attachments.reduce(function (s, a) { return s + (a.size || 0); }, 0);
+  /* Uploads run one after another, so the limits are checked against what is attached. */
+  Composer.prototype.upload = function (files) {
+    var self = this;
+    files = Array.prototype.slice.call(files || []);
+    this.uploads = this.uploads.then(function () { return self.uploadNow(files); })
+      .catch(function (e) { PR.toast(e.message, true); });
+    return this.uploads;
+  };
+
+  Composer.prototype.uploadNow = async function (files) {
+    var lim = this.options.limits;
+    var total = this.attachments.reduce(function (s, a) { return s + (a.size || 0); }, 0);
     for (var i = 0; i < files.length; i++) {
       var f = files[i];
-      if (state.attachments.length >= lim.max_attachments) {
+      if (this.attachments.length >= lim.max_attachments) {
         PR.toast("At most " + lim.max_attachments + " attachments.", true); break;
       }
       if (total + f.size > lim.max_size) {
@@ -148,151 +360,219 @@
       fd.append("file", f, f.name);
       try {
         var up = await PR.api("POST", "/api/v1/uploads", fd);
-        state.attachments.push({id: up.id, filename: up.filename, size: up.size});
+        this.attachments.push({id: up.id, filename: up.filename, size: up.size});
         total += up.size;
       } catch (e) {
         PR.toast(f.name + ": " + e.message, true);
       }
     }
-    renderAttachments();
-    scheduleSave();
-  }
+    this.renderAttachments();
+    this.scheduleSave();
+  };
 
-  /* -- canned responses -------------------------------------------------------------- */
+  /* -- canned responses --------------------------------------------------------------- */
 
-  async function searchCanned() {
-    var c = conv();
-    var q = $("canned-search").value;
-    var url = "/api/v1/canned-responses?q=" + encodeURIComponent(q);
-    var ul = $("canned-list");
+  Composer.prototype.searchCanned = async function () {
+    var self = this;
+    var queue = this.options.queue;
+    var ul = this.part("canned-list");
     try {
-      var data = await PR.api("GET", url);
+      var data = await PR.api("GET", "/api/v1/canned-responses?q=" + encodeURIComponent(this.part("canned-search").value));
       ul.textContent = "";
-      var queue = c ? c.dataset.queue : "";
       data.canned_responses.filter(function (r) { return !r.queue || r.queue === queue; }).forEach(function (r) {
         var li = document.createElement("li");
         var b = document.createElement("button");
         b.type = "button";
         b.className = "canned-item";
         b.textContent = r.name;
-        b.addEventListener("click", function () { previewCanned(r.id); });
+        b.addEventListener("click", function () { self.previewCanned(r.id); });
         li.appendChild(b);
         ul.appendChild(li);
       });
       if (!ul.children.length) { ul.textContent = "No canned responses match."; }
     } catch (e) { ul.textContent = e.message; }
-  }
+  };
 
-  async function previewCanned(id) {
+  Composer.prototype.previewCanned = async function (id) {
     try {
-      var r = await PR.api("POST", "/api/v1/canned-responses/" + id + "/render", {conversation_id: Number(PR.currentCid())});
-      state.canned = r;
-      $("canned-preview-text").textContent = r.text || "";
-      $("canned-preview").hidden = false;
+      var r = await PR.api("POST", "/api/v1/canned-responses/" + id + "/render", this.options.cannedContext);
+      this.canned = r;
+      this.part("canned-preview-text").textContent = r.text || "";
+      this.part("canned-preview").hidden = false;
     } catch (e) { PR.toast(e.message, true); }
-  }
+  };
 
-  function insertCanned() {
-    if (!state.canned) { return; }
-    var editor = $("c-editor");
-    var block = document.createElement("div");
-    block.innerText = state.canned.text || "";
-    editor.appendChild(block);
-    $("canned-preview").hidden = true;
-    $("canned").open = false;
-    editor.focus();
-    scheduleSave();
-  }
+  /* At the cursor if the agent placed one since the editor was filled, else at the end. */
+  Composer.prototype.insertCanned = async function () {
+    if (!this.canned) { return; }
+    var editor = await this.ready;
+    var range = this.cursorKnown ? editor.getSelectedRange() : null;
+    this.part("canned-preview").hidden = true;
+    this.part("canned").open = false;
+    this.editorEl.focus();
+    if (range) { editor.setSelectedRange(range); }
+    await this.insertText(this.canned.text || "", range ? "cursor" : "end");
+  };
 
-  /* -- checks and sending ------------------------------------------------------------ */
+  /* -- checks and sending ------------------------------------------------------------- */
 
-  function checks(data) {
+  Composer.prototype.checks = function (data) {
     var problems = [];
     if (ATTACH_WORDS.test(data.text) && !data.attachments.length) {
       problems.push("Your text mentions an attachment, but nothing is attached.");
     }
-    var known = (json(conv(), "participants") || []).map(function (a) { return a.toLowerCase(); });
-    var added = data.to.concat(data.cc, data.bcc).map(addressOf).filter(function (a) { return known.indexOf(a) < 0; });
-    if (added.length && data.kind !== "forward") {
-      problems.push("Not in this thread so far: " + added.join(", ") + ".");
+    var known = this.options.participants;
+    if (known && data.kind !== "forward") {
+      known = known.map(function (a) { return a.toLowerCase(); });
+      var added = data.to.concat(data.cc, data.bcc).map(addressOf).filter(function (a) { return known.indexOf(a) < 0; });
+      if (added.length) { problems.push("Not in this thread so far: " + added.join(", ") + "."); }
     }
     if (!data.text.trim()) { problems.push("The message is empty."); }
     return problems;
-  }
+  };
 
-  async function send(force) {
-    var c = conv();
-    if (!c) { return; }
-    var data = collect();
+  Composer.prototype.send = async function (force) {
+    await this.flush();
+    var data = this.collect();
     if (!force) {
-      var problems = checks(data);
+      var problems = this.checks(data);
       if (problems.length) {
-        var ul = $("check-list");
+        var ul = this.part("check-list");
         ul.textContent = "";
         problems.forEach(function (p) { var li = document.createElement("li"); li.textContent = p; ul.appendChild(li); });
-        $("check-dialog").showModal();
+        this.part("check-dialog").showModal();
         return;
       }
     }
-    clearTimeout(state.saveTimer);
-    $("send-button").disabled = true;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    var button = this.part("send-button");
+    button.disabled = true;
+    this.sending = true;
     try {
-      await PR.api("POST", "/api/v1/conversations/" + c.dataset.cid + "/send", data);
+      var result = await PR.api("POST", this.options.sendUrl, data);
       PR.toast("Sent: your message is on its way.");
-      $("composer").hidden = true;
-      state.attachments = [];
-      fill({kind: "reply"});
-      $("draft-status").textContent = "";
-      PR.refresh("#conv-live");
+      this.form.hidden = true;
+      this.saved = null;
+      await this.fill({kind: this.form.elements.kind.value});
+      this.part("draft-status").textContent = "";
+      this.options.onSent(result, data);
     } catch (e) {
       PR.toast("Not sent: " + e.message, true);
     } finally {
-      $("send-button").disabled = false;
+      this.sending = false;
+      button.disabled = false;
     }
+  };
+
+  /* -- the page's composers ----------------------------------------------------------- */
+
+  PR.Composer = Composer;
+
+  PR.initComposer = function (form, options) {
+    if (form._composer) { return form._composer; }
+    var c = new Composer(form, options);
+    form._composer = c;
+    if (c.options.restore) { c.restore(); }
+    return c;
+  };
+
+  /* the composer on this page (there is at most one) */
+  PR.composer = function () {
+    var form = document.querySelector("form.composer");
+    return form ? PR.initComposer(form) : null;
+  };
+  PR.openComposer = function (kind) {
+    var c = PR.composer();
+    return c ? c.open(kind) : null;
+  };
+  PR.insertHTML = function (html, where) {
+    var c = PR.composer();
+    return c ? c.insertHTML(html, where) : null;
+  };
+
+  function startAll() {
+    document.querySelectorAll("form.composer:not([data-manual])").forEach(function (f) { PR.initComposer(f); });
+  }
+  function owner(el) {
+    var form = el && el.closest && el.closest("form.composer");
+    return form ? PR.initComposer(form) : null;
   }
 
-  /* -- wiring (delegated: the composer is swapped in by htmx) ------------------------ */
+  /* -- wiring (delegated: composers are swapped in by htmx) --------------------------- */
 
   document.addEventListener("click", function (ev) {
-    var t = ev.target.closest("button");
+    var t = ev.target.closest("button, input[type=button]");
     if (!t) { return; }
-    if (t.dataset.compose) { open(t.dataset.compose); }
-    else if (t.dataset.cmd && t.closest(".toolbar")) {
-      ev.preventDefault();
-      var arg = null;
-      if (t.dataset.cmd === "createLink") {
-        arg = window.prompt("Link address (https://…)");
-        if (!arg || !/^(https?:|mailto:)/i.test(arg)) { return; }
-      }
-      $("c-editor").focus();
-      document.execCommand(t.dataset.cmd, false, arg);
-      scheduleSave();
+    if (t.dataset.compose) { PR.openComposer(t.dataset.compose); return; }
+    var c = owner(t);
+    if (!c) { return; }
+    if (t.closest("trix-toolbar") && ev.detail === 0 && (t.dataset.trixAttribute || t.dataset.trixAction)) {
+      /* Enter or Space on a toolbar button: Trix only listens for mousedown */
+      t.dispatchEvent(new MouseEvent("mousedown", {bubbles: true, cancelable: true}));
     }
-    else if (t.id === "canned-insert") { insertCanned(); }
-    else if (t.id === "check-send") { $("check-dialog").close(); send(true); }
-    else if (t.id === "check-cancel") { $("check-dialog").close(); }
-    else if (t.id === "discard-button") {
-      var c = conv();
-      PR.api("DELETE", "/api/v1/conversations/" + c.dataset.cid + "/draft").catch(function () {});
-      $("composer").hidden = true;
-      state.attachments = [];
-      $("draft-status").textContent = "";
-    }
+    if (t.dataset.composerAction === "clear") { c.clearFormatting(); }
+    else if (t.id === "canned-insert") { c.insertCanned(); }
+    else if (t.id === "check-send") { c.part("check-dialog").close(); c.send(true); }
+    else if (t.id === "check-cancel") { c.part("check-dialog").close(); }
+    else if (t.id === "discard-button") { c.discard(); }
+  });
+  /* keep the editor's selection when our own toolbar button is pressed */
+  document.addEventListener("mousedown", function (ev) {
+    if (ev.target.closest && ev.target.closest("[data-composer-action]")) { ev.preventDefault(); }
   });
   document.addEventListener("submit", function (ev) {
-    if (ev.target.id === "composer") { ev.preventDefault(); send(false); }
+    var c = owner(ev.target);
+    if (c && ev.target === c.form) { ev.preventDefault(); c.send(false); }
   });
   document.addEventListener("input", function (ev) {
-    if (ev.target.closest && ev.target.closest("#composer")) {
-      if (ev.target.id === "canned-search") { searchCanned(); return; }
-      if (ev.target.id !== "c-files") { scheduleSave(); }
-    }
+    var c = owner(ev.target);
+    if (!c) { return; }
+    if (ev.target.id === "canned-search") { c.searchCanned(); return; }
+    if (ev.target.id !== "c-files") { c.scheduleSave(); }
   });
+  document.addEventListener("trix-change", function (ev) {
+    var c = owner(ev.target);
+    if (c) { c.scheduleSave(); }
+  });
+  document.addEventListener("trix-focus", function (ev) {
+    var c = owner(ev.target);
+    if (c) { c.cursorKnown = true; }
+  });
+  /* Trix's own attachments are off: files dropped or pasted into the text become
+     Postroom attachments (limits, upload API), and nothing is embedded in the HTML. */
+  document.addEventListener("trix-file-accept", function (ev) {
+    ev.preventDefault();
+    var c = owner(ev.target);
+    if (c && ev.file) { c.upload([ev.file]); }
+  });
+  document.addEventListener("trix-attachment-add", function (ev) {
+    var c = owner(ev.target);
+    if (ev.attachment) { ev.attachment.remove(); }
+    if (c) { PR.toast("Pictures in the text are not sent: attach the file instead.", true); }
+  });
+  /* Capture phase, before Trix reads the clipboard: a paste that needs cleaning is
+     inserted here instead (Trix still parses and sanitizes it); others go to Trix. */
+  document.addEventListener("beforeinput", function (ev) {
+    if (ev.inputType !== "insertFromPaste" || !ev.dataTransfer) { return; }
+    var c = owner(ev.target);
+    var html = ev.dataTransfer.getData("text/html");
+    if (!c || !c.editorEl.editor || !html || ev.dataTransfer.getData("URL") || !PASTE_NEEDS_CLEANING.test(html)) { return; }
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    var cleaned = cleanPastedHTML(html);
+    c.editorEl.editor.recordUndoEntry("Paste");
+    c.editorEl.editor.insertHTML(cleaned.html);
+    c.scheduleSave();
+    if (cleaned.images) { PR.toast("Pictures in pasted text are left out: attach the files instead.", true); }
+  }, true);
   document.addEventListener("change", function (ev) {
-    if (ev.target.id === "c-files") { upload(ev.target.files); ev.target.value = ""; }
+    var c = owner(ev.target);
+    if (c && ev.target.id === "c-files") { c.upload(ev.target.files); ev.target.value = ""; }
   });
   document.addEventListener("toggle", function (ev) {
-    if (ev.target.id === "canned" && ev.target.open) { searchCanned(); }
+    var c = owner(ev.target);
+    if (c && ev.target.id === "canned" && ev.target.open) { c.searchCanned(); }
   }, true);
   ["dragenter", "dragover"].forEach(function (name) {
     document.addEventListener(name, function (ev) {
@@ -306,14 +586,23 @@
   });
   document.addEventListener("drop", function (ev) {
     var zone = ev.target.closest && ev.target.closest("#c-drop");
-    if (zone) { ev.preventDefault(); zone.classList.remove("over"); upload(ev.dataTransfer.files); }
+    var c = owner(zone);
+    if (zone && c) { ev.preventDefault(); zone.classList.remove("over"); c.upload(ev.dataTransfer.files); }
   });
+  /* Capture phase: Ctrl+Enter sends before the editor sees the key. */
   document.addEventListener("keydown", function (ev) {
-    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && ev.target.closest && ev.target.closest("#composer")) {
-      ev.preventDefault();
-      send(false);
-    }
+    if (ev.key !== "Enter" || !(ev.ctrlKey || ev.metaKey)) { return; }
+    var c = owner(ev.target);
+    if (!c || ev.target.closest("dialog")) { return; }
+    ev.preventDefault();
+    ev.stopPropagation();
+    c.send(false);
+  }, true);
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var target = ev.detail && ev.detail.target;
+    if (!target || !target.querySelectorAll) { return; }
+    target.querySelectorAll("form.composer").forEach(function (f) { if (f._composer) { f._composer.saveNow(); } });
   });
-  document.addEventListener("htmx:afterSwap", restore);
-  document.addEventListener("DOMContentLoaded", restore);
+  document.addEventListener("htmx:afterSwap", startAll);
+  document.addEventListener("DOMContentLoaded", startAll);
 })();

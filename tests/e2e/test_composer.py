@@ -1,0 +1,306 @@
+"""The composer's rich-text editor (Trix) in a real browser: formatting that
+survives the server's sanitizer, the text part derived from it, reply-all and
+forward with edited recipients, files dropped on the text or the drop box going
+to Postroom's attachments, the insertHTML hook, draft restore with formatting,
+keyboard sending and no Content-Security-Policy violations."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, Server
+from tests.e2e.helpers import (
+    accept_offer,
+    csp_violations,
+    eventually,
+    go_offline,
+    go_on_queue,
+    login,
+    send_mail,
+    watch_csp,
+    wrap_up,
+)
+from tests.mailfactory import make_email
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # the conftest skips (or fails in CI) before these run
+    Page = Any  # type: ignore[misc,assignment]
+
+SUBJECT = "Invoice 4711 is wrong"
+
+
+def drop_file(page: Page, selector: str, name: str, content: str) -> None:
+    """Drop one file on an element the way a browser does (dragenter, dragover, drop)."""
+    data = page.evaluate_handle(
+        """([name, content]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([content], name, {type: "text/plain"}));
+            return dt;
+        }""",
+        [name, content],
+    )
+    target = page.locator(selector)
+    for kind in ("dragenter", "dragover", "drop"):
+        target.dispatch_event(kind, {"dataTransfer": data})
+
+
+def settle(page: Page) -> None:
+    """Let the editor render and see the new selection (Trix does both in the next
+    animation frames); a formatting shortcut pressed before that can be undone by
+    Trix's own selection update in headless Chromium."""
+    page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r))))"
+    )
+
+
+def shortcut(page: Page, keys: str) -> None:
+    settle(page)
+    page.keyboard.press(keys)
+    settle(page)
+
+
+def delivered(server: Server, *needles: bytes) -> EmailMessage:
+    def find() -> bytes | None:
+        for raw in server.sent_mail():
+            if all(n in raw for n in needles):
+                return raw
+        return None
+
+    msg = email.message_from_bytes(eventually(find), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def body(msg: EmailMessage, kind: str) -> str:
+    part = msg.get_body((kind,))
+    assert part is not None, f"no text/{kind} part"
+    return str(part.get_content())
+
+
+def test_rich_text_reply_all_and_forward(page: Page, server: Server) -> None:
+    console_errors = watch_csp(page)
+    login(page, server, "fay")
+    go_on_queue(page)
+    send_mail(
+        server,
+        "billing@example.com",
+        make_email(
+            sender="Gus Payer <gus@payer.example>",
+            to="billing@example.com",
+            subject=SUBJECT,
+            body="Hello, invoice 4711 charges us twice.\n",
+            headers={"Cc": "Bob Partner <bob@partner.example>"},
+        ),
+        "gus@payer.example",
+    )
+    cid = accept_offer(page, SUBJECT)
+
+    # Reply all: the customer in To, the other participant in Cc.
+    page.get_by_role("button", name="Reply all").click()
+    expect(page.locator("#composer-title")).to_have_text("Reply all")
+    expect(page.get_by_label("To", exact=True)).to_have_value("gus@payer.example")
+    expect(page.get_by_label("Cc", exact=True)).to_have_value("bob@partner.example")
+    editor = page.get_by_role("textbox", name="Message text")
+    expect(editor).to_be_focused()
+    expect(editor).to_have_attribute("spellcheck", "true")
+    expect(page.locator("trix-editor#c-editor")).to_have_count(1)
+    expect(page.locator("#c-limits")).to_contain_text("up to 50 files")
+
+    # Formatting from the toolbar and from the keyboard, inside the editor.
+    toolbar = page.get_by_role("toolbar", name="Formatting")
+    page.keyboard.type("Dear Gus, ")
+    toolbar.get_by_role("button", name="Bold").click()
+    page.keyboard.type("we are sorry")
+    shortcut(page, "Control+b")
+    page.keyboard.type(" and ")
+    shortcut(page, "Control+i")
+    page.keyboard.type("fix it")
+    shortcut(page, "Control+i")
+    page.keyboard.press("Enter")
+    toolbar.get_by_role("button", name="Bulleted list").click()
+    page.keyboard.type("credit note")
+    page.keyboard.press("Enter")
+    page.keyboard.type("new invoice")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # an empty item ends the list
+    toolbar.get_by_role("button", name="Numbered list").click()
+    page.keyboard.type("check")
+    page.keyboard.press("Enter")
+    page.keyboard.type("pay")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.keyboard.type("Details: ")
+    toolbar.get_by_role("button", name="Link").click()
+    link_address = page.get_by_label("Link address")
+    expect(link_address).to_be_visible()
+    link_address.fill("https://example.org/billing-help")
+    link_address.press("Enter")
+    expect(link_address).to_be_hidden()
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")
+    toolbar.get_by_role("button", name="Quote").click()
+    page.keyboard.type("charges us twice")
+    html = page.locator("#c-editor")
+    expect(html.locator("strong")).to_have_text("we are sorry")
+    expect(html.locator("em")).to_have_text("fix it")
+    expect(html.locator("ul > li")).to_have_text(["credit note", "new invoice"])
+    expect(html.locator("ol > li")).to_have_text(["check", "pay"])
+    expect(html.locator("a[href='https://example.org/billing-help']")).to_have_count(1)
+    expect(html.locator("blockquote")).to_have_text("charges us twice")
+
+    # The hook a per-queue signature will use: HTML appended as a block of its own.
+    page.evaluate("() => Postroom.insertHTML('<div>-- <br>Fay, <em>billing</em></div>', 'end')")
+    expect(html.locator("div").last).to_contain_text("Fay, billing")
+    expect(html.locator("blockquote")).to_have_text("charges us twice")
+
+    # Files dropped on the text and on the drop box become attachments, not pictures.
+    drop_file(page, "#c-editor", "statement.txt", "statement\n")
+    expect(page.locator("#c-attachments")).to_contain_text("statement.txt (10 bytes)")
+    drop_file(page, "#c-drop", "receipt.txt", "receipt\n")
+    expect(page.locator("#c-attachments")).to_contain_text("receipt.txt (8 bytes)")
+    expect(html.locator("figure, img")).to_have_count(0)
+
+    # A recipient who was not in the thread so far.
+    page.get_by_label("Bcc", exact=True).fill("audit@elsewhere.example")
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved", timeout=5_000)
+    expect(page.locator("#toast")).to_be_hidden(timeout=10_000)
+    page.locator("#composer").screenshot(path=str(ARTIFACTS / "composer-rich-text.png"))
+
+    # The draft keeps the formatting (HTML) and comes back into the editor.
+    page.reload()
+    expect(page.locator("#draft-status")).to_contain_text("Draft restored")
+    expect(page.locator("#composer-title")).to_have_text("Reply all")
+    expect(page.get_by_label("Bcc", exact=True)).to_have_value("audit@elsewhere.example")
+    expect(html.locator("strong")).to_have_text("we are sorry")
+    expect(html.locator("ul > li")).to_have_count(2)
+    expect(html.locator("a[href='https://example.org/billing-help']")).to_have_count(1)
+    expect(page.locator("#c-attachments li")).to_have_count(2)
+    expect(page.locator("body[data-stream=open]")).to_have_count(1, timeout=10_000)
+
+    # Ctrl+Enter inside the editor sends, after the check.
+    html.click()
+    page.keyboard.press("Control+Enter")
+    check = page.locator("#check-dialog")
+    expect(check).to_be_visible()
+    expect(check).to_contain_text("Not in this thread so far: audit@elsewhere.example.")
+    check.get_by_role("button", name="Send anyway").click()
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    expect(page.locator("#conv-thread .message.out")).to_have_count(1, timeout=10_000)
+
+    msg = delivered(server, SUBJECT.encode(), b"bob@partner.example", b"credit note")
+    assert msg["To"] == "gus@payer.example"
+    assert msg["Cc"] == "bob@partner.example"
+    sent_html = body(msg, "html")
+    assert "<strong>we are sorry</strong>" in sent_html
+    assert "<em>fix it</em>" in sent_html
+    assert "<ul><li>credit note</li><li>new invoice</li></ul>" in sent_html
+    assert "<ol><li>check</li><li>pay</li></ol>" in sent_html
+    assert 'href="https://example.org/billing-help"' in sent_html
+    assert "<blockquote>charges us twice" in sent_html
+    text = body(msg, "plain")
+    assert "Dear Gus, we are sorry and fix it" in text
+    assert "- credit note\n- new invoice" in text
+    assert "1. check\n2. pay" in text
+    assert "https://example.org/billing-help" in text
+    assert "> charges us twice" in text
+    assert "-- \nFay, billing" in text
+    assert "<" not in text.replace("<https", "")
+    assert sorted(a.get_filename() or "" for a in msg.iter_attachments()) == [
+        "receipt.txt",
+        "statement.txt",
+    ]
+
+    # Forward: recipients typed in, the subject prefilled; no "not in thread" check.
+    page.get_by_role("button", name="Forward").click()
+    expect(page.locator("#composer-title")).to_have_text("Forward")
+    expect(page.get_by_label("To", exact=True)).to_have_value("")
+    expect(page.get_by_label("Subject")).to_have_value(f"Fwd: {SUBJECT}")
+    expect(html).to_have_text("")
+    page.get_by_label("To", exact=True).fill("Ledger Team <ledger@finance.example>")
+    html.click()
+    # Underline from the keyboard, then Clear takes the formatting off the selection.
+    shortcut(page, "Control+u")
+    page.keyboard.type("scratch")
+    expect(html.locator("u")).to_have_text("scratch")
+    shortcut(page, "Control+a")
+    toolbar.get_by_role("button", name="Clear formatting").click()
+    expect(html.locator("u")).to_have_count(0)
+    expect(html).to_have_text("scratch")
+    shortcut(page, "Control+a")
+    page.keyboard.press("Delete")
+    expect(html).to_have_text("")
+    # Rich text pasted from a web page: styles and pictures are left out.
+    page.evaluate(
+        """() => {
+            const dt = new DataTransfer();
+            dt.setData("text/html", '<style>p { color: red }</style><p style="color: red">pasted <img src="https://x.invalid/p.png"> <b>words</b></p>');
+            dt.setData("text/plain", "pasted words");
+            // what Chromium sends a contenteditable on Ctrl+V (Trix reads beforeinput)
+            document.querySelector("#c-editor").dispatchEvent(new InputEvent("beforeinput", {
+                inputType: "insertFromPaste", dataTransfer: dt, bubbles: true, cancelable: true
+            }));
+        }"""
+    )
+    expect(page.locator("#toast")).to_contain_text("Pictures in pasted text are left out")
+    expect(html.locator("strong")).to_have_text("words")
+    expect(html.locator("img, figure, [style]")).to_have_count(0)
+    shortcut(page, "Control+a")
+    page.keyboard.press("Delete")
+    expect(html).to_have_text("")
+    page.keyboard.type("Please look at this ")
+    # Toolbar buttons work from the keyboard too (Trix itself only listens for mouse
+    # presses); focus goes back to the text.
+    settle(page)
+    toolbar.get_by_role("button", name="Bold").focus()
+    page.keyboard.press("Enter")
+    expect(editor).to_be_focused()
+    page.keyboard.type("today")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    fwd = delivered(server, b"ledger@finance.example", b"Fwd: ")
+    assert "Please look at this today" in body(fwd, "plain")
+    assert "<strong>today</strong>" in body(fwd, "html")
+
+    # How the text part is derived from the editor's HTML.
+    cases = {
+        "<div>a<br><br>b</div>": "a\n\nb",
+        "<div>one<br></div><div>two</div>": "one\ntwo",
+        "<ul><li>x<ul><li>y</li></ul></li><li>z</li></ul>": "- x\n  - y\n- z",
+        '<ol start="3"><li>c<br>more</li><li>d</li></ol>': "3. c\n   more\n4. d",
+        "<blockquote>q<blockquote>r</blockquote></blockquote>": "> q\n> > r",
+        '<a href="mailto:a@b.example">a@b.example</a> <a href="https://x.example/">site</a>': (
+            "a@b.example site (https://x.example/)"
+        ),
+        "<div>x&nbsp;&nbsp;y</div><div>-- <br>Sig</div>": "x  y\n-- \nSig",
+        "<div>&lt;b&gt; &amp; <strong>bold</strong></div>": "<b> & bold",
+    }
+    got = page.evaluate("cases => cases.map(html => Postroom.htmlToText(html))", list(cases))
+    assert dict(zip(cases, got, strict=True)) == cases
+
+    # The one CSP exception: a fresh nonce per page for Trix's <style> elements.
+    policies = [
+        page.request.get(server.url + f"/c/{cid}").headers["content-security-policy"] for _ in "ab"
+    ]
+    for policy in policies:
+        assert "script-src 'self';" in policy
+        assert re.search(r"style-src 'self' 'nonce-[\w-]{20,}';", policy), policy
+    assert policies[0] != policies[1]
+    assert (
+        page.evaluate(
+            "() => document.querySelector('meta[name=trix-csp-nonce]').getAttribute('nonce')"
+        )
+        == ""
+    )
+    assert csp_violations(page) == []
+    assert console_errors == []
+    wrap_up(page, "paid")
+    go_offline(page)
