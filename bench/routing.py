@@ -133,10 +133,20 @@ def fill(world: World, driver: Driver, waiting: int, rng: random.Random) -> int:
 
 
 def steady(
-    world: World, driver: Driver, rng: random.Random, steps: int, number: int, now: float
+    world: World,
+    driver: Driver,
+    rng: random.Random,
+    steps: int,
+    number: int,
+    now: float,
+    kinds: list[str] | None = None,
 ) -> list[int]:
-    """Run `steps` rounds of end → accept → arrive; returns each handle() time in ns."""
+    """Run `steps` rounds of end → accept → arrive; returns each handle() time in ns.
+
+    `kinds`, when given, gets each timed event's type name, in the same order.
+    """
     timings: list[int] = []
+    kind = kinds.append if kinds is not None else (lambda _: None)
     # CPU time of this thread: on a shared machine wall time would mostly measure
     # the OS scheduling the process out, not the engine.
     clock = time.thread_time_ns
@@ -150,6 +160,7 @@ def steady(
             t = clock()
             decisions = driver.engine.handle(event)
             timings.append(clock() - t)
+            kind("ConversationEnded")
             driver.note(decisions)
         while driver.alerting:
             offer = driver.alerting.pop()
@@ -158,6 +169,7 @@ def steady(
             t = clock()
             decisions = driver.engine.handle(event)
             timings.append(clock() - t)
+            kind("OfferAccepted")
             driver.note(decisions)
             driver.connected.append(offer.conversation_id)
         event = arrival(world, rng, number, now)
@@ -166,6 +178,7 @@ def steady(
         t = clock()
         decisions = driver.engine.handle(event)
         timings.append(clock() - t)
+        kind("Enqueued")
         driver.note(decisions)
     return timings
 
@@ -201,10 +214,24 @@ def measure_engine(agents: int, queues: int, waiting: int, steps: int, seed: int
     driver.events.clear()
     gc.collect()
     gc.disable()  # collector pauses would be the process's, not the engine's
+    kinds: list[str] = []
     started = time.perf_counter()
-    timings = steady(world, driver, rng, steps, number, 1.0)
+    timings = steady(world, driver, rng, steps, number, 1.0, kinds)
     elapsed = time.perf_counter() - started
     gc.enable()
+    per_kind: dict[str, list[int]] = {}
+    for kind, ns in zip(kinds, timings, strict=True):
+        per_kind.setdefault(kind, []).append(ns)
+    tail = sorted(zip(timings, kinds, strict=True))[-max(1, len(timings) // 50) :]
+    by_event = {}
+    for kind, values in per_kind.items():
+        values.sort()
+        by_event[kind] = {
+            "events": len(values),
+            "p50_us": percentile(values, 0.50) / 1000,
+            "p99_us": percentile(values, 0.99) / 1000,
+            "in_slowest_2_percent": sum(1 for _, k in tail if k == kind),
+        }
     timings.sort()
     queued = sum(1 for c in driver.engine._convs.values() if c.state == "queued")
     return {
@@ -220,6 +247,7 @@ def measure_engine(agents: int, queues: int, waiting: int, steps: int, seed: int
         "decisions_per_s": len(timings) / (sum(timings) / 1e9),
         "events_per_s_wall": len(timings) / elapsed,
         "bytes_per_waiting": held / waiting,
+        "by_event": by_event,
     }
 
 
@@ -295,6 +323,12 @@ def main() -> None:
         f"  latency p50 {engine['p50_us']:.1f} µs  p99 {engine['p99_us']:.1f} µs "
         f"(target ≤ 50)  max {engine['max_us']:.0f} µs  (thread CPU time per handle())"
     )
+    for kind, figures in engine["by_event"].items():
+        print(
+            f"    {kind:<18} {figures['events']} events  p50 {figures['p50_us']:.1f} µs  "
+            f"p99 {figures['p99_us']:.1f} µs  {figures['in_slowest_2_percent']} "
+            "in the slowest 2 %"
+        )
     print(f"  decisions/s {engine['decisions_per_s']:,.0f} (target ≥ 50,000)")
     print(f"  bytes per waiting conversation {engine['bytes_per_waiting']:.0f} (target ≤ 512)")
     print(

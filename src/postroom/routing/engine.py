@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from postroom.routing.index import FreeAgents, Timers, WaitingWork
+from postroom.routing.index import FreeAgents, FreeKey, QueueWork, Timers, WaitingWork
 from postroom.routing.model import (
     AgentCapacityChanged,
     AgentConfig,
@@ -55,7 +55,6 @@ from postroom.routing.model import (
     WrapupTimedOut,
 )
 from postroom.routing.policy import (
-    AgentKey,
     ConversationKey,
     Profile,
     active_profile,
@@ -102,7 +101,19 @@ class Engine:
         # SkillRequirement objects per conversation, mostly equal to earlier ones.
         self._skill_sets: dict[tuple[SkillRequirement, ...], tuple[SkillRequirement, ...]] = {}
         self._free = FreeAgents()
+        # Agents whose entry in `_free` may be out of date. The free-agent index is
+        # brought up to date when it is read and at the end of every event, not on
+        # every change: a freed agent who takes the next conversation in the same
+        # event would otherwise be added to, and removed again from, the free list
+        # of every one of its queues.
+        self._free_stale: set[str] = set()
+        # Queues whose order key does not start with the effective time: their heads
+        # are compared across queues through the conversation record.
+        self._cross_by_record: set[str] = set()
         self._waiting = WaitingWork()
+        # Per agent, the waiting work of each of its queues (rebuilt when its
+        # memberships change): a freed agent's search reads it directly.
+        self._member_work: dict[str, tuple[QueueWork, ...]] = {}
         self._timers = Timers()
         self._dirty_convs: set[str] = set()
         self._dirty_agents: set[str] = set()
@@ -258,6 +269,7 @@ class Engine:
             a.queues.add(e.queue_id)
         else:
             a.queues.discard(e.queue_id)
+        self._member_work.pop(a.agent_id, None)
         self._agent_changed(a)
 
     def _on_missed(self, e: OfferDeclined | OfferTimedOut) -> None:
@@ -280,6 +292,10 @@ class Engine:
     def _configure_queue(self, queue: QueueConfig) -> None:
         known = queue.queue_id in self._queues
         self._queues[queue.queue_id] = queue
+        if queue.scoring_method == "timestamp_and_priority":
+            self._cross_by_record.discard(queue.queue_id)
+        else:
+            self._cross_by_record.add(queue.queue_id)
         if not known:
             self._stats[queue.queue_id] = ServiceLevelStats(queue.queue_id, queue.service_level)
             return
@@ -299,6 +315,7 @@ class Engine:
             self._agents[config.agent_id] = a
         else:
             a.apply(config)
+        self._member_work.pop(a.agent_id, None)
         self._agent_changed(a)
 
     def _on_enqueued(self, e: Enqueued) -> None:
@@ -497,30 +514,35 @@ class Engine:
         preferred: bool = False,
         declined_before: bool = False,
     ) -> None:
+        conversation_id = c.conversation_id
         if c.state == "queued":
-            self._unplace(c)
+            self._waiting.remove(c)
         queue = self._queues[c.queue_id]
         c.agent_id = a.agent_id
         c.offer_direct = direct
         c.offer_rule = rule
-        a.load[c.conversation_id] = None
+        a.load[conversation_id] = None
         self._agent_changed(a)
+        if a.capacity <= len(a.load):
+            self._dirty_agents.discard(a.agent_id)  # full: it can take nothing more now
         deadline = self._now + queue.alert_timeout_s
+        # (What `_schedule` does for the two states, written out.)
         if queue.auto_answer:
             c.state = "connected"
             c.offer_deadline = None
             self._answered(c)
+            self._timers.clear(conversation_id)
         else:
             c.state = "alerting"
             c.offer_deadline = deadline
+            self._timers.set(conversation_id, deadline)
         # Positional: one Offer per decision, and keywords cost a frozen dataclass more.
         offer = Offer(
-            self._now, c.conversation_id, a.agent_id, c.queue_id, deadline, rule,
+            self._now, conversation_id, a.agent_id, c.queue_id, deadline, rule,
             preferred, declined_before, queue.auto_answer,
         )  # fmt: skip
         self._out.append(offer)
-        self._dirty_convs.discard(c.conversation_id)
-        self._schedule(c)
+        self._dirty_convs.discard(conversation_id)
 
     def _missed(self, c: ConversationRecord) -> None:
         """Declined or timed out: the agent stops getting work, the conversation moves on."""
@@ -586,9 +608,18 @@ class Engine:
     # ------------------------------------------------------- index upkeep
 
     def _agent_changed(self, a: AgentState) -> None:
-        self._free.update(a.agent_id, a.free, a.idle_since, a.queues)
+        self._free_stale.add(a.agent_id)
         self._dirty_agents.add(a.agent_id)
         self._touched.add(a.agent_id)
+
+    def _flush_free(self) -> None:
+        """Bring the free-agent index up to date for every agent changed since."""
+        agents = self._agents
+        update = self._free.update
+        for agent_id in self._free_stale:
+            a = agents[agent_id]
+            update(agent_id, a.free, a.idle_since, a.queues)
+        self._free_stale.clear()
 
     def _profile(self, c: ConversationRecord) -> Profile:
         profile = active_profile(self._queues[c.queue_id], c.skills, c.language, c.ring)
@@ -599,10 +630,12 @@ class Engine:
 
     def _place(self, c: ConversationRecord) -> None:
         queue = self._queues[c.queue_id]
-        key = conversation_key(queue, c.priority, c.enqueued_at, c.deadline, c.conversation_id)
+        key = conversation_key(
+            queue, c.priority, c.enqueued_at, c.deadline, c.conversation_id, self._profile(c)
+        )
         last = c.last_agent_id if self._last_agent_window_open(c) else None
         preferred = c.preferred_agents if c.preferred_open else ()
-        self._waiting.add(c, key, self._profile(c), preferred, last)
+        self._waiting.add(c, key, preferred, last)
         self._dirty_convs.add(c.conversation_id)
 
     def _unplace(self, c: ConversationRecord) -> None:
@@ -646,21 +679,21 @@ class Engine:
             match = self._next_match()
             if match is None:
                 break
-            self._offer(
-                match.conversation,
-                match.agent,
-                match.rule,
-                preferred=match.preferred,
-                declined_before=match.declined_before,
-            )
+            c, a, rule, preferred, declined_before = match
+            self._offer(c, a, rule, preferred=preferred, declined_before=declined_before)
         self._dirty_convs.clear()
         self._dirty_agents.clear()
+        if self._free_stale:
+            self._flush_free()
 
     def _next_match(self) -> Match | None:
-        # Per queue, the best candidate head and its order key. Iteration order
-        # does not matter: heads are compared on total keys.
-        heads: dict[str, tuple[ConversationKey, ConversationRecord]] = {}
+        # Per queue, the key of the best candidate head. Iteration order does not
+        # matter: heads are compared on total keys.
         dirty_convs = self._dirty_convs
+        dirty_agents = self._dirty_agents
+        if not dirty_convs and not dirty_agents:
+            return None
+        heads: dict[str, ConversationKey] = {}
         if dirty_convs:
             convs = self._convs
             for conversation_id in tuple(dirty_convs):
@@ -669,12 +702,11 @@ class Engine:
                     key = c.key
                     assert key is not None
                     best = heads.get(c.queue_id)
-                    if best is None or key < best[0]:
-                        heads[c.queue_id] = (key, c)
+                    if best is None or key < best:
+                        heads[c.queue_id] = key
                 else:
                     # Later offers in this round only take capacity away: it stays unmatched.
                     dirty_convs.discard(conversation_id)
-        dirty_agents = self._dirty_agents
         if dirty_agents:
             agents = self._agents
             for agent_id in tuple(dirty_agents):
@@ -684,14 +716,27 @@ class Engine:
         if not heads:
             return None
         if len(heads) == 1:
-            ((_, winner),) = heads.values()
+            (winner,) = heads.values()
         else:
-            winner_key: tuple[float, str, str] | None = None
-            for _, c in heads.values():
-                cross = cross_queue_key(c.priority, c.enqueued_at, c.queue_id, c.conversation_id)
-                if winner_key is None or cross < winner_key:
-                    winner_key, winner = cross, c
-        return self._choose_agent(winner)
+            # The cross-queue key is (effective time, queue id, conversation id). With
+            # timestamp_and_priority the order key starts with that same effective
+            # time, so no record is needed; the rest is compared only on a tie.
+            by_record = self._cross_by_record
+            convs = self._convs
+            winner_cross: tuple[float, str, str] | None = None
+            for queue_id, key in heads.items():
+                if queue_id in by_record:
+                    c = convs[key[2]]
+                    cross = cross_queue_key(c.priority, c.enqueued_at, queue_id, key[2])
+                    effective = cross[0]
+                else:
+                    effective = key[0]
+                if winner_cross is not None and effective > winner_cross[0]:
+                    continue
+                cross = (effective, queue_id, key[2])
+                if winner_cross is None or cross < winner_cross:
+                    winner_cross, winner = cross, key
+        return self._choose_agent(self._convs[winner[2]])
 
     def _last_agent_window_open(self, c: ConversationRecord) -> bool:
         if c.last_agent_id is None or c.last_agent_at is None:
@@ -720,12 +765,15 @@ class Engine:
     def _has_eligible_agent(self, c: ConversationRecord) -> bool:
         if c.last_agent_id is not None and self._last_agent_ok(c) is not None:
             return True
-        profile = c.profile
+        assert c.key is not None
+        profile = c.key[3]
         if c.preferred_open:
             return any(
                 p in self._agents and self._eligible_by_profile(self._agents[p], c, profile)
                 for p in c.preferred_agents
             )
+        if self._free_stale:
+            self._flush_free()
         free = self._free.in_queue(c.queue_id)
         if not free:
             return False
@@ -738,29 +786,27 @@ class Engine:
                 return True
         return False
 
-    def _heads_for_agent(
-        self, a: AgentState, heads: dict[str, tuple[ConversationKey, ConversationRecord]]
-    ) -> bool:
+    def _heads_for_agent(self, a: AgentState, heads: dict[str, ConversationKey]) -> bool:
         """Per queue, the first waiting conversation this free agent is eligible for.
 
         Merged into `heads` (where a queue's entry is replaced only by an earlier
         key); False when the agent is eligible for nothing waiting.
         """
-        best: dict[str, ConversationKey] = {}
-        convs = self._convs
+        found = False
         waiting = self._waiting
-        by_queue = waiting.by_queue
         skills, languages, agent_id = a.skills, a.languages, a.agent_id
-        for queue_id in a.queues:
-            work = by_queue.get(queue_id)
-            if work is None:
-                continue
+        works = self._member_work.get(agent_id)
+        if works is None:
+            works = tuple(waiting.work(queue_id) for queue_id in sorted(a.queues))
+            self._member_work[agent_id] = works
+        for work in works:
             # Heads are in queue order, so the first covered profile holds the
             # agent's first conversation; the profiles before it are the ones
             # the agent cannot take. (`satisfies`, written out: this loop is the
-            # hottest of a freed agent's search.)
+            # hottest of a freed agent's search. The profile is the key's last item.)
+            best: ConversationKey | None = None
             for key in work.heads:
-                needs, language = convs[key[2]].profile
+                needs, language = key[3]
                 if language is not None and language not in languages:
                     continue
                 for name, minimum in needs:
@@ -768,15 +814,32 @@ class Engine:
                     if level is None or level < minimum:
                         break
                 else:
-                    best[queue_id] = key
+                    best = key
                     break
-            preferring = work.preferred.get(agent_id)
-            if preferring:
-                for key in preferring:
-                    if satisfies(skills, languages, convs[key[2]].profile):
-                        if queue_id not in best or key < best[queue_id]:
-                            best[queue_id] = key
-                        break
+            if work.preferred:
+                preferring = work.preferred.get(agent_id)
+                if preferring:
+                    for key in preferring:
+                        if satisfies(skills, languages, key[3]):
+                            if best is None or key < best:
+                                best = key
+                            break
+            if best is not None:
+                found = True
+                queue_id = work.queue_id
+                known = heads.get(queue_id)
+                if known is None or best < known:
+                    heads[queue_id] = best
+        if agent_id in waiting.by_last_agent and self._last_agent_heads(a, heads):
+            found = True
+        return found
+
+    def _last_agent_heads(self, a: AgentState, heads: dict[str, ConversationKey]) -> bool:
+        """Per queue, the first conversation naming this free agent as its last agent."""
+        found = False
+        convs = self._convs
+        waiting = self._waiting
+        agent_id = a.agent_id
         for queue_id in waiting.last_agent_queues(agent_id):
             mode = self._queues[queue_id].last_agent_routing_mode
             for key in waiting.naming_last_agent(agent_id, queue_id):
@@ -789,68 +852,100 @@ class Engine:
                     continue
                 if mode == "queue_members_only" and queue_id not in a.queues:
                     break
-                if queue_id not in best or key < best[queue_id]:
-                    best[queue_id] = key
+                found = True
+                known = heads.get(queue_id)
+                if known is None or key < known:
+                    heads[queue_id] = key
                 break
-        for queue_id, key in best.items():
-            known = heads.get(queue_id)
-            if known is None or key < known[0]:
-                heads[queue_id] = (key, convs[key[2]])
-        return bool(best)
+        return found
 
     def _choose_agent(self, c: ConversationRecord) -> Match:
-        last = self._last_agent_ok(c)
-        if last is not None:
-            return Match(c, last, "last_agent", False, False)
+        if c.last_agent_id is not None:
+            last = self._last_agent_ok(c)
+            if last is not None:
+                return Match(c, last, "last_agent", False, False)
         queue = self._queues[c.queue_id]
-        profile = c.profile
+        assert c.key is not None
+        profile = c.key[3]
+        anyone = not profile[0] and profile[1] is None
+        agents = self._agents
+        # Entries of agents changed during this event may be out of date in the
+        # free-agent index: they are skipped there and ranked from their record
+        # (usually one: the agent just freed). Many are brought up to date first.
+        if len(self._free_stale) > _STALE_MAX:
+            self._flush_free()
+        stale = self._free_stale
         if queue.evaluation != "best_skills" and not c.preferred_open and not c.declined_by:
             # The common case, without building keys: the free-agent order is the
             # agent order, so the first two eligible agents are winner and runner-up.
-            agents = self._agents
             first: AgentState | None = None
-            first_key: tuple[int, float, str] = (0, 0.0, "")
+            first_key: FreeKey | None = None
+            second_key: FreeKey | None = None
             for free_key in self._free.in_queue(c.queue_id):
+                if stale and free_key[2] in stale:
+                    continue
                 candidate = agents[free_key[2]]
-                if (not profile[0] and profile[1] is None) or satisfies(
-                    candidate.skills, candidate.languages, profile
-                ):
+                if anyone or satisfies(candidate.skills, candidate.languages, profile):
                     if first is None:
                         first, first_key = candidate, free_key
                         continue
-                    rule = deciding_rule((0.0, *first_key), (0.0, *free_key))
-                    return Match(c, first, rule, False, False)
-            assert first is not None  # only conversations with an eligible agent get here
-            return Match(c, first, "only_eligible_agent", False, False)
-        fresh: list[tuple[AgentKey, AgentState]] = []
-        declined: list[tuple[AgentKey, AgentState]] = []
-
-        def take(a: AgentState) -> None:
-            key = agent_key(queue, a.free, a.idle_since, a.agent_id, a.skills, c.skills)
-            (declined if a.agent_id in c.declined_by else fresh).append((key, a))
-
+                    second_key = free_key
+                    break
+            queue_id = c.queue_id
+            for agent_id in stale:
+                candidate = agents[agent_id]
+                free = candidate.free
+                if free <= 0 or queue_id not in candidate.queues:
+                    continue
+                if anyone or satisfies(candidate.skills, candidate.languages, profile):
+                    free_key = (-free, candidate.idle_since, agent_id)
+                    if first_key is None or free_key < first_key:
+                        first, first_key, second_key = candidate, free_key, first_key
+                    elif second_key is None or free_key < second_key:
+                        second_key = free_key
+            assert first is not None and first_key is not None  # it has an eligible agent
+            if second_key is None:
+                return Match(c, first, "only_eligible_agent", False, False)
+            rule = deciding_rule((0.0, *first_key), (0.0, *second_key))
+            return Match(c, first, rule, False, False)
+        # Everyone eligible (who has not declined it, if any), ranked by the full key.
+        eligible: list[AgentState] = []
         if c.preferred_open:
             for agent_id in c.preferred_agents:
-                a = self._agents.get(agent_id)
+                a = agents.get(agent_id)
                 if a is not None and self._eligible_by_profile(a, c, profile):
-                    take(a)
+                    eligible.append(a)
         else:
             # Free-agent order equals the key order unless skill scores come first.
             stop_early = queue.evaluation != "best_skills"
+            declines = c.declined_by
+            fresh_seen = 0
             for _, _, agent_id in self._free.in_queue(c.queue_id):
-                a = self._agents[agent_id]
+                if agent_id in stale:
+                    continue
+                a = agents[agent_id]
                 if satisfies(a.skills, a.languages, profile):
-                    take(a)
-                    if stop_early and len(fresh) >= 2:
-                        break
-        pool = fresh or declined
-        pool.sort(key=lambda item: item[0])
-        winner_key, winner = pool[0]
-        runner_up = pool[1][0] if len(pool) > 1 else None
+                    eligible.append(a)
+                    if stop_early and agent_id not in declines:
+                        fresh_seen += 1
+                        if fresh_seen >= 2:
+                            break
+            for agent_id in stale:
+                a = agents[agent_id]
+                if self._eligible_by_profile(a, c, profile):
+                    eligible.append(a)
+        fresh = [a for a in eligible if a.agent_id not in c.declined_by]
+        pool = fresh or eligible
+        if len(pool) == 1:  # (the usual case here: no key to build)
+            return Match(c, pool[0], "only_eligible_agent", c.preferred_open, not fresh)
+        ranked = sorted(
+            (agent_key(queue, a.free, a.idle_since, a.agent_id, a.skills, c.skills), a)
+            for a in pool
+        )  # keys end with the agent id: the states themselves are never compared
         return Match(
             c,
-            winner,
-            deciding_rule(winner_key, runner_up),
+            ranked[0][1],
+            deciding_rule(ranked[0][0], ranked[1][0]),
             c.preferred_open,
             not fresh,
         )
@@ -908,6 +1003,7 @@ class Engine:
         )
 
 
+_STALE_MAX = 8  # past this many out-of-date agents, choosing one updates the index first
 _SHARED_MAX = 10_000  # distinct values kept for sharing; past it the table starts afresh
 
 T = TypeVar("T")

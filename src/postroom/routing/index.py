@@ -7,11 +7,13 @@
   ("heads", sorted too), so that a freed agent walks the heads from the front
   and stops at the first profile it covers instead of checking every profile;
   plus per-agent lists for conversations that are restricted to preferred
-  agents or that name a last agent.
+  agents or that name a last agent. Every key carries its conversation's
+  profile as its last item, so that walk reads only the keys.
 - `Timers`: one pending wake-up per conversation (a heap with lazy deletion).
 
 Indexes only store and retrieve; they never decide. The engine keeps them in
-step with its records.
+step with its records (`FreeAgents` at the end of each event and whenever it
+reads it, see `Engine._free_stale`).
 
 Sorted sequences are plain lists kept in order with `bisect` while they are
 small (almost all of them: a queue has few free agents, most profiles few
@@ -37,6 +39,7 @@ FreeKey = tuple[int, float, str]
 # order, index [0] and test empty the same way.
 Sorted = Any
 _LARGE = 2048  # past this many entries, deleting the head of a list costs more than it saves
+_NEAR_FRONT = 8  # queue heads looked at by identity before searching by key
 
 K = TypeVar("K")
 
@@ -118,8 +121,7 @@ class Placed(Protocol):
 
     conversation_id: str
     queue_id: str
-    key: ConversationKey | None  # None: not in the index
-    profile: Profile
+    key: ConversationKey | None  # None: not in the index; its last item is the profile
     listed_preferred: tuple[str, ...]  # non-empty: stored per preferred agent, not in a bucket
     listed_last: str | None  # listed under this last agent too
 
@@ -127,34 +129,67 @@ class Placed(Protocol):
 class QueueWork:
     """The waiting conversations of one queue."""
 
-    __slots__ = ("buckets", "heads", "preferred")
+    __slots__ = ("buckets", "heads", "preferred", "queue_id")
 
-    def __init__(self) -> None:
+    def __init__(self, queue_id: str) -> None:
+        self.queue_id = queue_id
         self.buckets: dict[Profile, Sorted] = {}
         self.heads: list[ConversationKey] = []  # the first key of every bucket, in order
         self.preferred: dict[str, Sorted] = {}  # agent id -> keys of those preferring them
 
-    def add(self, profile: Profile, key: ConversationKey) -> None:
-        bucket = self.buckets.get(profile)
-        if bucket is not None:
-            head = bucket[0]
-            if key < head:
-                heads = self.heads
-                del heads[bisect_left(heads, head)]
-                insort(heads, key)
-        else:
+    def add(self, key: ConversationKey) -> None:
+        profile = key[3]
+        buckets = self.buckets
+        bucket = buckets.get(profile)
+        if bucket is None:
+            buckets[profile] = [key]
             insort(self.heads, key)
-        _insert(self.buckets, profile, key)
-
-    def remove(self, profile: Profile, key: ConversationKey) -> None:
-        bucket = self.buckets[profile]
-        was_head = bucket[0] == key
-        _delete(self.buckets, profile, key)
-        if was_head:
+            return
+        head = bucket[0]
+        if key < head:
             heads = self.heads
-            del heads[bisect_left(heads, key)]
-            if bucket:
-                insort(heads, bucket[0])
+            at = bisect_left(heads, head)
+            del heads[at]
+            insort(heads, key, 0, at)  # the new head can only sit at or before the old one
+        if type(bucket) is list:
+            insort(bucket, key)
+            if len(bucket) > _LARGE:
+                buckets[profile] = SortedList(bucket)
+        else:
+            bucket.add(key)
+
+    def remove(self, key: ConversationKey) -> None:
+        profile = key[3]
+        buckets = self.buckets
+        bucket = buckets[profile]
+        if bucket[0] is not key:  # (the index stores the record's own key object)
+            if type(bucket) is list:
+                del bucket[bisect_left(bucket, key)]
+            else:
+                bucket.remove(key)
+            return
+        # The bucket's head: usually the conversation just offered, found by a freed
+        # agent walking the heads from the front, so it is almost always among the
+        # first few. Looking for the object itself there reads only the list, where
+        # a binary search would compare (and read from memory) several keys.
+        del bucket[0]
+        heads = self.heads
+        for at in range(min(len(heads), _NEAR_FRONT)):
+            if heads[at] is key:
+                break
+        else:
+            at = bisect_left(heads, key)
+        if bucket:
+            # The bucket's next key is later than the one leaving: it goes at or after `at`.
+            nxt = bucket[0]
+            if at + 1 == len(heads) or nxt < heads[at + 1]:
+                heads[at] = nxt
+            else:
+                del heads[at]
+                insort(heads, nxt, at)
+        else:
+            del heads[at]
+            del buckets[profile]
 
     def conversation_ids(self) -> set[str]:
         found = {key[2] for bucket in self.buckets.values() for key in bucket}
@@ -166,13 +201,13 @@ class WaitingWork:
     def __init__(self) -> None:
         # Read by the engine's hottest loop directly; only this class writes it.
         self.by_queue: dict[str, QueueWork] = {}
-        self._last: dict[str, dict[str, Sorted]] = {}  # last agent -> queue -> keys
+        # last agent -> queue -> keys; read by the engine (is an agent named at all?)
+        self.by_last_agent: dict[str, dict[str, Sorted]] = {}
 
     def add(
         self,
         c: Placed,
         key: ConversationKey,
-        profile: Profile,
         preferred: tuple[str, ...],
         last_agent: str | None,
     ) -> None:
@@ -180,21 +215,18 @@ class WaitingWork:
         if c.key is not None:
             self.remove(c)
         c.key = key
-        c.profile = profile
         c.listed_preferred = preferred
         c.listed_last = last_agent
-        work = self.by_queue.get(c.queue_id)
-        if work is None:
-            work = self.by_queue[c.queue_id] = QueueWork()
+        work = self.work(c.queue_id)
         if preferred:
             for agent_id in preferred:
                 _insert(work.preferred, agent_id, key)
         else:
-            work.add(profile, key)
+            work.add(key)
         if last_agent is not None:
-            per_queue = self._last.get(last_agent)
+            per_queue = self.by_last_agent.get(last_agent)
             if per_queue is None:
-                per_queue = self._last[last_agent] = {}
+                per_queue = self.by_last_agent[last_agent] = {}
             _insert(per_queue, c.queue_id, key)
 
     def remove(self, c: Placed) -> None:
@@ -206,22 +238,33 @@ class WaitingWork:
             for agent_id in c.listed_preferred:
                 _delete(work.preferred, agent_id, key)
         else:
-            work.remove(c.profile, key)
-        self.forget_last_agent(c)
+            work.remove(key)
+        if c.listed_last is not None:
+            self.forget_last_agent(c)
         c.key = None
 
     def forget_last_agent(self, c: Placed) -> None:
         """Stop listing the conversation under its last agent (e.g. the window closed)."""
         if c.listed_last is None:
             return
-        per_queue = self._last[c.listed_last]
+        per_queue = self.by_last_agent[c.listed_last]
         _delete(per_queue, c.queue_id, c.key)
         if not per_queue:
-            del self._last[c.listed_last]
+            del self.by_last_agent[c.listed_last]
         c.listed_last = None
 
     def queue(self, queue_id: str) -> QueueWork | None:
         return self.by_queue.get(queue_id)
+
+    def work(self, queue_id: str) -> QueueWork:
+        """The queue's waiting work, created empty if nothing waited there yet.
+
+        Never dropped, so a reader may keep it (the engine keeps each agent's).
+        """
+        work = self.by_queue.get(queue_id)
+        if work is None:
+            work = self.by_queue[queue_id] = QueueWork(queue_id)
+        return work
 
     def conversation_ids(self, queue_id: str) -> set[str]:
         """Every conversation waiting in the queue (in no particular order)."""
@@ -229,10 +272,10 @@ class WaitingWork:
         return set() if work is None else work.conversation_ids()
 
     def last_agent_queues(self, agent_id: str) -> Iterable[str]:
-        return tuple(self._last.get(agent_id, ()))
+        return tuple(self.by_last_agent.get(agent_id, ()))
 
     def naming_last_agent(self, agent_id: str, queue_id: str) -> list[ConversationKey]:
-        return list(self._last.get(agent_id, {}).get(queue_id, ()))
+        return list(self.by_last_agent.get(agent_id, {}).get(queue_id, ()))
 
 
 class Timers:

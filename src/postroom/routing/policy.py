@@ -22,7 +22,11 @@ from postroom.routing.model import (
 Profile = tuple[tuple[tuple[str, float], ...], str | None]
 ANY_MEMBER: Profile = ((), None)
 
-ConversationKey = tuple[float, float, str]
+# Order of waiting work in a queue: (first, second, conversation id, profile). The
+# conversation id is unique, so the profile riding at the end never takes part in
+# a comparison; it is there so that the indexes can check an agent against a
+# waiting conversation without looking the conversation up.
+ConversationKey = tuple[float, float, str, Profile]
 AgentKey = tuple[float, int, float, str]
 
 
@@ -82,16 +86,26 @@ def satisfies(skills: Mapping[str, float], languages: Iterable[str], profile: Pr
 
 
 def conversation_key(
-    queue: QueueConfig, priority: int, enqueued_at: float, deadline: float, conversation_id: str
+    queue: QueueConfig,
+    priority: int,
+    enqueued_at: float,
+    deadline: float,
+    conversation_id: str,
+    profile: Profile,
 ) -> ConversationKey:
-    """Order of waiting work inside one queue: smaller goes first."""
+    """Order of waiting work inside one queue: smaller goes first.
+
+    With `timestamp_and_priority` the first item equals the cross-queue key's
+    first item (`cross_queue_key`), which lets the engine compare such heads
+    across queues without looking their conversations up.
+    """
     if queue.scoring_method == "priority_only":
-        return (-float(priority), enqueued_at, conversation_id)
+        return (-float(priority), enqueued_at, conversation_id, profile)
     if queue.scoring_method == "deadline":
-        return (deadline, enqueued_at, conversation_id)
+        return (deadline, enqueued_at, conversation_id, profile)
     # Priority 0 (most work) keeps the enqueue time itself: one float object less per key.
     effective = enqueued_at - priority * PRIORITY_SECONDS if priority else enqueued_at
-    return (effective, enqueued_at, conversation_id)
+    return (effective, enqueued_at, conversation_id, profile)
 
 
 def cross_queue_key(

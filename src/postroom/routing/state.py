@@ -16,7 +16,7 @@ from postroom.routing.model import (
     RoutingStatus,
     SkillRequirement,
 )
-from postroom.routing.policy import ANY_MEMBER, ConversationKey, Profile
+from postroom.routing.policy import ConversationKey
 
 
 @dataclass(slots=True, eq=False)
@@ -105,10 +105,9 @@ class ConversationRecord:
     park_until: float | None = None
     sl_pending: bool = True  # entered the queue and not yet accepted
     # Where the waiting index holds it (written by `WaitingWork` only): the order
-    # key (None: not indexed), the requirement profile (shared between
-    # conversations with equal requirements), and whether it is listed per
+    # key (None: not indexed), whose last item is the requirement profile (shared
+    # between conversations with equal requirements), and whether it is listed per
     # preferred agent or under its last agent.
     key: ConversationKey | None = None
-    profile: Profile = ANY_MEMBER
     listed_preferred: tuple[str, ...] = ()
     listed_last: str | None = None

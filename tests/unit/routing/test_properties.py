@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
+from postroom.routing import engine as engine_module
+from postroom.routing import index as index_module
 from postroom.routing.engine import Engine
 from postroom.routing.model import (
     AgentCapacityChanged,
@@ -300,3 +310,25 @@ RoutingMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRoutingMachine = RoutingMachine.TestCase
+
+
+def test_large_buckets_and_an_eagerly_updated_free_index_agree_with_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same machine on the code paths the small streams above never reach.
+
+    Every sorted sequence of two or more keys becomes a `SortedList` (normally past
+    2 048 entries), and the free-agent index is brought up to date before every
+    choice of agent instead of skipping the agents changed during the event.
+    """
+    monkeypatch.setattr(index_module, "_LARGE", 1)
+    monkeypatch.setattr(engine_module, "_STALE_MAX", 0)
+    run_state_machine_as_test(
+        RoutingMachine,
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
