@@ -1,6 +1,7 @@
 """The router takes an agent-initiated email (request `adopt`) into the engine as the
-agent's accepted work: capacity held, nothing else offered, no offer announced,
-status changed only by the net result; also after a restart. Both stores."""
+agent's work (one `ConversationAssigned`): capacity held, even past it, nothing else
+offered, no offer made, presence left alone, the status only as the load implies;
+also after a restart. Both stores."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def test_agent_with_room_is_connected_without_an_offer(comps: Components, router
     assert kinds_after(comps, mark, "conversation_state_changed") == []  # the row said connected already
 
 
-def test_agent_not_in_the_queue_gets_it_as_a_direct_offer_accepted(comps: Components, router: RoutingService) -> None:
+def test_agent_not_in_the_queue_gets_it_all_the_same(comps: Components, router: RoutingService) -> None:
     on_queue(comps, router, "ann")  # support only
     cid = start(comps, "sue", queue="billing", agent="ann", role="supervisor")
     router.poll()
@@ -144,19 +145,28 @@ def test_off_queue_agent_stays_off_queue_and_waiting_work_waits(comps: Component
     assert conv(comps, waiting).agent_id == "ann"
 
 
-def test_not_responding_agent_counts_as_responding_again(comps: Components, router: RoutingService) -> None:
+def test_not_responding_agent_stays_not_responding_until_on_queue_again(
+    comps: Components, router: RoutingService
+) -> None:
     on_queue(comps, router, "ann")
     offered = deliver(comps)
     router.poll()
     ask(comps, router, "decline", "ann", offered)
     assert router.engine.agent("ann").status == "not_responding"  # type: ignore[union-attr]
+    mark = last_event(comps)
     cid = start(comps, "ann")
     router.poll()
-    assert held(router, cid, "ann")
+    assert adopt_result(comps, cid) == "ok" and held(router, cid, "ann")
+    assert router.engine.agent("ann").status == "not_responding"  # type: ignore[union-attr]
+    assert kinds_after(comps, mark, "routing_status_changed") == []
+    assert conv(comps, offered).state == "queued"
+    # Going on queue again clears it; her one slot is taken by the new email.
+    ask(comps, router, "presence", "ann", presence="on_queue")
     assert router.engine.agent("ann").status == "interacting"  # type: ignore[union-attr]
+    assert conv(comps, offered).state == "queued"
 
 
-def test_a_reply_waiting_for_its_last_agent_may_take_the_moment_of_room(
+def test_a_reply_waiting_for_its_last_agent_waits_until_she_is_below_capacity(
     comps: Components, router: RoutingService
 ) -> None:
     router.queues["support"] = replace(router.queues["support"], last_agent_routing_mode="any_agent")
@@ -172,11 +182,18 @@ def test_a_reply_waiting_for_its_last_agent_may_take_the_moment_of_room(
     reply = deliver(comps, in_reply_to="<old@customer.example>")
     router.poll()
     assert conv(comps, reply).state == "queued" and conv(comps, reply).last_agent == "ann"
+    mark = last_event(comps)
     cid = start(comps, "ann")
     router.poll()
-    # The new email is hers whatever happens; the customer's reply, waiting for her
-    # as last agent, is offered to her in that moment, as when she frees up.
+    # The new email is hers (2 held, capacity 1); nothing is offered to her, so the
+    # customer's reply, waiting for her as last agent, waits until she is below
+    # capacity again.
     assert held(router, cid, "ann")
+    assert kinds_after(comps, mark, "offer_created") == []
+    assert conv(comps, reply).state == "queued"
+    ask(comps, router, "end", "ann", cid)
+    assert conv(comps, reply).state == "queued"
+    ask(comps, router, "end", "ann", busy)
     assert (conv(comps, reply).state, conv(comps, reply).agent_id) == ("alerting", "ann")
 
 
@@ -190,3 +207,29 @@ def test_a_router_that_starts_later_takes_it_in(comps: Components, clock: Clock)
     assert adopt_result(comps, cid) == "ok" and held(later, cid, "ann")
     assert ask(comps, later, "end", "ann", cid) == "ok"
     assert conv(comps, cid).state == "closed" and conv(comps, cid).last_agent == "ann"
+
+
+def test_a_restart_gives_an_agent_back_all_she_held_even_past_her_capacity(
+    comps: Components, router: RoutingService, clock: Clock
+) -> None:
+    on_queue(comps, router, "ann")  # capacity 1
+    first = deliver(comps, subject="first")
+    router.poll()
+    ask(comps, router, "accept", "ann", first)
+    cid = start(comps, "ann")
+    router.poll()
+    parked = start(comps, "ann")
+    router.poll()
+    assert ask(comps, router, "park", "ann", parked) == "ok"
+    waiting = deliver(comps, subject="waits", sender="zed@customer.example")
+    router.poll()
+    later = RoutingService(comps.engine, comps.settings.queues, clock)
+    later.rebuild()
+    assert held(later, first, "ann") and held(later, cid, "ann")
+    p = later.engine.conversation(str(parked))
+    assert p is not None and (p.state, p.agent_id) == ("parked", "ann")
+    a = later.engine.agent("ann")
+    assert a is not None and (sorted(a.load), a.free, a.status) == (
+        sorted([str(first), str(cid)]), 0, "interacting",
+    )  # fmt: skip
+    assert conv(comps, waiting).state == "queued"

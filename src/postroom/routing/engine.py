@@ -24,6 +24,7 @@ from postroom.routing.model import (
     AgentConfig,
     AgentConfigured,
     AgentPresenceChanged,
+    ConversationAssigned,
     ConversationEnded,
     Decision,
     Enqueued,
@@ -217,6 +218,7 @@ class Engine:
             AgentPresenceChanged: self._on_presence,
             AgentCapacityChanged: self._on_capacity,
             MembershipChanged: self._on_membership,
+            ConversationAssigned: self._on_assigned,
             Requeued: self._on_requeued,
             TransferredToAgent: self._on_transferred_to_agent,
             OfferDeclined: self._on_missed,
@@ -343,6 +345,35 @@ class Engine:
         c.last_agent_at = e.last_agent_at
         self._convs[c.conversation_id] = c
         self._enter_queue(c)
+
+    def _on_assigned(self, e: ConversationAssigned) -> None:
+        if e.conversation_id in self._convs:
+            raise _Reject("conversation is already being routed")
+        queue = self._queue_or_reject(e.queue_id)
+        a = self._agent_or_reject(e.agent_id)
+        now = self._now
+        c = ConversationRecord(
+            e.conversation_id,
+            queue.queue_id,
+            e.priority,
+            self._shared_skills(e.skills),
+            e.language,
+            now,
+            now + queue.service_level.seconds,
+        )
+        c.preferred_until = now
+        c.state = "connected"
+        c.agent_id = a.agent_id
+        c.offer_rule = "assigned"
+        c.sl_pending = False  # it never waited: not counted in the service level
+        self._convs[c.conversation_id] = c
+        # Held at once, past the capacity if need be (`free` is then 0, so nothing
+        # more is offered until the agent is below capacity again). Presence and
+        # not_responding stay as they are; the status follows from the load.
+        a.load[c.conversation_id] = None
+        self._agent_changed(a)
+        if a.capacity <= len(a.load):
+            self._dirty_agents.discard(a.agent_id)  # full: it can take nothing more now
 
     def _on_requeued(self, e: Requeued) -> None:
         c = self._conv_or_reject(e.conversation_id)

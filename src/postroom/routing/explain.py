@@ -88,8 +88,11 @@ def explain(engine: Engine, conversation_id: str) -> Explanation | None:
         verdicts.append(_verdict(c, a, c.last_agent_id, last_now == agent_id))
 
     if c.state != "queued":
-        how = c.offer_rule or "unknown rule"
-        summary = f"{c.state} with {c.agent_id}, chosen by rule {how}"
+        if c.offer_rule == "assigned":
+            summary = f"{c.state} with {c.agent_id}, assigned to them without an offer"
+        else:
+            how = c.offer_rule or "unknown rule"
+            summary = f"{c.state} with {c.agent_id}, chosen by rule {how}"
         return Explanation(
             c.conversation_id, c.state, c.queue_id, c.ring, c.profile, c.agent_id,
             c.offer_rule, summary, tuple(verdicts),

@@ -200,6 +200,24 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
+class ConversationAssigned:
+    """The conversation enters already connected to `agent_id` (work the agent started,
+    or work they held before a restart). Nobody is offered anything: it counts toward
+    the agent's load at once, even beyond their capacity (free capacity is then 0),
+    whatever their presence, status or queue memberships. It never waited, so it
+    does not count in the queue's service level. Afterwards it is like an accepted
+    conversation (end, wrap-up, park, transfers)."""
+
+    now: float
+    conversation_id: str
+    queue_id: str
+    agent_id: str
+    priority: int = 0
+    skills: tuple[SkillRequirement, ...] = ()
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Requeued:
     """Transfer to a queue: the enqueue time restarts, earlier declines are forgotten."""
 
@@ -287,6 +305,7 @@ Event = (
     | AgentCapacityChanged
     | MembershipChanged
     | Enqueued
+    | ConversationAssigned
     | Requeued
     | TransferredToAgent
     | OfferAccepted
@@ -310,6 +329,7 @@ OfferRule = Literal[
     "agent_id_tiebreak",
     "direct_transfer",
     "park_return",
+    "assigned",  # never on an `Offer`: how a `ConversationAssigned` one came to its agent
 ]
 
 

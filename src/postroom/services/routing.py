@@ -24,14 +24,13 @@ import sqlalchemy as sa
 from postroom.domain.routes import QueueConfig
 from postroom.routing import model as rm
 from postroom.routing.engine import Engine
-from postroom.routing.views import AgentView
 from postroom.store.db import as_utc
 from postroom.store.schema import agents, conversations, events, routing_inbox, thread_agents
 
 log = logging.getLogger("postroom.router")
 
 EventListener = Callable[[Sequence[dict[str, Any]]], None]
-FAR_FUTURE_S = 10 * 365 * 86400.0
+MAX_HELD = 25  # conversations one agent may hold (the largest capacity); see new_email
 
 
 def engine_queue(q: QueueConfig) -> rm.QueueConfig:
@@ -78,22 +77,6 @@ def _skills(raw: list[list[Any]] | None) -> tuple[rm.SkillRequirement, ...]:
     return tuple(rm.SkillRequirement(str(n), float(p)) for n, p in (raw or []))
 
 
-def _quiet(out: list[rm.Decision], cid: str, agent: str) -> list[rm.Decision]:
-    """An adoption's decisions without its internal offer, and with the agent's
-    status changes folded into one (from before to after)."""
-    changes = [d for d in out if isinstance(d, rm.RoutingStatusChanged) and d.agent_id == agent]
-    kept = [
-        d
-        for d in out
-        if not (isinstance(d, rm.Offer) and d.conversation_id == cid)
-        and not (isinstance(d, rm.RoutingStatusChanged) and d.agent_id == agent)
-    ]
-    if changes and changes[0].old != changes[-1].new:
-        last = changes[-1]
-        kept.append(rm.RoutingStatusChanged(last.at, agent, changes[0].old, last.new))
-    return kept
-
-
 class RoutingService:
     def __init__(
         self,
@@ -123,7 +106,8 @@ class RoutingService:
             ).all()
         for row in agent_rows:
             eng.handle(rm.AgentConfigured(now, _agent_config(row)))
-        # Work an agent holds goes back to that agent: offered only to them, accepted.
+        # Work an agent holds goes back to that agent as it was, whatever their
+        # capacity: assigned (connected), then parked or ended into wrap-up.
         held = [
             c for c in open_convs if c.state in ("connected", "wrapup", "parked") and c.agent_id
         ]
@@ -131,17 +115,7 @@ class RoutingService:
             if c.queue not in self.queues or eng.agent(c.agent_id) is None:
                 continue
             cid = str(c.id)
-            eng.handle(rm.AgentPresenceChanged(now, c.agent_id, "on_queue"))
-            eng.handle(
-                rm.Enqueued(
-                    now,
-                    cid,
-                    c.queue,
-                    preferred_agents=(c.agent_id,),
-                    preferred_window_s=FAR_FUTURE_S,
-                )
-            )
-            eng.handle(rm.OfferAccepted(now, cid, c.agent_id))
+            eng.handle(self._assigned(now, c, c.agent_id))
             if c.state == "parked":
                 eng.handle(rm.Parked(now, cid))
             elif c.state == "wrapup":
@@ -166,6 +140,18 @@ class RoutingService:
             last_agent_id=c.last_agent,
             last_agent_at=_ts(c.last_agent_at),
             enqueued_at=_ts(c.enqueued_at),  # waiting counts from arrival, across restarts
+        )
+
+    @staticmethod
+    def _assigned(now: float, c: sa.Row[Any], agent: str) -> rm.ConversationAssigned:
+        return rm.ConversationAssigned(
+            now,
+            str(c.id),
+            c.queue,
+            agent,
+            priority=int(c.priority),
+            skills=_skills(c.skills),
+            language=c.language,
         )
 
     # -- steady state ------------------------------------------------------------
@@ -201,11 +187,7 @@ class RoutingService:
                     continue
             out: list[rm.Decision] = []
             try:
-                # An adoption checks everything before it changes the engine, then
-                # feeds it several events; other requests translate to events here.
-                event = [] if row.kind == "adopt" else self._event_for(row, now)
-                if row.kind == "adopt":
-                    out = self._adopt(row, now)
+                event = self._event_for(row, now)
             except (ValueError, rm.RoutingConfigError) as exc:
                 results.append((row.id, f"refused: {exc}"))
                 continue
@@ -285,22 +267,18 @@ class RoutingService:
             return [rm.Requeued(now, cid, str(data["queue"]))]
         if kind == "transfer_agent":
             return [rm.TransferredToAgent(now, cid, str(data["agent"]))]
+        if kind == "adopt":
+            return self._adopt(row, now)
         raise ValueError(f"unknown request {kind!r}")
 
     # -- agent-initiated conversations ---------------------------------------------
 
-    def _adopt(self, row: sa.Row[Any], now: float) -> list[rm.Decision]:
-        """Take a conversation an agent started (a new email, already `connected` to
-        them in the database) into the engine as that agent's accepted work.
-
-        The engine has no "assign" event, so this is the path of an accepted
-        direct offer: enqueued for that agent alone, offered to them (at once
-        when they have room, else directly), accepted. An agent without free
-        capacity (off queue, not responding or full) is given room for exactly
-        this one first (`_make_room`). The offer is not announced (nobody is
-        asked anything) and the agent's status changes only by the net result.
-        Raises ValueError (the request is refused) before the engine changes.
-        """
+    def _adopt(self, row: sa.Row[Any], now: float) -> list[rm.Event]:
+        """A conversation an agent started (a new email, already `connected` to them
+        in the database) becomes that agent's work: one `ConversationAssigned`. It
+        counts toward their capacity at once, even past it; nobody is offered
+        anything; their presence is left as it is. Raises ValueError (the request
+        is refused) when the database does not say it is theirs."""
         cid, agent = str(row.conversation_id), str(row.agent_id)
         if self.engine.conversation(cid) is not None:
             return []  # a rebuild after a restart took it in as held work already
@@ -312,74 +290,12 @@ class RoutingService:
             raise ValueError(f"conversation {cid} is not connected to {agent!r}")
         if c.queue not in self.queues:
             raise ValueError(f"queue {c.queue!r} is not configured")
-        before = self.engine.agent(agent)
-        if before is None:
+        a = self.engine.agent(agent)
+        if a is None:
             raise ValueError(f"no agent {agent!r}")
-        if before.free == 0 and len(before.load) >= 25:
+        if len(a.load) >= MAX_HELD:
             raise ValueError(f"agent {agent!r} already holds the most conversations allowed")
-        out = self.engine.handle(
-            rm.Enqueued(
-                now,
-                cid,
-                c.queue,
-                priority=int(c.priority),
-                skills=_skills(c.skills),
-                language=c.language,
-                preferred_agents=(agent,),
-                preferred_window_s=FAR_FUTURE_S,
-            )
-        )
-        restore: list[rm.Event] = []
-        view = self.engine.conversation(cid)
-        if view is not None and view.state == "queued":
-            # Not offered on enqueueing: the agent has no room, or is not a member.
-            if before.free == 0:
-                out += self._make_room(now, before)
-                restore = self._restore(now, before)
-            out += self.engine.handle(rm.TransferredToAgent(now, cid, agent))
-        view = self.engine.conversation(cid)
-        if view is not None and view.state == "alerting" and view.agent_id == agent:
-            out += self.engine.handle(rm.OfferAccepted(now, cid, agent))
-        for ev in restore:
-            out += self.engine.handle(ev)
-        view = self.engine.conversation(cid)
-        if view is None or view.state != "connected" or view.agent_id != agent:
-            log.error("a new email was not adopted", extra={"conversation_id": cid, "agent": agent})
-        return _quiet(out, cid, agent)
-
-    def _make_room(self, now: float, a: AgentView) -> list[rm.Decision]:
-        """Room for one more conversation and nothing else: for a moment the agent is
-        on queue, in no queue (so no waiting work can be offered), with a capacity
-        of what they hold plus one."""
-        room = rm.AgentConfig(
-            a.agent_id, frozenset(), a.skills, a.languages, len(a.load) + 1, a.max_parked
-        )
-        out = self.engine.handle(rm.AgentConfigured(now, room))
-        if a.presence != "on_queue" or a.not_responding:
-            out += self.engine.handle(rm.AgentPresenceChanged(now, a.agent_id, "on_queue"))
-        while (view := self.engine.agent(a.agent_id)) is not None and view.free == 0:
-            # Taken by a customer reply waiting for them as its last agent (a queue
-            # with last_agent_routing_mode = any_agent): that offer stands.
-            if view.capacity >= 25:
-                break
-            bigger = rm.AgentConfig(
-                a.agent_id, frozenset(), a.skills, a.languages, view.capacity + 1, a.max_parked
-            )
-            out += self.engine.handle(rm.AgentConfigured(now, bigger))
-        return out
-
-    @staticmethod
-    def _restore(now: float, a: AgentView) -> list[rm.Event]:
-        """The agent as they were. Presence first: the restored queues and capacity
-        must never meet an agent with free room."""
-        back = rm.AgentConfig(
-            a.agent_id, a.queues, a.skills, a.languages, a.capacity, a.max_parked
-        )
-        out: list[rm.Event] = []
-        if a.presence != "on_queue":
-            out.append(rm.AgentPresenceChanged(now, a.agent_id, a.presence))
-        out.append(rm.AgentConfigured(now, back))
-        return out
+        return [self._assigned(now, c, agent)]
 
     # -- persistence ---------------------------------------------------------------
 

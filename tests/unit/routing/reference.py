@@ -4,12 +4,20 @@
 step with a scan over every conversation and every agent, written from the
 rules in docs/routing.md without the engine's indexes or policy helpers. The
 property tests require both to make identical decisions on random streams.
+
+It also takes a `ConversationAssigned` in its own way (a connected record and
+one more unit of the agent's load, with no index touched): the scans below must
+then find that agent without free capacity while its load is at or above its
+capacity, also above it.
 """
 
 from __future__ import annotations
 
-from postroom.routing.engine import Engine, Match
-from postroom.routing.model import OfferRule, QueueConfig
+from collections.abc import Callable
+from typing import Any
+
+from postroom.routing.engine import Engine, Match, _Reject
+from postroom.routing.model import ConversationAssigned, OfferRule, QueueConfig
 from postroom.routing.state import AgentState, ConversationRecord
 
 
@@ -99,6 +107,34 @@ def unmatched_pairs(engine: Engine) -> list[tuple[str, str]]:
 
 
 class ReferenceEngine(Engine):
+    def _event_handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {**super()._event_handlers(), ConversationAssigned: self._reference_assigned}
+
+    def _reference_assigned(self, e: ConversationAssigned) -> None:
+        if e.conversation_id in self._convs:
+            raise _Reject("conversation is already being routed")
+        if e.queue_id not in self._queues:
+            raise _Reject(f"unknown queue {e.queue_id!r}")
+        if e.agent_id not in self._agents:
+            raise _Reject(f"unknown agent {e.agent_id!r}")
+        now = self.now
+        self._convs[e.conversation_id] = ConversationRecord(
+            e.conversation_id,
+            e.queue_id,
+            e.priority,
+            e.skills,
+            e.language,
+            enqueued_at=now,
+            deadline=now + self._queues[e.queue_id].service_level.seconds,
+            preferred_until=now,
+            state="connected",
+            agent_id=e.agent_id,
+            offer_rule="assigned",
+            sl_pending=False,
+        )
+        self._agents[e.agent_id].load[e.conversation_id] = None
+        self._touched.add(e.agent_id)  # its routing status follows from the load
+
     def _next_match(self) -> Match | None:
         heads: dict[str, ConversationRecord] = {}
         for c in self._convs.values():

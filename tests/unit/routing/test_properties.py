@@ -24,6 +24,7 @@ from postroom.routing.model import (
     AgentConfig,
     AgentConfigured,
     AgentPresenceChanged,
+    ConversationAssigned,
     ConversationEnded,
     Decision,
     Enqueued,
@@ -36,6 +37,7 @@ from postroom.routing.model import (
     Parked,
     QueueConfig,
     QueueConfigured,
+    Rejected,
     Requeued,
     Ring,
     SkillRequirement,
@@ -104,14 +106,49 @@ class RoutingMachine(RuleBasedStateMachine):
         self.events: list[Event] = []
         self.decisions: list[Decision] = []
         self.last_offers: list[Offer] = []
+        # Agents holding more than their capacity, and how they got there
+        # (an assignment, or their capacity lowered under what they held).
+        self.over: set[str] = set()
 
     def send(self, event: Event) -> None:
         self.events.append(event)
+        before = {a.agent_id: (len(a.load), a.capacity) for a in self.engine.agents()}
         got = self.engine.handle(event)
         expected = self.reference.handle(event)
         assert got == expected, f"indexed {got} != reference {expected} after {event}"
         self.decisions.extend(got)
         self.last_offers = [d for d in got if isinstance(d, Offer)]
+        self.check_load(event, got, before)
+
+    def check_load(
+        self, event: Event, got: list[Decision], before: dict[str, tuple[int, int]]
+    ) -> None:
+        """Load grows past capacity only through an assignment; over capacity, free is 0."""
+        assigned_to: str | None = None
+        if isinstance(event, ConversationAssigned) and not any(
+            isinstance(d, Rejected) for d in got
+        ):
+            assigned_to = event.agent_id
+            assert not any(
+                isinstance(d, Offer) and d.conversation_id == event.conversation_id for d in got
+            )
+            view = self.engine.conversation(event.conversation_id)
+            assert view is not None
+            assert (view.state, view.agent_id) == ("connected", event.agent_id)
+        for a in self.engine.agents():
+            load = len(a.load)
+            assert 0 <= a.free <= max(0, a.capacity - load)
+            if load <= a.capacity:
+                self.over.discard(a.agent_id)
+                continue
+            assert a.free == 0
+            old_load, old_capacity = before.get(a.agent_id, (0, a.capacity))
+            if a.agent_id == assigned_to:
+                assert load == old_load + 1, f"{a.agent_id} got more than the assignment"
+            else:
+                assert load <= old_load, f"{a.agent_id} above capacity without an assignment"
+                assert a.agent_id in self.over or a.capacity < old_capacity
+            self.over.add(a.agent_id)
 
     def step(self, dt: float) -> float:
         self.now += dt
@@ -216,6 +253,35 @@ class RoutingMachine(RuleBasedStateMachine):
             return view.agent_id
         return fallback
 
+    @rule(
+        # Mostly ids of its own (an agent's new email), sometimes one in use already.
+        conv=st.sampled_from(("n0", "n1", "n2", "n3", *CONVS)),
+        queue=st.sampled_from((*QUEUES, *QUEUES, "q-unknown")),
+        agent=st.sampled_from((*AGENTS, "a-unknown")),
+        priority=st.integers(0, 3),
+        skills=requirements,
+        language=st.none() | st.sampled_from(LANGS),
+        dt=st.sampled_from([0.0, 1.0, 3.0]),
+    )
+    def assign(
+        self,
+        conv: str,
+        queue: str,
+        agent: str,
+        priority: int,
+        skills: tuple[SkillRequirement, ...],
+        language: str | None,
+        dt: float,
+    ) -> None:
+        now = self.step(dt)
+        self.send(
+            ConversationAssigned(
+                now, conv, queue, agent, priority=priority, skills=skills, language=language
+            )
+        )
+
+    assign_more = assign
+
     @rule(i=st.integers(0, 7), agent=agent_ids, dt=st.sampled_from([0.0, 2.0]))
     def accept(self, i: int, agent: str, dt: float) -> None:
         conv = self.live(i, "alerting")
@@ -294,6 +360,11 @@ class RoutingMachine(RuleBasedStateMachine):
     @invariant()
     def nothing_eligible_waits(self) -> None:
         assert unmatched_pairs(self.engine) == []
+
+    @invariant()
+    def the_reference_holds_the_same(self) -> None:
+        assert self.engine.agents() == self.reference.agents()
+        assert self.engine.conversations() == self.reference.conversations()
 
     def teardown(self) -> None:
         replay = Engine()
