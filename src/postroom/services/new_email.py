@@ -37,8 +37,9 @@ from postroom.services.users import Forbidden, User
 from postroom.store import intake_repo as repo
 from postroom.store.schema import agents, conversations, thread_agents
 
-# The routing engine's largest capacity: the router adopts a new email by giving
-# the agent room for one more, which it cannot do past this.
+# The routing engine's largest capacity: a new email is assigned to its agent even
+# past their capacity, but never past this many held conversations (the router
+# checks the same limit).
 MAX_HELD = 25
 HELD_STATES = ("alerting", "connected", "wrapup")
 
