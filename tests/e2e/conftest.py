@@ -97,12 +97,14 @@ name = "support"
 alert_timeout_s = 120
 last_agent_routing_mode = "queue_members_only"
 wrapup_codes = ["resolved", "needs-follow-up"]
+signature_text = "-- \\n{{agent_name}}\\nExample Support ({{queue_name}})"
 
 [[queues]]
 name = "sales"
 alert_timeout_s = 120
 last_agent_routing_mode = "queue_members_only"
 wrapup_codes = ["sold", "no-interest"]
+signature_html = "<p>-- <br><strong>{{agent_name}}</strong><br>Example Sales</p>"
 
 [[queues]]
 name = "security"
@@ -113,6 +115,12 @@ wrapup_codes = ["harmless"]
 name = "billing"
 alert_timeout_s = 120
 wrapup_codes = ["paid"]
+
+[[queues]]
+name = "returns"
+alert_timeout_s = 120
+service_level_percent = 90
+service_level_seconds = 3600
 
 [[routes]]
 address = "support@example.com"
@@ -133,6 +141,11 @@ reply_from = "security@example.com"
 address = "billing@example.com"
 queue = "billing"
 reply_from = "billing@example.com"
+
+[[routes]]
+address = "returns@example.com"
+queue = "returns"
+reply_from = "returns@example.com"
 """
 
 
@@ -218,6 +231,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ("dora", "agent", "sales"),
             ("eve", "agent", "security"),
             ("fay", "agent", "billing"),
+            ("gil", "agent", "support,sales"),
             ("sue", "supervisor", None),
         ):
             args = ["user", "add", user, "--role", role, "--name", user.title(), "--password-stdin"]

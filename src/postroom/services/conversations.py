@@ -34,6 +34,7 @@ from postroom.store.schema import (
     drafts,
     events,
     messages,
+    outbox,
     thread_agents,
     threads,
     uploads,
@@ -208,6 +209,7 @@ def get_conversation(
             .where(attachments.c.message_id.in_([m.id for m in msgs] or [-1]))
             .order_by(attachments.c.message_id, attachments.c.position)
         ).all()
+        delivery = _delivery(conn, [m.id for m in msgs if m.direction == "out"])
         history = conn.execute(
             sa.select(conversations.c.id, conversations.c.state, conversations.c.created_at)
             .where(conversations.c.thread_id == row.thread_id)
@@ -232,6 +234,7 @@ def get_conversation(
             "html": m.html,
             "preview": m.preview,
             "status": m.status,
+            "delivery": delivery.get(m.id),
             "auto_kind": m.auto_kind,
             "attachments": by_msg.get(m.id, []),
         }
@@ -242,6 +245,57 @@ def get_conversation(
     ]
     out["wrapup_notes"] = [e["data"] for e in wrapup_notes(db, conversation_id)]
     return out
+
+
+def _delivery(conn: sa.Connection, message_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The outbox state of outbound messages: status (queued, sent, failed, bounced),
+    attempts, the relay's last error and when it was sent."""
+    if not message_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(
+            outbox.c.message_id,
+            outbox.c.status,
+            outbox.c.attempts,
+            outbox.c.last_error,
+            outbox.c.sent_at,
+        ).where(outbox.c.message_id.in_(list(message_ids)))
+    )
+    return {
+        int(r.message_id): {
+            "status": r.status,
+            "attempts": int(r.attempts or 0),
+            "last_error": r.last_error,
+            "sent_at": _iso(r.sent_at),
+        }
+        for r in rows
+    }
+
+
+def message_delivery(db: sa.Engine, user: User, message_id: int) -> dict[str, Any]:
+    """The delivery state of one outbound message in a conversation the user can see:
+    ``{"message_id", "conversation_id", "delivery"}`` (delivery None when the message
+    was never put in the outbox, e.g. a received one)."""
+    with db.connect() as conn:
+        row = conn.execute(
+            sa.select(messages.c.conversation_id, messages.c.direction).where(
+                messages.c.id == message_id
+            )
+        ).first()
+    missing = NotFoundError(f"no message {message_id} that you can see")
+    if row is None or row.conversation_id is None:
+        raise missing
+    if int(row.conversation_id) not in visible_ids(db, user, [int(row.conversation_id)]):
+        raise missing
+    found = {}
+    if row.direction == "out":
+        with db.connect() as conn:
+            found = _delivery(conn, [message_id])
+    return {
+        "message_id": message_id,
+        "conversation_id": int(row.conversation_id),
+        "delivery": found.get(message_id),
+    }
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -398,18 +452,26 @@ def substitution_values(
 
 
 def render_canned(
-    db: sa.Engine, user: User, canned_id: int, conversation_id: int, *, prefix: str = "PR"
+    db: sa.Engine,
+    user: User,
+    canned_id: int,
+    conversation_id: int | None,
+    *,
+    queue: str = "",
+    prefix: str = "PR",
 ) -> dict[str, Any]:
     """The canned response with {customer_name}, {agent_name}, {queue_name} and
-    {reference} filled in for one conversation the user can see."""
-    ensure_visible(db, user, conversation_id)
+    {reference} filled in for one conversation the user can see, or, without a
+    conversation (a new email), for `queue` (customer and reference stay empty)."""
+    if conversation_id is not None:
+        ensure_visible(db, user, conversation_id)
     with db.connect() as conn:
         row = conn.execute(
             sa.select(canned_responses).where(canned_responses.c.id == canned_id)
         ).first()
     if row is None:
         raise NotFoundError(f"no canned response {canned_id}")
-    values = substitution_values(db, user, conversation_id, prefix=prefix)
+    values = substitution_values(db, user, conversation_id, queue=queue, prefix=prefix)
     return {
         "id": row.id,
         "name": row.name,
@@ -435,7 +497,34 @@ def get_draft(db: sa.Engine, user: User, conversation_id: int) -> dict[str, Any]
         "conversation_id": conversation_id,
         "data": row.data,
         "updated_at": _iso(row.updated_at),
+        "attachment_files": _upload_files(db, user, (row.data or {}).get("attachments") or []),
     }
+
+
+def _upload_files(db: sa.Engine, user: User, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Name, type and size of the user's own uploads among `ids`, in that order; ids
+    that are not (or no longer) theirs are left out."""
+    wanted = [int(i) for i in ids if isinstance(i, int) or str(i).isdigit()]
+    if not wanted:
+        return []
+    with db.connect() as conn:
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(uploads.c.id, uploads.c.filename, uploads.c.content_type, uploads.c.size)
+                .where(uploads.c.id.in_(wanted), uploads.c.user_id == user.id)
+            )
+        }
+    return [
+        {
+            "id": i,
+            "filename": rows[i].filename,
+            "content_type": rows[i].content_type,
+            "size": rows[i].size,
+        }
+        for i in dict.fromkeys(wanted)
+        if i in rows
+    ]
 
 
 def save_draft(

@@ -27,7 +27,13 @@ class CannedIn(BaseModel):
 
 
 class RenderIn(BaseModel):
-    conversation_id: int
+    conversation_id: int | None = Field(
+        default=None, description="fill in for this conversation (customer, reference, queue)"
+    )
+    queue: str | None = Field(
+        default=None,
+        description="without a conversation (a new email): the queue it is sent from",
+    )
 
 
 @router.get("")
@@ -62,9 +68,21 @@ async def delete_canned(canned_id: int, ctx: Ctx, _user: Supervisor) -> None:
 
 @router.post("/{canned_id}/render")
 async def render(canned_id: int, body: RenderIn, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
-    """The text with the fields filled in for one conversation you can see."""
+    """The text with the fields filled in for one conversation you can see, or for a new
+    email from `queue` (no customer name or reference yet)."""
+    if body.conversation_id is None and body.queue is None:
+        raise PostroomError("give conversation_id, or queue for a new email")
+    if body.queue is not None and ctx.config.queue(body.queue) is None:
+        raise PostroomError(
+            f"queue {body.queue!r} is not configured; queues: {', '.join(ctx.config.queue_names)}"
+        )
     return await anyio.to_thread.run_sync(
         lambda: conv_svc.render_canned(
-            ctx.db, user, canned_id, body.conversation_id, prefix=ctx.config.reference_prefix
+            ctx.db,
+            user,
+            canned_id,
+            body.conversation_id,
+            queue=body.queue or "",
+            prefix=ctx.config.reference_prefix,
         )
     )

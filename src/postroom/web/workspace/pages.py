@@ -1,11 +1,14 @@
 """Workspace pages and the fragments htmx swaps into them.
 
-Pages: the login form, the workspace ("/", "/c/{id}"); fragments under
-/workspace/parts (routing status, offers, my conversations, one
-conversation); and the message body frame under /workspace/messages, served
-with its own strict Content-Security-Policy for a sandboxed iframe. Reads go
-through the services (which apply the access rule); every change is made by
-the browser through the JSON API, so CSRF and the router's answers stay there.
+Pages: the login form, the workspace ("/", "/c/{id}"), a new email ("/new":
+the composer with a queue picker) and, for supervisors and admins, the queues
+("/queues": live figures and agents); fragments under /workspace/parts
+(routing status, offers, my conversations, one conversation, one message's
+delivery status, the queue figures); and the message body frame under
+/workspace/messages, served with its own strict Content-Security-Policy for a
+sandboxed iframe. Reads go through the services (which apply the access rule);
+every change is made by the browser through the JSON API, so CSRF and the
+router's answers stay there.
 
 Page CSP: scripts and styles from this origin only, with one exception: each
 response carries a fresh nonce that admits `<style>` elements bearing it. The
@@ -32,6 +35,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from postroom.domain.errors import NotFoundError
+from postroom.domain.routes import send_address
 from postroom.services import agents as agent_svc
 from postroom.services import conversations as conv_svc
 from postroom.services.users import NotAuthenticated
@@ -95,8 +99,39 @@ def size(n: int | None) -> str:
     return f"{value:.1f} GB"
 
 
+def duration(seconds: float | None) -> str:
+    """Seconds -> "45 s", "3 min 05 s", "2 h 07 min", "3 d 4 h" ("—" for none)."""
+    if seconds is None:
+        return "—"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def percent(value: float) -> str:
+    return f"{value:g} %"
+
+
+def span(seconds: float) -> str:
+    """A configured time span: "24 h", "30 min", "90 s"."""
+    s = int(seconds)
+    if s and s % 3600 == 0:
+        return f"{s // 3600} h"
+    if s and s % 60 == 0:
+        return f"{s // 60} min"
+    return f"{seconds:g} s"
+
+
 templates.env.filters["when"] = when
 templates.env.filters["size"] = size
+templates.env.filters["duration"] = duration
+templates.env.filters["percent"] = percent
+templates.env.filters["span"] = span
 
 
 async def _principal(request: Request) -> Principal | None:
@@ -118,6 +153,13 @@ def _render(request: Request, name: str, status_code: int = 200, **values: Any) 
     )
 
 
+def _forbidden(request: Request, principal: Principal, title: str, reason: str) -> Response:
+    """A full page (or, for htmx, a fragment) saying what the user may not do and why."""
+    if request.headers.get("hx-request"):
+        return Response(reason, status_code=403, media_type="text/plain")
+    return _page(request, principal, "forbidden.html", status_code=403, title=title, reason=reason)
+
+
 def _to_login(request: Request) -> Response:
     if request.headers.get("hx-request"):
         return Response(status_code=401, headers={"HX-Redirect": "/login"})
@@ -129,6 +171,72 @@ def _to_login(request: Request) -> Response:
 
 def _my_agent(ctx: AppContext, user_id: str) -> dict[str, Any] | None:
     return next((a for a in agent_svc.list_agents(ctx.db) if a["id"] == user_id), None)
+
+
+def _new_email_options(ctx: AppContext, principal: Principal) -> dict[str, Any]:
+    """What the new-email page offers `principal`: the queues they may send from (each
+    with its From address, None when no route gives one), for supervisors and admins
+    the agents who may hold it (only agents hold conversations), and why they cannot
+    send, if they cannot (then the header hides the button)."""
+    user = principal.user
+    everyone = agent_svc.list_agents(ctx.db)
+    me = next((a for a in everyone if a["id"] == user.id), None)
+    if user.sees_everything:
+        names = ctx.config.queue_names
+    else:
+        mine = set(me["queues"] or []) if me else set()
+        names = [q for q in ctx.config.queue_names if q in mine]
+    routes = tuple(ctx.config.routes)
+    queues = []
+    for name in names:
+        found = send_address(routes, name)
+        queues.append({"name": name, "from": found[1] if found else None})
+    sendable = [q for q in queues if q["from"]]
+    holders = None
+    if user.sees_everything:
+        holders = [
+            {
+                "id": a["id"],
+                "name": a["name"] or a["id"],
+                "queues": list(a["queues"] or []),
+                "routing_status": a["routing_status"],
+            }
+            for a in everyone
+        ]
+    reason = ""
+    if not names and user.sees_everything:
+        reason = "No queue is configured: add one ([[queues]] in the configuration)."
+    elif not names:
+        reason = (
+            "You are not a member of any queue, and a new email is sent from one of "
+            "your queues: ask a supervisor to add you to one."
+        )
+    elif not sendable:
+        reason = (
+            "None of your queues has an address to send from (a route with reply_from "
+            "or an exact address): ask an administrator to add one."
+        )
+    elif me is None and not holders:
+        reason = (
+            "Only agents hold conversations, and there is no agent yet: add one with "
+            "`postroom user add NAME --role agent --queues QUEUE`."
+        )
+    return {
+        "queues": queues,
+        "queue": sendable[0]["name"] if sendable else None,
+        "holders": holders,
+        "me": me is not None,
+        "reason": reason,
+    }
+
+
+def _nav(ctx: AppContext, principal: Principal) -> dict[str, Any]:
+    """The header's page links: New email (for whoever can send one) and Queues
+    (supervisors and admins)."""
+    return {
+        "can_send": not _new_email_options(ctx, principal)["reason"],
+        "queues": principal.user.sees_everything,
+    }
 
 
 def _mine(ctx: AppContext, principal: Principal) -> dict[str, list[dict[str, Any]]]:
@@ -199,6 +307,13 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
         if a not in own and a not in customer
     ]
     cc = [a for a in _addresses(last_in["cc"] if last_in else None) if a not in own]
+    if last_in is None:
+        # An agent started it (a new email) and the customer has not answered yet:
+        # write again to whom the last message went.
+        sent = next((m for m in msgs if m["direction"] == "out"), None)
+        if sent is not None:
+            customer = [a for a in _addresses(sent["to"]) if a not in own]
+            cc = [a for a in _addresses(sent["cc"]) if a not in own and a not in customer]
     subject = conv["subject"] or ""
     queue = ctx.config.queue(conv["queue"])
     defaults = {
@@ -210,11 +325,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
             "subject": "Fwd: " + re.sub(r"^(fwd?|re):\s*", "", subject, flags=re.I),
         },
     }
-    limits = {
-        "max_attachments": ctx.config.max_attachments,
-        "max_size": ctx.config.max_message_size,
-        "max_recipients": ctx.config.max_recipients,
-    }
+    limits = _limits(ctx)
     known = participants + sorted(own)
     agents = [
         {"id": a["id"], "name": a["name"], "presence": a["presence"]}
@@ -245,18 +356,51 @@ def _composer(
     """What templates/_composer.html (and static/composer.js) need for one composer:
     where its draft lives and where it sends, the recipients each kind starts with,
     the addresses the "not in this thread" check knows, limits, and the context
-    canned responses are filled in with. A page for a new email passes its own."""
+    canned responses are filled in with, and the signature the composer inserts when
+    it opens (not into a restored draft, which has it already). The new-email page
+    builds its own (_new_composer)."""
     return {
         "title": "Reply",
         "kind": "reply",
         "draft_url": f"/api/v1/conversations/{cid}/draft",
         "send_url": f"/api/v1/conversations/{cid}/send",
+        "signature_url": f"/api/v1/conversations/{cid}/signature",
         "defaults": defaults,
         "participants": participants,
         "limits": limits,
         "queue": queue,
         "canned_context": {"conversation_id": cid},
         "restore": True,
+    }
+
+
+def _limits(ctx: AppContext) -> dict[str, int]:
+    return {
+        "max_attachments": ctx.config.max_attachments,
+        "max_size": ctx.config.max_message_size,
+        "max_recipients": ctx.config.max_recipients,
+    }
+
+
+def _new_composer(queue: str | None, limits: dict[str, int]) -> dict[str, Any]:
+    """The composer of the new-email page: no draft (drafts belong to a conversation),
+    no thread to check recipients against; static/new.js starts it (data-manual) and
+    adds the queue and the holding agent to what it sends."""
+    return {
+        "title": "New email",
+        "kind": "new",
+        "draft_url": "",
+        "send_url": "/api/v1/conversations",
+        "signature_url": "",
+        "defaults": {"new": {"to": [], "cc": [], "bcc": [], "subject": ""}},
+        "participants": None,
+        "limits": limits,
+        "queue": queue or "",
+        "canned_context": {"queue": queue or ""},
+        "restore": False,
+        "manual": True,
+        "subject_placeholder": "Subject (the reference [#…] is added)",
+        "fields_template": "_new_fields.html",
     }
 
 
@@ -270,6 +414,23 @@ async def login_page(request: Request) -> Response:
     return _render(request, "login.html")
 
 
+def _page(
+    request: Request, principal: Principal, name: str, status_code: int = 200, **values: Any
+) -> Response:
+    """A full page with the shared header (templates/_header.html)."""
+    nav = _nav(get_ctx(request), principal)
+    return _render(
+        request,
+        name,
+        status_code=status_code,
+        user=principal.user,
+        csrf=principal.csrf_token or "",
+        presences=PRESENCES,
+        nav=nav,
+        **values,
+    )
+
+
 async def _workspace(request: Request, cid: int | None) -> Response:
     principal = await _principal(request)
     if principal is None:
@@ -281,14 +442,8 @@ async def _workspace(request: Request, cid: int | None) -> Response:
             view = await anyio.to_thread.run_sync(_conversation, ctx, principal, cid)
         except NotFoundError:
             view = None
-    return _render(
-        request,
-        "workspace.html",
-        user=principal.user,
-        csrf=principal.csrf_token or "",
-        presences=PRESENCES,
-        cid=cid,
-        view=view,
+    return await anyio.to_thread.run_sync(
+        lambda: _page(request, principal, "workspace.html", page="workspace", cid=cid, view=view)
     )
 
 
@@ -302,7 +457,109 @@ async def workspace_conversation(conversation_id: int, request: Request) -> Resp
     return await _workspace(request, conversation_id)
 
 
+@router.get("/new")
+async def new_email(request: Request, queue: str | None = None) -> Response:
+    """Write a new email to a customer from one of your queues (any queue for
+    supervisors and admins, who also choose the agent who will hold it)."""
+    principal = await _principal(request)
+    if principal is None:
+        return _to_login(request)
+    ctx = get_ctx(request)
+    options = await anyio.to_thread.run_sync(_new_email_options, ctx, principal)
+    if options["reason"]:
+        return await anyio.to_thread.run_sync(
+            lambda: _forbidden(request, principal, "New email", options["reason"])
+        )
+    if queue and any(q["name"] == queue and q["from"] for q in options["queues"]):
+        options["queue"] = queue
+    return await anyio.to_thread.run_sync(
+        lambda: _page(
+            request,
+            principal,
+            "new.html",
+            page="new",
+            new=options,
+            composer=_new_composer(options["queue"], _limits(ctx)),
+            limits=_limits(ctx),
+        )
+    )
+
+
+def _queues_view(ctx: AppContext) -> dict[str, Any]:
+    """Each queue's live figures (as GET /api/v1/queues gives them) with its service
+    level target, and every agent with presence, routing status and held work."""
+    now = ctx.clock()
+    figures = agent_svc.queue_figures(ctx.db, ctx.config.queue_names, now)
+    queues = []
+    for fig in figures:
+        conf = ctx.config.queue(fig.name)
+        target = None
+        if conf is not None:
+            target = {
+                "percent": conf.service_level_percent,
+                "seconds": conf.service_level_seconds,
+            }
+        queues.append(fig.to_json() | {"service_level_target": target})
+    agents = [
+        a | {"held": len(a["conversations"])}
+        for a in agent_svc.list_agents(ctx.db)
+    ]
+    return {"queues": queues, "agents": agents, "at": now}
+
+
+@router.get("/queues")
+async def queues_page(request: Request) -> Response:
+    """Supervisors and admins: every queue's live figures and the agents."""
+    principal = await _principal(request)
+    if principal is None:
+        return _to_login(request)
+    if not principal.user.sees_everything:
+        return await anyio.to_thread.run_sync(
+            lambda: _forbidden(
+                request,
+                principal,
+                "Queues",
+                "The queues page is for supervisors and administrators.",
+            )
+        )
+    view = await anyio.to_thread.run_sync(_queues_view, get_ctx(request))
+    return await anyio.to_thread.run_sync(
+        lambda: _page(request, principal, "queues.html", page="queues", view=view)
+    )
+
+
 # -- fragments ---------------------------------------------------------------------------
+
+
+@router.get("/workspace/parts/queues")
+async def part_queues(request: Request) -> Response:
+    principal = await _principal(request)
+    if principal is None:
+        return _to_login(request)
+    if not principal.user.sees_everything:
+        return Response(
+            "the queues are for supervisors and administrators",
+            status_code=403,
+            media_type="text/plain",
+        )
+    view = await anyio.to_thread.run_sync(_queues_view, get_ctx(request))
+    return _render(request, "_queues.html", view=view)
+
+
+@router.get("/workspace/parts/delivery/{message_id}")
+async def part_delivery(message_id: int, request: Request) -> Response:
+    """One outbound message's delivery status (queued, sent, failed, bounced)."""
+    principal = await _principal(request)
+    if principal is None:
+        return _to_login(request)
+    try:
+        found = await anyio.to_thread.run_sync(
+            conv_svc.message_delivery, get_ctx(request).db, principal.user, message_id
+        )
+    except NotFoundError:
+        return Response("not found", status_code=404, media_type="text/plain")
+    return _render(request, "_delivery.html", mid=message_id, d=found["delivery"])
+
 
 
 @router.get("/workspace/parts/status")

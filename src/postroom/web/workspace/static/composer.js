@@ -6,15 +6,25 @@
 
    A composer is the <form class="composer"> of templates/_composer.html. It is
    started from its data-* attributes (data-draft-url, data-send-url, data-defaults,
-   data-participants, data-limits, data-queue, data-canned-context, data-restore)
-   when it appears (page load or htmx swap), or, for a form marked data-manual, by
-   the page's own script, whose options win over the attributes:
+   data-participants, data-limits, data-queue, data-canned-context, data-restore,
+   data-signature-url) when it appears (page load or htmx swap), or, for a form
+   marked data-manual, by the page's own script, whose options win over the
+   attributes:
 
-     var c = Postroom.initComposer(form, {sendUrl: ..., draftUrl: ..., onSent: fn});
+     var c = Postroom.initComposer(form, {sendUrl: ..., draftUrl: ..., onSent: fn,
+       payload: fn(data) -> body to send, validate: fn(data) -> "" or what is missing});
      c.open("new");                         // fill the defaults of a kind and show it
      c.insertHTML("<div>-- <br>Ann</div>", "end");  // or "cursor" (the default)
+     c.replaceSignature();                  // after changing c.options.signatureUrl
      Postroom.insertHTML(html, "end");      // the same, on the page's composer
      Postroom.htmlToText(html);             // the text part made from the HTML
+
+   Signatures: with a signature URL (GET .../signature, {"html", "text"}) the
+   composer puts the signature at the end each time it opens (reply, reply all,
+   forward, new), below an empty first line where the cursor starts; a restored
+   draft has it already and gets none. replaceSignature() swaps it for the one at
+   the (new) URL only while the end of the text is still exactly the signature it
+   inserted; once the agent has changed it, it is left alone (and they are told).
 
    Without data-participants (options.participants null) the "not in this thread"
    check is skipped, as a new email has no thread yet.
@@ -27,6 +37,7 @@
   var ATTACH_WORDS = /\b(attach(ed|ment|ments|ing)?|enclosed|anbei|anhang|angeh[aä]ngt|pi[eè]ce jointe|adjunto)\b/i;
   var TITLES = {reply: "Reply", reply_all: "Reply all", forward: "Forward", "new": "New email"};
   var INLINE_ATTRIBUTES = ["bold", "italic", "underline", "strike", "href"];
+  var EMPTY_BLOCK = "<div><br></div>";  /* how Trix writes an empty line */
 
   /* Underline is not one of Trix's built-in attributes. Set before any editor parses. */
   if (window.Trix && window.Trix.config && !window.Trix.config.textAttributes.underline) {
@@ -149,8 +160,16 @@
       queue: options.queue !== undefined ? options.queue : (ds.queue || ""),
       cannedContext: options.cannedContext || parse(ds.cannedContext, {}),
       restore: options.restore !== undefined ? options.restore : ds.restore === "true",
+      signatureUrl: options.signatureUrl !== undefined ? options.signatureUrl : (ds.signatureUrl || ""),
+      payload: options.payload || null,
+      validate: options.validate || null,
       onSent: options.onSent || function () { PR.refresh("#conv-live"); }
     };
+    /* The signature this composer put at the end of the text, as the editor writes
+       it: "" none, null one it cannot tell apart any more (never replaced). */
+    this.signature = null;
+    this.signatures = {};            /* url -> promise of its HTML */
+    this.signatureChain = Promise.resolve();
     this.attachments = [];
     this.saveTimer = null;
     this.saved = null;        /* JSON of what the server holds, to skip needless saves */
@@ -209,6 +228,82 @@
     this.scheduleSave();
   };
 
+  /* -- signatures --------------------------------------------------------------------- */
+
+  /* The signature's HTML for the editor ("" without one). Trix gives a <p> blank lines
+     above and below, so paragraphs become plain blocks. */
+  Composer.prototype.signatureHTML = function () {
+    var url = this.options.signatureUrl;
+    if (!url) { return Promise.resolve(""); }
+    if (!this.signatures[url]) {
+      var self = this;
+      this.signatures[url] = PR.api("GET", url).then(function (sig) {
+        return ((sig && sig.html) || "").replace(/<p(\s[^>]*)?>/gi, "<div>").replace(/<\/p\s*>/gi, "</div>");
+      }).catch(function (e) {
+        delete self.signatures[url];
+        PR.toast("Signature not loaded: " + e.message, true);
+        return "";
+      });
+    }
+    return this.signatures[url];
+  };
+
+  /* Append the signature as blocks of their own. Into an empty editor it goes below
+     an empty first line, where the cursor stays, so what the agent types is never
+     part of it. Remembers it (this.signature) for replaceSignature. */
+  Composer.prototype.addSignature = async function () {
+    var html = await this.signatureHTML();
+    this.signature = "";
+    if (!html) { return; }
+    await this.flush();
+    var before = this.html();
+    var lead = before ? "" : EMPTY_BLOCK;
+    await this.insertHTML(lead + html, "end");
+    await this.flush();
+    var after = this.html();
+    var sig = after.indexOf(before) === 0 ? after.slice(before.length) : null;
+    if (sig !== null && lead && sig.indexOf(EMPTY_BLOCK) === 0) { sig = sig.slice(EMPTY_BLOCK.length); }
+    this.signature = sig || null;
+  };
+
+  /* Put the signature of options.signatureUrl in place of the one inserted before, if
+     that one is still unchanged at the end of the text. Resolves to true if done. */
+  Composer.prototype.replaceSignature = function () {
+    var self = this;
+    var run = this.signatureChain.then(async function () {
+      var editor = await self.ready;
+      await self.flush();
+      var current = self.html();
+      var old = self.signature;
+      if (old === null || (old && current.slice(-old.length) !== old)) {
+        if (old !== null) {
+          PR.toast("You changed the signature, so it was left as it is: check that it fits.", true);
+        }
+        self.signature = null;
+        return false;
+      }
+      if (old) {
+        var range = editor.getSelectedRange();
+        editor.loadHTML(current.slice(0, current.length - old.length));
+        var end = editor.getDocument().getLength() - 1;
+        editor.setSelectedRange([Math.min(range[0], end), Math.min(range[1], end)]);
+      }
+      await self.addSignature();
+      return true;
+    });
+    this.signatureChain = run.catch(function () {});
+    return run;
+  };
+
+  /* The text without the signature this composer inserted (for the empty check). */
+  Composer.prototype.bodyText = function (data) {
+    var sig = this.signature;
+    if (sig && data.html.slice(-sig.length) === sig) {
+      return htmlToText(data.html.slice(0, data.html.length - sig.length));
+    }
+    return data.text;
+  };
+
   Composer.prototype.clearFormatting = async function () {
     var editor = await this.ready;
     INLINE_ATTRIBUTES.forEach(function (name) { editor.deactivateAttribute(name); });
@@ -233,12 +328,19 @@
     /* the agent's own draft (HTML, stored by the API), or text from an older draft */
     editor.loadHTML(data.html || textToHTML(data.text || ""));
     this.cursorKnown = false;
+    this.signature = null;
   };
 
   Composer.prototype.open = async function (kind) {
+    var self = this;
     var defaults = (this.options.defaults || {})[kind] || {};
     this.saved = null;
-    await this.fill({kind: kind, to: defaults.to, cc: defaults.cc, bcc: defaults.bcc, subject: defaults.subject});
+    var opened = this.signatureChain.then(async function () {
+      await self.fill({kind: kind, to: defaults.to, cc: defaults.cc, bcc: defaults.bcc, subject: defaults.subject});
+      await self.addSignature();
+    });
+    this.signatureChain = opened.catch(function () {});
+    await opened;
     this.form.hidden = false;
     this.editorEl.focus();
     this.scheduleSave();
@@ -250,7 +352,8 @@
     try { draft = await PR.api("GET", this.options.draftUrl); } catch (e) { return; }
     if (!draft || !draft.data) { return; }
     var d = draft.data;
-    d.attachment_files = d.attachment_files || [];
+    /* the API names the draft's uploads (attachment_files); older answers did not */
+    d.attachment_files = draft.attachment_files || d.attachment_files || [];
     await this.fill(d);
     if ((d.attachments || []).length && !d.attachment_files.length) {
       this.attachments = d.attachments.map(function (id) { return {id: id, filename: "upload " + id, size: 0}; });
@@ -427,13 +530,15 @@
       var added = data.to.concat(data.cc, data.bcc).map(addressOf).filter(function (a) { return known.indexOf(a) < 0; });
       if (added.length) { problems.push("Not in this thread so far: " + added.join(", ") + "."); }
     }
-    if (!data.text.trim()) { problems.push("The message is empty."); }
+    if (!this.bodyText(data).trim()) { problems.push("The message is empty."); }
     return problems;
   };
 
   Composer.prototype.send = async function (force) {
     await this.flush();
     var data = this.collect();
+    var missing = this.options.validate ? this.options.validate(data) : "";
+    if (missing) { PR.toast(missing, true); return; }
     if (!force) {
       var problems = this.checks(data);
       if (problems.length) {
@@ -450,7 +555,7 @@
     button.disabled = true;
     this.sending = true;
     try {
-      var result = await PR.api("POST", this.options.sendUrl, data);
+      var result = await PR.api("POST", this.options.sendUrl, this.options.payload ? this.options.payload(data) : data);
       PR.toast("Sent: your message is on its way.");
       this.form.hidden = true;
       this.saved = null;

@@ -1,6 +1,8 @@
 /* Postroom workspace: offers with their countdown, presence, conversation actions,
-   message frames, live refresh from the event stream and keyboard shortcuts.
-   No inline scripts: the page's CSP allows scripts from this origin only. */
+   message frames, live refresh from the event stream (delivery statuses included)
+   and keyboard shortcuts. Also loaded by the other signed-in pages (new email,
+   queues) for the header, offers and PR.api. No inline scripts: the page's CSP
+   allows scripts from this origin only. */
 "use strict";
 (function () {
   var PR = window.Postroom = window.Postroom || {};
@@ -51,6 +53,10 @@
   };
 
   PR.openConversation = function (cid) {
+    if (!document.getElementById("mine")) {  /* another page: go to the workspace */
+      window.location.assign("/c/" + encodeURIComponent(cid));
+      return;
+    }
     window.htmx.ajax("GET", "/workspace/parts/conversation/" + cid, {target: "#main", swap: "innerHTML"})
       .then(function () {
         history.pushState({}, "", "/c/" + cid);
@@ -207,22 +213,61 @@
   /* -- live updates for the open conversation ------------------------------------------ */
 
   var CONV_KINDS = ["message_appended", "message_received", "conversation_state_changed",
-    "conversation_closed", "message_queued", "message_sent", "message_failed", "park_returned",
-    "wrapup_required", "wrapup_timed_out"];
+    "conversation_closed", "message_queued", "park_returned", "wrapup_required", "wrapup_timed_out"];
+  /* What happened to a message we sent: the sender's outcome (services/outbound.py)
+     and a bounce matched by intake, whose data names our message (outbound_message). */
+  var DELIVERY_KINDS = ["message_sent", "delivery_deferred", "delivery_failed", "bounce_received"];
+
+  /* Swap one message's delivery badge (templates/_delivery.html); false if it is not shown. */
+  function refreshDelivery(data) {
+    var mid = data.kind === "bounce_received" ? (data.data || {}).outbound_message : data.message_id;
+    var badge = mid && document.querySelector('[data-delivery="' + Number(mid) + '"]');
+    if (!badge || !window.htmx) { return false; }
+    var before = badge.dataset.status;
+    window.htmx.ajax("GET", "/workspace/parts/delivery/" + Number(mid), {target: badge, swap: "outerHTML"})
+      .then(function () {
+        var now = document.querySelector('[data-delivery="' + Number(mid) + '"]');
+        var status = now && now.dataset.status;
+        if (status !== before && (status === "failed" || status === "bounced")) {
+          PR.toast("A message you sent in this conversation " +
+            (status === "failed" ? "could not be delivered." : "bounced.") + " See its status in the thread.", true);
+        }
+      });
+    return true;
+  }
+  PR.refreshDelivery = refreshDelivery;
+
   document.addEventListener("htmx:sseOpen", function (ev) {
     var source = ev.detail && ev.detail.source;
     if (!source) { return; }
-    CONV_KINDS.forEach(function (kind) {
+    function listen(kind, handle) {
       source.addEventListener(kind, function (e) {
         var data;
         try { data = JSON.parse(e.data); } catch (err) { return; }
-        if (data && String(data.conversation_id) === PR.currentCid()) { PR.refresh("#conv-live"); }
-        if (kind === "message_appended" || kind === "message_queued" || kind === "message_sent") {
-          PR.refresh("#mine");
+        if (data) { handle(kind, data); }
+      });
+    }
+    CONV_KINDS.forEach(function (kind) {
+      listen(kind, function (k, data) {
+        if (String(data.conversation_id) === PR.currentCid()) { PR.refresh("#conv-live"); }
+        if (k === "message_appended" || k === "message_queued") { PR.refresh("#mine"); }
+      });
+    });
+    DELIVERY_KINDS.forEach(function (kind) {
+      listen(kind, function (k, data) {
+        /* the badge alone, so open messages and their frames stay as they are */
+        if (!refreshDelivery(data) && String(data.conversation_id) === PR.currentCid()) {
+          PR.refresh("#conv-live");
         }
+        if (k === "message_sent") { PR.refresh("#mine"); }
       });
     });
     source.addEventListener("resync", PR.refreshAll);
+    /* A stream starts from now: an outcome reported between the page's rendering and
+       this moment would be missed, so messages still shown as queued are asked again. */
+    document.querySelectorAll('[data-delivery][data-status="queued"]').forEach(function (badge) {
+      refreshDelivery({kind: "message_sent", message_id: badge.dataset.delivery});
+    });
     document.body.dataset.stream = "open";
   });
 
