@@ -137,7 +137,7 @@ def test_agent_sends_new_email_with_signature_and_attachment(
     assert msg["From"] == "support@example.com"
     assert re.fullmatch(r"Your quote 88 \[#PR-\d+\]", str(msg["Subject"])), msg["Subject"]
     assert f"[#{conv['reference']}]" in str(msg["Subject"])
-    assert msg["To"] == "nina@customer.example"  # the server sends bare addresses
+    assert msg["To"] == "Nina Newcustomer <nina@customer.example>"
     text = plain(msg)
     assert "Dear Nina, please find our quote attached." in text
     assert "-- \nGil\n" + SUPPORT_SIGNATURE in text

@@ -88,6 +88,14 @@ def clean_address(value: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+def header_address(value: str) -> str:
+    """`value` for a To/Cc header: its display name kept (RFC 2047-encoded when not
+    ASCII, quoted when needed), the address cleaned like `clean_address`."""
+    address = clean_address(value)
+    name = _one_line(getaddresses([value])[0][0])
+    return formataddr((name, address))
+
+
 def envelope_recipients(draft: OutboundDraft) -> tuple[str, ...]:
     """Every recipient (To, Cc, Bcc) once, in that order, as bare addresses."""
     out: dict[str, None] = {}
@@ -268,10 +276,10 @@ def compose(draft: OutboundDraft, limits: Limits | None = None) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = formataddr((_one_line(draft.from_name), clean_address(draft.from_address)))
     msg["To"] = (
-        ", ".join(clean_address(a) for a in draft.to) if draft.to else "undisclosed-recipients:;"
+        ", ".join(header_address(a) for a in draft.to) if draft.to else "undisclosed-recipients:;"
     )
     if draft.cc:
-        msg["Cc"] = ", ".join(clean_address(a) for a in draft.cc)
+        msg["Cc"] = ", ".join(header_address(a) for a in draft.cc)
     msg["Subject"] = _one_line(draft.subject)
     msg["Date"] = format_datetime(draft.date)
     msg["Message-ID"] = f"<{draft.message_id}>"

@@ -258,3 +258,14 @@ def test_render_template_fills_known_fields_only() -> None:
         subject="Printer",
     )
     assert out == "Hi Alice, about “Printer”: reference PR-12. {unknown} {name.__class__}"
+
+
+def test_recipients_keep_their_display_names() -> None:
+    raw = mc.compose(
+        draft(to=("Alice Customer <alice@customer.example>",), cc=("Jürgen Müller <j@Kunde.example>", "b@x.example"))
+    )
+    assert raw.isascii()
+    msg = stdlib(raw)
+    assert msg["To"] == "Alice Customer <alice@customer.example>"
+    assert msg["Cc"] == "Jürgen Müller <j@kunde.example>, b@x.example"
+    assert mc.envelope_recipients(draft()) == ("alice@customer.example",)
