@@ -4,13 +4,13 @@ page's Content-Security-Policy."""
 
 from __future__ import annotations
 
+import functools
 import re
 import smtplib
-import time
-from collections.abc import Callable
 from typing import Any
 
 from tests.e2e.conftest import ARTIFACTS, PASSWORD, Server
+from tests.waiting import eventually as _eventually
 
 try:
     from playwright.sync_api import Page, expect
@@ -54,15 +54,7 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
+eventually = functools.partial(_eventually, interval=0.2)
 
 
 def send_mail(server: Server, to: str, raw: bytes, sender: str = "alice@customer.example") -> None:

@@ -7,7 +7,6 @@ import signal
 import smtplib
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 
 from tests.integration.test_crash import free_port, start
 from tests.mailfactory import make_email
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +30,6 @@ def cli_json(config: Path, *args: str) -> Any:
     out = cli(config, *args, "--json")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
-
-
-def eventually(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.1)
 
 
 def test_email_to_wrapup_through_the_command_line(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,20 +26,10 @@ from postroom.store.schema import conversations, messages
 from postroom.web.app import create_app
 from postroom.web.deps import CSRF_HEADER, WebConfig
 from tests.mailfactory import make_email
+from tests.waiting import eventually
 
 FAST = user_svc.password_hasher(fast=True)
 PASSWORDS = {"ann": "ann-secret-1", "bob": "bob-secret-1", "sue": "sue-secret-1", "adam": "adam-secret-1"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 class RouterThread:

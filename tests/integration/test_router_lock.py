@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -13,13 +12,7 @@ from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import build
 from postroom.services.routing import RoutingService
 from postroom.store.router_lock import ADVISORY_KEY, PgAdvisoryLock, router_lock
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+from tests.waiting import eventually
 
 
 def test_only_one_process_holds_the_router_lock(any_settings: Settings) -> None:
