@@ -233,3 +233,21 @@ def test_a_restart_gives_an_agent_back_all_she_held_even_past_her_capacity(
         sorted([str(first), str(cid)]), 0, "interacting",
     )  # fmt: skip
     assert conv(comps, waiting).state == "queued"
+
+
+def test_a_new_email_the_router_cannot_take_in_is_not_closed_by_later_requests(
+    comps: Components, clock: Clock
+) -> None:
+    # A router configured without `billing` (e.g. started with another file)
+    # refuses the adoption; the agent's later requests are refused too, but
+    # the conversation stays the agent's instead of being closed under them.
+    router = RoutingService(comps.engine, [q for q in comps.settings.queues if q.name != "billing"], clock)
+    router.rebuild()
+    on_queue(comps, router, "ann")
+    cid = start(comps, "ann", queue="billing", agent="ann", role="supervisor")
+    router.poll()
+    assert (adopt_result(comps, cid) or "").startswith("refused"), adopt_result(comps, cid)
+    assert conv(comps, cid).state == "connected"
+    assert ask(comps, router, "transfer_queue", "ann", cid, queue="support").startswith("refused")
+    row = conv(comps, cid)
+    assert (row.state, row.agent_id) == ("connected", "ann")

@@ -35,6 +35,7 @@ LastAgentRoutingMode = Literal["disabled", "queue_members_only", "any_agent"]
 ConversationState = Literal["queued", "alerting", "connected", "wrapup", "parked", "closed"]
 
 MAX_RINGS = 5
+MAX_CAPACITY = 25  # email conversations one agent may be offered at once
 PRIORITY_SECONDS = 60.0  # one priority point is worth this much waiting time
 WRAPUP_TIMEOUT_CODE = "wrapup-timeout"
 
@@ -121,13 +122,14 @@ class AgentConfig:
     queues: frozenset[str] = frozenset()
     skills: tuple[tuple[str, float], ...] = ()  # (name, proficiency 0.0–5.0)
     languages: frozenset[str] = frozenset()
-    capacity: int = 1  # email conversations at once, 1–25
+    capacity: int = 1  # email conversations at once, 1–MAX_CAPACITY
     max_parked: int = 10
 
     def __post_init__(self) -> None:
-        if not 1 <= self.capacity <= 25:
+        if not 1 <= self.capacity <= MAX_CAPACITY:
             raise RoutingConfigError(
-                f"agent {self.agent_id!r}: email capacity must be 1–25, got {self.capacity}"
+                f"agent {self.agent_id!r}: email capacity must be 1–{MAX_CAPACITY}, "
+                f"got {self.capacity}"
             )
         for name, level in self.skills:
             if not 0.0 <= level <= 5.0:
@@ -169,8 +171,8 @@ class AgentCapacityChanged:
     capacity: int
 
     def __post_init__(self) -> None:
-        if not 1 <= self.capacity <= 25:
-            raise RoutingConfigError("email capacity must be 1–25")
+        if not 1 <= self.capacity <= MAX_CAPACITY:
+            raise RoutingConfigError(f"email capacity must be 1–{MAX_CAPACITY}")
 
 
 @dataclass(frozen=True, slots=True)

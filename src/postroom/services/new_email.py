@@ -30,6 +30,7 @@ from postroom.mail import compose as mc
 from postroom.mail.quotes import html_to_text
 from postroom.mail.sanitize import sanitize_html
 from postroom.mail.threading import thread_token
+from postroom.routing.model import MAX_CAPACITY
 from postroom.services import conversations as conv_svc
 from postroom.services.agents import RequestRefused
 from postroom.services.outbound import OutboundService
@@ -40,7 +41,7 @@ from postroom.store.schema import agents, conversations, thread_agents
 # The routing engine's largest capacity: a new email is assigned to its agent even
 # past their capacity, but never past this many held conversations (the router
 # checks the same limit).
-MAX_HELD = 25
+MAX_HELD = MAX_CAPACITY
 HELD_STATES = ("alerting", "connected", "wrapup")
 
 

@@ -30,7 +30,6 @@ from postroom.store.schema import agents, conversations, events, routing_inbox, 
 log = logging.getLogger("postroom.router")
 
 EventListener = Callable[[Sequence[dict[str, Any]]], None]
-MAX_HELD = 25  # conversations one agent may hold (the largest capacity); see new_email
 
 
 def engine_queue(q: QueueConfig) -> rm.QueueConfig:
@@ -195,7 +194,10 @@ class RoutingService:
                 out.extend(self.engine.handle(ev))
             rejected = [d for d in out if isinstance(d, rm.Rejected)]
             results.append((row.id, f"refused: {rejected[0].reason}" if rejected else "ok"))
-            if row.conversation_id is not None:
+            known = row.conversation_id is not None and (
+                not rejected or self.engine.conversation(str(row.conversation_id)) is not None
+            )
+            if known:  # see _persist: refusals about unknown conversations mirror nothing
                 touched.add(str(row.conversation_id))
                 if row.kind == "wrapup" and not rejected:
                     codes[str(row.conversation_id)] = str((row.data or {}).get("code") or "")
@@ -277,8 +279,10 @@ class RoutingService:
         """A conversation an agent started (a new email, already `connected` to them
         in the database) becomes that agent's work: one `ConversationAssigned`. It
         counts toward their capacity at once, even past it; nobody is offered
-        anything; their presence is left as it is. Raises ValueError (the request
-        is refused) when the database does not say it is theirs."""
+        anything; their presence is left as it is. The held-conversation limit is
+        the API's to enforce (a rebuild assigns held work whatever its count).
+        Raises ValueError (the request is refused) when the database does not say
+        it is theirs, or the queue or agent is unknown here."""
         cid, agent = str(row.conversation_id), str(row.agent_id)
         if self.engine.conversation(cid) is not None:
             return []  # a rebuild after a restart took it in as held work already
@@ -293,8 +297,6 @@ class RoutingService:
         a = self.engine.agent(agent)
         if a is None:
             raise ValueError(f"no agent {agent!r}")
-        if len(a.load) >= MAX_HELD:
-            raise ValueError(f"agent {agent!r} already holds the most conversations allowed")
         return [self._assigned(now, c, agent)]
 
     # -- persistence ---------------------------------------------------------------
@@ -311,7 +313,11 @@ class RoutingService:
         now = self.clock()
         for d in decisions:
             cid = getattr(d, "conversation_id", None)
-            if cid is not None:
+            # A refusal about a conversation the engine does not hold (one it could
+            # not take in) must not close the database's row through the mirror.
+            if cid is not None and (
+                not isinstance(d, rm.Rejected) or self.engine.conversation(cid) is not None
+            ):
                 touched.add(cid)
             if isinstance(d, rm.WrapupTimedOut):
                 codes[d.conversation_id] = d.code
