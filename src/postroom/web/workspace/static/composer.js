@@ -535,6 +535,14 @@
   };
 
   Composer.prototype.send = async function (force) {
+    /* One send at a time: a second Ctrl+Enter or click while the first is still
+       flushing or posting would otherwise mail the customer twice. */
+    if (this.sendBusy) { return; }
+    this.sendBusy = true;
+    try { await this.sendOnce(force); } finally { this.sendBusy = false; }
+  };
+
+  Composer.prototype.sendOnce = async function (force) {
     await this.flush();
     var data = this.collect();
     var missing = this.options.validate ? this.options.validate(data) : "";
