@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import build
+from postroom.services import agents as agent_svc
 from postroom.services.routing import RoutingService
-from postroom.store.router_lock import ADVISORY_KEY, PgAdvisoryLock, router_lock
+from postroom.store.router_lock import ADVISORY_KEY, LockLost, PgAdvisoryLock, router_lock
 from tests.waiting import eventually
 
 
@@ -77,3 +78,39 @@ def test_a_standby_router_takes_over_when_the_leader_stops(any_settings: Setting
         lead.stop()
         standby.stop()
         comps.close()
+
+
+def test_decisions_do_not_commit_once_the_lock_is_lost(any_settings: Settings) -> None:
+    comps = build(any_settings)
+    lock = router_lock(comps.engine, any_settings.data_dir)
+    service = RoutingService(comps.engine, comps.settings.queues, comps.clock)
+    RouterWorker(service, comps.clock, lock=lock)  # wires the fence into the service
+    try:
+        assert lock.try_acquire()
+        agent_svc.add_agent(comps.engine, comps.clock, "ann", queues=("support",), known_queues=["support"])
+        service.rebuild()
+        if isinstance(lock, PgAdvisoryLock):
+            _terminate_lock_sessions(comps.engine)
+        else:
+            lock.path.unlink()  # a lock file deleted under us excludes nobody
+        with comps.engine.begin() as conn, pytest.raises(LockLost):
+            lock.fence(conn)
+        rid = agent_svc.request(comps.engine, comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"})
+        with pytest.raises(LockLost):
+            service.poll()
+        assert agent_svc.wait_result(comps.engine, rid, 0) is None  # not answered: nothing committed
+        assert not lock.held()
+    finally:
+        lock.release()
+        comps.close()
+
+
+def _terminate_lock_sessions(engine: sa.Engine) -> None:
+    with engine.connect() as admin:
+        admin.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = :hi AND objid = :lo AND objsubid = 1"
+            ),
+            {"hi": ADVISORY_KEY >> 32, "lo": ADVISORY_KEY & 0xFFFFFFFF},
+        )

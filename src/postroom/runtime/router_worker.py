@@ -12,12 +12,13 @@ since the other router acted meanwhile) when the first one stops or dies.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from postroom.ingest.worker import LoopWorker
 from postroom.services.routing import RoutingService
-from postroom.store.router_lock import RouterLock
+from postroom.store.router_lock import LockLost, RouterLock
 
 
 class RouterWorker(LoopWorker):
@@ -32,6 +33,10 @@ class RouterWorker(LoopWorker):
     ) -> None:
         self.service = service
         self.lock = lock
+        if lock is not None:
+            service.fence = lock.fence
+        self._standby_s = standby_s
+        self._next_try = 0.0
         self.leading = lock is None
         self._standing_by = False
 
@@ -48,6 +53,11 @@ class RouterWorker(LoopWorker):
     def _lead(self) -> None:
         """Take the lock if there is one, then build the engine from the database."""
         if self.lock is not None:
+            # Every intake message wakes the router: a standby tries the lock at
+            # its own pace, not once per message.
+            if time.monotonic() < self._next_try:
+                return
+            self._next_try = time.monotonic() + self._standby_s
             if not self.lock.try_acquire():
                 if not self._standing_by:
                     self.log.info("another process is routing; standing by")
@@ -62,13 +72,23 @@ class RouterWorker(LoopWorker):
 
     def _step(self) -> bool:
         if self.lock is not None and self.leading and not self.lock.held():
-            self.log.error("router lock lost (database connection dropped); standing by")
-            self.leading = False
+            self._lost()
         if not self.leading:
             self._lead()
             if not self.leading:
                 return False
-        return self.service.poll() > 0
+        try:
+            return self.service.poll() > 0
+        except LockLost:
+            # Nothing of this pass committed; the engine ran ahead of the database
+            # and is rebuilt from it if this process leads again.
+            self._lost()
+            return False
+
+    def _lost(self) -> None:
+        self.log.error("router lock lost (database session ended); standing by")
+        self.leading = False
+        self._next_try = 0.0
 
     def stop(self) -> None:
         super().stop()

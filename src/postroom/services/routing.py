@@ -89,6 +89,9 @@ class RoutingService:
         self.clock = clock
         self.listeners = list(listeners)
         self.engine = Engine()
+        # Raises when this process may no longer route (the router lock is lost),
+        # inside the transaction that would commit decisions; set by the worker.
+        self.fence: Callable[[sa.Connection], None] | None = None
 
     # -- start ----------------------------------------------------------------
 
@@ -322,6 +325,8 @@ class RoutingService:
             if isinstance(d, rm.WrapupTimedOut):
                 codes[d.conversation_id] = d.code
         with self.db.begin() as conn:
+            if self.fence is not None:
+                self.fence(conn)
             for inbox_id, result in results:
                 conn.execute(
                     routing_inbox.update()
