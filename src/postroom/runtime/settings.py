@@ -206,6 +206,15 @@ _QUEUE_CHOICES = {
 }
 
 
+_TYPE_WORDS = {
+    "bool": "a boolean (true or false)",
+    "int": "a whole number",
+    "float": "a number",
+    "str": "a string",
+    "str | None": "a string",
+}
+
+
 def _check_type(value: Any, kind: str, where: str) -> None:
     """TOML values must already have the type a setting needs: no silent coercion
     (a string "no" would otherwise count as true, "abc" as three tags)."""
@@ -221,7 +230,7 @@ def _check_type(value: Any, kind: str, where: str) -> None:
     elif kind.startswith("tuple[str"):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     if not ok:
-        shown = "a list of strings" if kind.startswith("tuple[str") else f"a {kind}"
+        shown = _TYPE_WORDS.get(kind, "a list of strings")
         raise ConfigError(f"{where} must be {shown}, not {value!r}")
 
 
@@ -370,12 +379,18 @@ def from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Se
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key in _SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{key} must be a table ([{key}]), not {value!r}")
             kwargs[key] = _section(_SECTIONS[key], value, key)
+        elif key in ("queues", "routes", "rules") and not isinstance(value, list):
+            raise ConfigError(f"{key} must be an array of tables ([[{key}]]), not {value!r}")
         elif key == "data_dir":
-            path = Path(str(value))
+            _check_type(value, "str", "data_dir")
+            path = Path(value)
             kwargs[key] = path if path.is_absolute() or base_dir is None else base_dir / path
         elif key == "database_url":
-            kwargs[key] = str(value) or None
+            _check_type(value, "str", "database_url")
+            kwargs[key] = value or None
         elif key == "demo":
             _check_type(value, "bool", "demo")
             kwargs[key] = value

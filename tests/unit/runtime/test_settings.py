@@ -185,18 +185,22 @@ def test_queue_with_rings_and_last_agent_routing() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"queues": [{"name": "q", "auto_answer": "no"}]}, "auto_answer must be a bool"),
+        ({"queues": [{"name": "q", "auto_answer": "no"}]}, "auto_answer must be a boolean"),
         ({"queues": [{"name": "q", "wrapup_codes": "done"}]}, "wrapup_codes must be a list of strings"),
-        ({"queues": [{"name": "q", "rings": [{"expansion_timeout_s": "soon"}]}]}, "expansion_timeout_s must be a float"),
+        ({"queues": [{"name": "q", "rings": [{"expansion_timeout_s": "soon"}]}]}, "expansion_timeout_s must be a number"),
         ({"rules": [{"then": {"tags": "abc"}}]}, "tags must be a list of strings"),
         ({"outbound": {"relay_tls": "yes"}}, "relay_tls must be one of"),
         ({"queues": [{"name": "q"}], "routes": [{"address": "a@b.example", "queue": "q",
-          "imap": {"host": "h", "user": "u", "password": "p", "port": "993"}}]}, "port must be a int"),
-        ({"smtp": {"port": "2525"}}, "smtp.port must be a int"),
-        ({"smtp": {"port": 25.5}}, "smtp.port must be a int"),
-        ({"demo": 1}, "demo must be a bool"),
-        ({"outbound": {"relay_host": 25}}, "relay_host must be a str"),
-        ({"smtp": {"enabled": "no"}}, "smtp.enabled must be a bool"),
+          "imap": {"host": "h", "user": "u", "password": "p", "port": "993"}}]}, "port must be a whole number"),
+        ({"smtp": {"port": "2525"}}, "smtp.port must be a whole number"),
+        ({"smtp": {"port": 25.5}}, "smtp.port must be a whole number"),
+        ({"demo": 1}, "demo must be a boolean"),
+        ({"outbound": {"relay_host": 25}}, "relay_host must be a string"),
+        ({"smtp": {"enabled": "no"}}, "smtp.enabled must be a boolean"),
+        ({"data_dir": 5}, "data_dir must be a string"),
+        ({"database_url": 7}, "database_url must be a string"),
+        ({"smtp": "x"}, r"smtp must be a table \(\[smtp\]\)"),
+        ({"queues": "abc"}, r"queues must be an array of tables"),
     ],
 )
 def test_values_of_the_wrong_type_are_refused_not_coerced(data: dict[str, object], message: str) -> None:
@@ -210,7 +214,7 @@ def test_queue_signature_is_read_and_must_be_text() -> None:
     }]})
     [q] = s.queues
     assert (q.signature_text, q.signature_html) == ("{agent_name}\nq team", "<p>{agent_name}</p>")
-    with pytest.raises(ConfigError, match=r"signature_html must be a str \| None"):
+    with pytest.raises(ConfigError, match=r"signature_html must be a string \| None"):
         from_mapping({"queues": [{"name": "q", "signature_html": ["<p>x</p>"]}]})
     with pytest.raises(ConfigError, match="unknown key 'signature'"):
         from_mapping({"queues": [{"name": "q", "signature": "x"}]})
