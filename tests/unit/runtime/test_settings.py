@@ -214,7 +214,7 @@ def test_queue_signature_is_read_and_must_be_text() -> None:
     }]})
     [q] = s.queues
     assert (q.signature_text, q.signature_html) == ("{agent_name}\nq team", "<p>{agent_name}</p>")
-    with pytest.raises(ConfigError, match=r"signature_html must be a string \| None"):
+    with pytest.raises(ConfigError, match=r"signature_html must be a string, not"):
         from_mapping({"queues": [{"name": "q", "signature_html": ["<p>x</p>"]}]})
     with pytest.raises(ConfigError, match="unknown key 'signature'"):
         from_mapping({"queues": [{"name": "q", "signature": "x"}]})
