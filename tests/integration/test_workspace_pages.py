@@ -229,3 +229,13 @@ def test_queue_view_is_for_supervisors_and_admins(api: Api) -> None:
         assert "data-queue" not in r.text
     r = api.client("ann").get("/workspace/parts/queues", headers={"HX-Request": "true"})
     assert r.status_code == 403
+
+
+def test_queue_view_counts_parked_work_outside_capacity(api: Api) -> None:
+    api.on_queue("ann")
+    cid = api.offered_and_accepted("ann")
+    part = lambda: api.client("sue").get("/workspace/parts/queues").text  # noqa: E731
+    assert re.search(r'<tr data-agent="ann">.*?<td data-figure="held">1 / 1</td>', part(), re.S)
+    assert api.client("ann").post(f"/api/v1/conversations/{cid}/park").status_code == 200
+    api.wait_state(cid, "parked")
+    assert re.search(r'<tr data-agent="ann">.*?<td data-figure="held">0 / 1</td>', part(), re.S)

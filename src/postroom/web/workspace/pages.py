@@ -501,7 +501,9 @@ def _queues_view(ctx: AppContext) -> dict[str, Any]:
             }
         queues.append(fig.to_json() | {"service_level_target": target})
     agents = [
-        a | {"held": len(a["conversations"])}
+        # Parked conversations free capacity (docs/routing.md), so they are not
+        # counted against it here either.
+        a | {"held": sum(1 for c in a["conversations"] if c["state"] != "parked")}
         for a in agent_svc.list_agents(ctx.db)
     ]
     return {"queues": queues, "agents": agents, "at": now}
