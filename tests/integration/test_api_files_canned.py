@@ -66,3 +66,17 @@ def test_recipient_limit_counts_every_field(api: Api, field: str) -> None:
         body = {"to": [f"t{i}@x.example" for i in range(51)]}
     r = api.client("ann").put(f"/api/v1/conversations/{cid}/draft", json=body)
     assert r.status_code == 422
+
+
+def test_canned_html_keeps_a_hostile_customer_name_as_text(api: Api) -> None:
+    sue = api.client("sue")
+    canned = sue.post(
+        "/api/v1/canned-responses",
+        json={"name": "Hi", "text": "Hi {customer_name}", "html": "<p>Hi {customer_name}</p>"},
+    ).json()
+    api.on_queue("ann")
+    cid = api.offered_and_accepted("ann", sender='"<img src=x onerror=alert(1)>" <eve@customer.example>')
+    r = api.client("ann").post(f"/api/v1/canned-responses/{canned['id']}/render", json={"conversation_id": cid})
+    assert r.status_code == 200, r.text
+    assert r.json()["html"] == "<p>Hi &lt;img src=x onerror=alert(1)&gt;</p>"
+    assert r.json()["text"] == "Hi <img src=x onerror=alert(1)>"

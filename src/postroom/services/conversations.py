@@ -11,6 +11,7 @@ services/agents.py) and knows nothing of HTTP.
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -472,11 +473,13 @@ def render_canned(
     if row is None:
         raise NotFoundError(f"no canned response {canned_id}")
     values = substitution_values(db, user, conversation_id, queue=queue, prefix=prefix)
+    # The customer's name comes from their From header: in HTML it stays text.
+    escaped = {k: html_lib.escape(v, quote=True) for k, v in values.items()}
     return {
         "id": row.id,
         "name": row.name,
         "text": substitute(row.text, values),
-        "html": substitute(row.html, values),
+        "html": substitute(row.html, escaped),
     }
 
 
