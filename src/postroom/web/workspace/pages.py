@@ -592,8 +592,7 @@ async def part_mine(request: Request) -> Response:
     return _render(request, "_mine.html", groups=groups)
 
 
-@router.get("/workspace/parts/conversation/{conversation_id}")
-async def part_conversation(conversation_id: int, request: Request) -> Response:
+async def _conversation_part(request: Request, conversation_id: int, template: str) -> Response:
     principal = await _principal(request)
     if principal is None:
         return _to_login(request)
@@ -603,21 +602,17 @@ async def part_conversation(conversation_id: int, request: Request) -> Response:
         )
     except NotFoundError:
         return _render(request, "_gone.html", status_code=200, cid=conversation_id)
-    return _render(request, "_conversation.html", view=view)
+    return _render(request, template, view=view)
+
+
+@router.get("/workspace/parts/conversation/{conversation_id}")
+async def part_conversation(conversation_id: int, request: Request) -> Response:
+    return await _conversation_part(request, conversation_id, "_conversation.html")
 
 
 @router.get("/workspace/parts/thread/{conversation_id}")
 async def part_thread(conversation_id: int, request: Request) -> Response:
-    principal = await _principal(request)
-    if principal is None:
-        return _to_login(request)
-    try:
-        view = await anyio.to_thread.run_sync(
-            _conversation, get_ctx(request), principal, conversation_id
-        )
-    except NotFoundError:
-        return _render(request, "_gone.html", status_code=200, cid=conversation_id)
-    return _render(request, "_thread.html", view=view)
+    return await _conversation_part(request, conversation_id, "_thread.html")
 
 
 @router.get("/workspace/messages/{message_id}/body")
