@@ -221,6 +221,7 @@ def test_queue_view_is_for_supervisors_and_admins(api: Api) -> None:
         assert '<td data-figure="waiting" class="hot">1</td>' in row.group(1)
         assert re.search(r'<td data-figure="longest_waiting">\d+ s</td>', row.group(1))
         assert "80 % within 24 h" in row.group(1)
+        assert '<td data-figure="service_level" class="">—</td>' in row.group(1)  # none answered
         assert '<tr data-agent="ann">' in part.text and '<tr data-agent="bob">' in part.text
     for path in ("/queues", "/workspace/parts/queues"):
         r = api.client("ann").get(path)
@@ -236,6 +237,7 @@ def test_queue_view_counts_parked_work_outside_capacity(api: Api) -> None:
     cid = api.offered_and_accepted("ann")
     part = lambda: api.client("sue").get("/workspace/parts/queues").text  # noqa: E731
     assert re.search(r'<tr data-agent="ann">.*?<td data-figure="held">1 / 1</td>', part(), re.S)
+    assert '<td data-figure="service_level" class="">100 %</td>' in part()  # answered at once
     assert api.client("ann").post(f"/api/v1/conversations/{cid}/park").status_code == 200
     api.wait_state(cid, "parked")
     assert re.search(r'<tr data-agent="ann">.*?<td data-figure="held">0 / 1</td>', part(), re.S)

@@ -7,17 +7,20 @@ the requests. Reading queue figures is here too. No engine logic here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from datetime import time as dtime
 from typing import Any
 
 import sqlalchemy as sa
 
 from postroom.domain.errors import NotFoundError, PostroomError
+from postroom.domain.routes import QueueConfig
 from postroom.routing.model import PRESENCES, AgentConfig, RoutingConfigError
+from postroom.routing.service_level import achieved_percent
 from postroom.store.db import as_utc
-from postroom.store.schema import agents, conversations, routing_inbox
+from postroom.store.schema import agents, conversations, events, routing_inbox
 
 
 class RequestRefused(PostroomError):
@@ -138,9 +141,10 @@ class QueueFigures:
     wrapup: int
     longest_waiting_s: float | None
     agents_on_queue: int
+    service_level: AchievedServiceLevel | None = field(default=None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "waiting": self.waiting,
             "alerting": self.alerting,
@@ -150,10 +154,117 @@ class QueueFigures:
             "longest_waiting_s": self.longest_waiting_s,
             "agents_on_queue": self.agents_on_queue,
         }
+        if self.service_level is not None:
+            out["service_level"] = self.service_level.to_json()
+        return out
 
 
-def queue_figures(db: sa.Engine, names: Sequence[str], now: datetime) -> list[QueueFigures]:
+@dataclass(frozen=True, slots=True)
+class AchievedServiceLevel:
+    """Today's service level of one queue (since 00:00 UTC of the service clock's day)."""
+
+    answered: int
+    answered_within: int
+    abandoned: int
+    target_percent: float
+    threshold_s: float
+    since: datetime
+
+    @property
+    def percent(self) -> float | None:
+        return achieved_percent(self.answered_within, self.answered, self.abandoned)
+
+    def to_json(self) -> dict[str, Any]:
+        pct = self.percent
+        return {
+            "percent": None if pct is None else round(pct, 1),
+            "answered": self.answered,
+            "answered_within": self.answered_within,
+            "abandoned": self.abandoned,
+            "target_percent": self.target_percent,
+            "threshold_s": self.threshold_s,
+            "since": self.since.isoformat(),
+        }
+
+
+_WAITING = ("queued", "alerting")
+
+
+def service_level_targets(queues: Iterable[QueueConfig]) -> dict[str, tuple[float, float]]:
+    """Each queue's service level target: name to (percent, seconds)."""
+    return {q.name: (q.service_level_percent, q.service_level_seconds) for q in queues}
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _service_levels(
+    conn: sa.Connection, targets: Mapping[str, tuple[float, float]], since: datetime
+) -> dict[str, AchievedServiceLevel]:
+    """Answered and abandoned conversations per queue since `since`, in one query.
+
+    Answered: the conversation went from waiting (queued or alerting) to
+    connected; only its first answer in a queue counts (a transfer to another
+    agent is not a second answer). Its wait is the answer time less the
+    conversation's `enqueued_at`. Abandoned: closed while still waiting.
+    """
+    moved = sa.and_(
+        events.c.kind == "conversation_state_changed",
+        events.c.data["to"].as_string() == "connected",
+        events.c.data["from"].as_string().in_(_WAITING),
+    )
+    closed = sa.and_(
+        events.c.kind == "conversation_closed",
+        events.c.data["from"].as_string().in_(_WAITING),
+    )
+    rows = conn.execute(
+        sa.select(
+            events.c.kind,
+            events.c.conversation_id,
+            events.c.at,
+            events.c.data["queue"].as_string(),
+            conversations.c.queue,
+            conversations.c.enqueued_at,
+        )
+        .join(conversations, conversations.c.id == events.c.conversation_id)
+        .where(events.c.at >= since, sa.or_(moved, closed))
+        .order_by(events.c.at, events.c.id)
+    ).all()
+    first_answer: dict[tuple[str, int], float] = {}
+    abandoned: dict[str, int] = {}
+    for kind, cid, at, event_queue, conv_queue, enqueued_at in rows:
+        if kind == "conversation_closed":
+            abandoned[conv_queue] = abandoned.get(conv_queue, 0) + 1
+            continue
+        key = (event_queue or conv_queue, int(cid))
+        if key not in first_answer:
+            first_answer[key] = (_utc(at) - _utc(enqueued_at)).total_seconds()
+    out = {}
+    for name, (percent, seconds) in targets.items():
+        waits = [w for (q, _), w in first_answer.items() if q == name]
+        out[name] = AchievedServiceLevel(
+            answered=len(waits),
+            answered_within=sum(1 for w in waits if w <= seconds),
+            abandoned=abandoned.get(name, 0),
+            target_percent=percent,
+            threshold_s=seconds,
+            since=since,
+        )
+    return out
+
+
+def queue_figures(
+    db: sa.Engine,
+    names: Sequence[str],
+    now: datetime,
+    targets: Mapping[str, tuple[float, float]] | None = None,
+) -> list[QueueFigures]:
+    """Live figures of the named queues. With `targets` (queue name to its service
+    level percent and seconds), also each queue's achieved service level today."""
+    since = datetime.combine(_utc(now).date(), dtime(0), tzinfo=UTC)
     with db.connect() as conn:
+        levels = _service_levels(conn, targets, since) if targets is not None else {}
         counts: dict[tuple[str, str], int] = {
             (q, st): int(n)
             for q, st, n in conn.execute(
@@ -186,6 +297,7 @@ def queue_figures(db: sa.Engine, names: Sequence[str], now: datetime) -> list[Qu
                 wrapup=counts.get((name, "wrapup"), 0),
                 longest_waiting_s=round((now - first).total_seconds(), 1) if first else None,
                 agents_on_queue=sum(1 for (qs,) in agent_rows if name in qs),
+                service_level=levels.get(name),
             )
         )
     return out

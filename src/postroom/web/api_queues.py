@@ -22,9 +22,10 @@ router = APIRouter(prefix="/api/v1/queues", tags=["queues"])
 @router.get("")
 async def list_queues(ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     """Every queue: waiting, alerting, interacting, parked, wrap-up, longest waiting
-    (seconds) and agents on queue."""
+    (seconds), agents on queue and today's achieved service level."""
+    targets = agent_svc.service_level_targets(ctx.config.queues)
     figures = await anyio.to_thread.run_sync(
-        agent_svc.queue_figures, ctx.db, ctx.config.queue_names, ctx.clock()
+        agent_svc.queue_figures, ctx.db, ctx.config.queue_names, ctx.clock(), targets
     )
     return {"queues": [f.to_json() for f in figures]}
 
@@ -35,7 +36,10 @@ async def get_queue(name: str, ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     q = ctx.config.queue(name)
     if q is None:
         raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
-    (fig,) = await anyio.to_thread.run_sync(agent_svc.queue_figures, ctx.db, [name], ctx.clock())
+    targets = agent_svc.service_level_targets([q])
+    (fig,) = await anyio.to_thread.run_sync(
+        agent_svc.queue_figures, ctx.db, [name], ctx.clock(), targets
+    )
     return fig.to_json() | {
         "wrapup_codes": list(q.wrapup_codes),
         "wrapup_prompt": q.wrapup_prompt,

@@ -486,10 +486,12 @@ async def new_email(request: Request, queue: str | None = None) -> Response:
 
 
 def _queues_view(ctx: AppContext) -> dict[str, Any]:
-    """Each queue's live figures (as GET /api/v1/queues gives them) with its service
-    level target, and every agent with presence, routing status and held work."""
+    """Each queue's live figures (as GET /api/v1/queues gives them, with today's
+    achieved service level) with its service level target, and every agent with
+    presence, routing status and held work."""
     now = ctx.clock()
-    figures = agent_svc.queue_figures(ctx.db, ctx.config.queue_names, now)
+    targets = agent_svc.service_level_targets(ctx.config.queues)
+    figures = agent_svc.queue_figures(ctx.db, ctx.config.queue_names, now, targets)
     queues = []
     for fig in figures:
         conf = ctx.config.queue(fig.name)
