@@ -13,6 +13,7 @@ from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
 from postroom.services import agents as svc
 from postroom.services.routing import RoutingService
+from postroom.store.db import as_utc
 from postroom.store.schema import agents, conversations, events
 from tests.mailfactory import make_email
 
@@ -163,3 +164,18 @@ def test_reply_after_close_goes_back_to_the_last_agent(comps: Components, router
     assert again != cid and conv(comps, again).last_agent == agent
     router.poll()
     assert conv(comps, again).agent_id == agent
+
+
+def test_a_transfer_into_a_queue_restarts_the_wait_in_the_database(
+    comps: Components, router: RoutingService, clock: Clock
+) -> None:
+    on_queue(comps, router, "ann")
+    cid = deliver(comps)
+    router.poll()
+    arrived = as_utc(conv(comps, cid).enqueued_at)
+    assert ask(comps, router, "accept", "ann", cid) == "ok"
+    clock.now += timedelta(minutes=10)
+    assert ask(comps, router, "transfer_queue", "ann", cid, queue="billing") == "ok"
+    row = conv(comps, cid)
+    assert (row.state, row.queue) == ("queued", "billing")
+    assert as_utc(row.enqueued_at) == clock.now and clock.now - arrived == timedelta(minutes=10)

@@ -413,16 +413,16 @@ class RoutingService:
                 conn.execute(
                     thread_agents.insert().values(thread_id=row.thread_id, agent_id=view.agent_id)
                 )
-        conn.execute(
-            conversations.update()
-            .where(conversations.c.id == row.id)
-            .values(
-                state=view.state,
-                agent_id=view.agent_id,
-                queue=view.queue_id,
-                offer_deadline=deadline,
-            )
-        )
+        values: dict[str, Any] = {
+            "state": view.state,
+            "agent_id": view.agent_id,
+            "queue": view.queue_id,
+            "offer_deadline": deadline,
+        }
+        if view.state in ("queued", "alerting"):
+            # A transfer into a queue restarts the wait; reports and restarts read it here.
+            values["enqueued_at"] = _dt(view.enqueued_at)
+        conn.execute(conversations.update().where(conversations.c.id == row.id).values(**values))
         return [
             self._event(
                 conn,
