@@ -12,10 +12,13 @@ from typing import Any
 from tests.e2e.conftest import ARTIFACTS, PASSWORD, Server
 from tests.waiting import eventually as _eventually
 
+# The test modules import Page and expect from here, so the fallback lives once.
 try:
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import Page as Page
+    from playwright.sync_api import expect as expect
 except ImportError:  # the conftest skips (or fails in CI) before these run
     Page = Any  # type: ignore[misc,assignment]
+    expect = None  # type: ignore[assignment]
 
 OFFER_TIMEOUT_MS = 20_000
 

@@ -10,15 +10,16 @@ import email
 import email.policy
 import re
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, Server
 from tests.e2e.helpers import (
+    Page,
     accept_offer,
     csp_violations,
     eventually,
+    expect,
     go_offline,
     go_on_queue,
     login,
@@ -29,11 +30,6 @@ from tests.e2e.helpers import (
 from tests.mailfactory import make_email
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the conftest skips (or fails in CI) before these run
-    Page = Any  # type: ignore[misc,assignment]
 
 SUBJECT = "Invoice 4711 is wrong"
 

@@ -3,20 +3,13 @@ agents' routing status, updated without a reload; agents have no way in."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.e2e.conftest import ApiSession, Server
-from tests.e2e.helpers import csp_violations, login, send_mail, shot, watch_csp
+from tests.e2e.helpers import Page, csp_violations, expect, login, send_mail, shot, watch_csp
 from tests.mailfactory import make_email
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the conftest skips (or fails in CI) before these run
-    Page = Any  # type: ignore[misc,assignment]
 
 
 def test_supervisor_sees_live_queue_figures_and_agents(

@@ -7,16 +7,17 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import ApiSession, Server
 from tests.e2e.helpers import (
     OFFER_TIMEOUT_MS,
+    Page,
     accept_offer,
     csp_violations,
     eventually,
+    expect,
     go_offline,
     go_on_queue,
     login,
@@ -28,11 +29,6 @@ from tests.e2e.helpers import (
 from tests.mailfactory import make_email
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # the conftest skips (or fails in CI) before these run
-    Page = Any  # type: ignore[misc,assignment]
 
 
 def test_offer_accept_reply_with_canned_response_and_wrap_up(
