@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-process", action="store_true", help="only spool; leave routing to serve")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("agent", help="add agents and act for them (until the workspace exists)")
+    p = sub.add_parser("agent", help="agents' routing profiles; act for an agent")
     asub = p.add_subparsers(dest="action", required=True)
     ap = asub.add_parser("add", help="create or update an agent")
     ap.add_argument("agent", help="login name")
