@@ -102,7 +102,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from postroom.ingest.importer import count_messages, iter_messages, source_ref
+    from postroom.ingest.importer import count_messages, iter_messages, spool_in_order
     from postroom.runtime.wiring import build
 
     settings = _settings(args)
@@ -110,25 +110,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     comps = build(settings)
     spool = comps.spool()
     total = count_messages(args.path)
-    created = 0
-    pending = []
+    skipped: list[Path] = []
     with Progress(transient=False) as progress:
         task = progress.add_task("spooling", total=total)
-        for raw in iter_messages(args.path):
-            pending.append(
-                spool.submit(
-                    raw,
-                    source="import",
-                    source_ref=source_ref(raw),
-                    envelope_to=[args.to] if args.to else [],
-                )
-            )
-            if len(pending) >= 256:
-                created += sum(f.result().created for f in pending)
-                progress.advance(task, len(pending))
-                pending.clear()
-        created += sum(f.result().created for f in pending)
-        progress.advance(task, len(pending))
+        created = spool_in_order(
+            spool,
+            iter_messages(args.path, skipped),
+            envelope_to=[args.to] if args.to else [],
+            progress=lambda n: progress.advance(task, n),
+        )
         processed = 0
         if not args.no_process:
             ptask = progress.add_task("processing", total=None)
@@ -140,6 +130,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"imported {created} new of {total} messages ({total - created} already present); "
         f"processed {processed}"
     )
+    if skipped:
+        print(
+            f"skipped {len(skipped)} Outlook .msg file(s) (binary OLE format, not RFC 5322 "
+            f"mail), e.g. {skipped[0]}; save them from Outlook as .eml to import them",
+            file=sys.stderr,
+        )
     return 0
 
 
