@@ -81,6 +81,24 @@ def _addresses(msg: ParsedMessage) -> list[Address]:
     return [a for a in (msg.from_, *msg.reply_to, *msg.to, *msg.cc) if a is not None]
 
 
+def _route_preferences(decision: RoutingDecision, received: datetime) -> dict[str, Any]:
+    """The conversation columns for the route's preferred agents and deadline.
+
+    Both count from the message's arrival, so a restart neither renews the
+    preferred window nor moves the deadline.
+    """
+    preferred = list(decision.preferred_agents)
+    return {
+        "preferred_agents": preferred or None,
+        "preferred_until": received + timedelta(seconds=decision.preferred_window_s)
+        if preferred
+        else None,
+        "deadline_at": received + timedelta(seconds=decision.deadline_s)
+        if decision.deadline_s is not None
+        else None,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class _ThreadChoice:
     thread_id: int | None  # the thread the message may join
@@ -460,6 +478,7 @@ class IntakeService:
                 # Last-agent routing counts its window from here: without it the
                 # engine never prefers the last agent.
                 "last_agent_at": last.last_agent_at if last is not None else None,
+                **_route_preferences(decision, received),
             },
         ).scalar_one()
         evs.append(
@@ -479,6 +498,8 @@ class IntakeService:
                     "rules": list(decision.matched_rules),
                     "enqueued_at": received.isoformat(),
                     "last_agent": last.last_agent if last is not None else None,
+                    "preferred_agents": list(decision.preferred_agents),
+                    "deadline_s": decision.deadline_s,
                 },
             )
         )
