@@ -234,10 +234,15 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 db,
                 utc_now,
                 args.agent,
+                # Options left out keep the agent's current values, as `user add` does.
                 name=args.name,
-                queues=[q for q in (args.queues or "").split(",") if q],
-                skills=_parse_skills(args.skills),
-                languages=[x for x in (args.languages or "").split(",") if x],
+                queues=[q for q in args.queues.split(",") if q]
+                if args.queues is not None
+                else None,
+                skills=_parse_skills(args.skills) if args.skills is not None else None,
+                languages=[x for x in args.languages.split(",") if x]
+                if args.languages is not None
+                else None,
                 capacity=args.capacity,
                 known_queues=[q.name for q in settings.queues],
             )
@@ -441,13 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("agent", help="add agents and act for them (until the workspace exists)")
     asub = p.add_subparsers(dest="action", required=True)
-    ap = asub.add_parser("add", help="create or update an agent")
+    ap = asub.add_parser(
+        "add", help="create or update an agent (options left out keep their current values)"
+    )
     ap.add_argument("agent", help="login name")
-    ap.add_argument("--name")
+    ap.add_argument("--name", help="display name (new agents: the login name)")
     ap.add_argument("--queues", help="comma-separated queue names")
     ap.add_argument("--skills", help="comma-separated name=proficiency (0-5)")
     ap.add_argument("--languages", help="comma-separated language codes")
-    ap.add_argument("--capacity", type=int, default=1, help="email conversations at once (1-25)")
+    ap.add_argument(
+        "--capacity", type=int, help="email conversations at once (1-25; new agents: 1)"
+    )
     ap = asub.add_parser("list", help="agents with presence, routing status and work")
     ap.add_argument("--json", action="store_true")
     ap = asub.add_parser("presence", help="set presence (on_queue to take work)")
