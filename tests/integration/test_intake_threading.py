@@ -178,3 +178,24 @@ def test_a_stranger_cannot_prepare_a_thread_for_a_message_to_come(comps: Compone
     )
     root = deliver(comps, root_mail())  # alice wrote to us, not to mallory
     assert root.thread_id != trap.thread_id
+
+
+def test_a_quarantined_message_released_after_a_reply_to_it_joins_that_reply(
+    comps: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from postroom.services import quarantine
+
+    def broken(*_: Any) -> Any:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(comps.intake, "_decide", broken)
+    acc = comps.spool().accept_sync(root_mail(), source="smtp", envelope_to=["support@example.com"])
+    comps.intake.drain()
+    monkeypatch.undo()
+    reply = deliver(comps, make_email(in_reply_to=ROOT))
+    quarantine.release(comps.engine, acc.message_pk, comps.clock)
+    comps.intake.drain()
+    with comps.engine.connect() as conn:
+        root = conn.execute(sa.select(messages).where(messages.c.id == acc.message_pk)).one()
+    assert root.status == "processed"
+    assert (root.thread_id, root.conversation_id) == (reply.thread_id, reply.conversation_id)

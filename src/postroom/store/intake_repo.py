@@ -270,7 +270,10 @@ _OUTBOUND_BY_IDS = (
 )
 _MESSAGES_BY_IDS = (
     sa.select(messages.c.header_message_id, messages.c.thread_id)
-    .where(messages.c.header_message_id.in_(sa.bindparam("ids", expanding=True)))
+    .where(
+        messages.c.header_message_id.in_(sa.bindparam("ids", expanding=True)),
+        messages.c.thread_id.is_not(None),
+    )
     .order_by(messages.c.id.desc())
 )
 # Addresses are compared case-insensitively: rows written since migration 0007 are
@@ -355,16 +358,16 @@ def threads_of_message_ids(conn: sa.Connection, ids: Sequence[str]) -> tuple[lis
     """The threads of stored or sent messages carrying these Message-IDs, and the ids found.
 
     Threads come in the order of `ids` (most specific first), newest message first
-    for one id, each thread once. An id found only on messages without a thread
-    (quarantined, discarded) counts as found: it is not awaited.
+    for one id, each thread once. An id carried only by messages without a thread
+    (quarantined, pending) is not found: it stays awaited, so such a message,
+    once released, still joins the thread of a reply to it.
     """
     if not ids:
         return [], set()
     by_id: dict[str, list[int]] = {}
     for mid, tid in conn.execute(_MESSAGES_BY_IDS, {"ids": list(ids)}):
-        by_id.setdefault(mid, [])
         if tid is not None:
-            by_id[mid].append(int(tid))
+            by_id.setdefault(mid, []).append(int(tid))
     ordered = [tid for mid in ids for tid in by_id.get(mid, ())]
     return list(dict.fromkeys(ordered)), set(by_id)
 
