@@ -66,3 +66,28 @@ def test_email_to_wrapup_through_the_command_line(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_agent_add_keeps_what_is_not_given(tmp_path: Path) -> None:
+    config = tmp_path / "postroom.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[[queues]]\nname = "support"\n[[queues]]\nname = "billing"\n'
+    )
+    made = cli(config, "agent", "add", "bob", "--name", "Bob Builder", "--queues", "support,billing",
+               "--skills", "english=4", "--languages", "en", "--capacity", "3")
+    assert made.returncode == 0, made.stderr
+    assert cli(config, "agent", "add", "bob").returncode == 0
+    assert cli(config, "agent", "add", "bob", "--skills", "billing=2").returncode == 0
+    [bob] = cli_json(config, "agent", "list")
+    assert (bob["name"], bob["queues"], bob["capacity"]) == ("Bob Builder", ["support", "billing"], 3)
+    assert cli(config, "agent", "add", "bob", "--name", "Robert", "--queues", "").returncode == 0
+    [bob] = cli_json(config, "agent", "list")
+    assert (bob["name"], bob["queues"], bob["capacity"]) == ("Robert", [], 3)
+    assert cli(config, "agent", "add", "cy").returncode == 0
+    cy = next(a for a in cli_json(config, "agent", "list") if a["id"] == "cy")
+    assert (cy["name"], cy["queues"], cy["capacity"]) == ("cy", [], 1)
+    # A bad value is still refused, and changes nothing.
+    bad = cli(config, "agent", "add", "bob", "--capacity", "0")
+    assert bad.returncode == 2 and "capacity" in bad.stderr
+    [bob, _] = cli_json(config, "agent", "list")
+    assert bob["capacity"] == 3

@@ -70,6 +70,11 @@ class Route:
     reply_from: str | None = None
     auto_ack: str | None = None  # template text; None means no acknowledgement
     imap: ImapSource | None = None
+    # Agents offered its conversations first: only they, for preferred_window_s
+    # after arrival; then everyone eligible.
+    preferred_agents: tuple[str, ...] = ()
+    preferred_window_s: float = 300.0
+    deadline_s: float | None = None  # service-level deadline after arrival; None: the queue's
 
     def matches(self, address: str) -> bool:
         addr = address.strip().lower()
@@ -96,6 +101,9 @@ class RuleActions:
     tags: tuple[str, ...] = ()
     discard: str | None = None  # the reason; the message is kept but not routed
     auto_ack: str | None = None  # template text that replaces the route's
+    preferred_agents: tuple[str, ...] | None = None  # replace the route's; () clears them
+    preferred_window_s: float | None = None
+    deadline_s: float | None = None
     stop: bool = False  # no later rule is evaluated
 
 
@@ -121,6 +129,9 @@ class RoutingDecision:
     tags: tuple[str, ...] = ()
     discard_reason: str | None = None
     matched_rules: tuple[str, ...] = field(default=())
+    preferred_agents: tuple[str, ...] = ()
+    preferred_window_s: float = 0.0
+    deadline_s: float | None = None
 
 
 def send_address(routes: tuple[Route, ...] | list[Route], queue: str) -> tuple[Route, str] | None:

@@ -1,7 +1,8 @@
 """Evaluate a route's ordered rules against one parsed message. Pure.
 
 Conditions look at the sender, recipients, subject, body text or any header;
-actions refine queue, priority, skills, language, tags, discard, auto-ack.
+actions refine queue, priority, skills, language, tags, preferred agents,
+deadline, discard, auto-ack.
 No I/O; regexes come from configuration and were compiled-checked on load.
 """
 
@@ -69,6 +70,8 @@ def decide(
     """Start from the route's attributes and apply every matching rule in order."""
     queue, priority, skills = route.queue, route.priority, route.skills
     language, auto_ack = route.language, route.auto_ack
+    preferred, window = route.preferred_agents, route.preferred_window_s
+    deadline = route.deadline_s
     tags: list[str] = []
     matched: list[str] = []
     discard: str | None = None
@@ -82,6 +85,9 @@ def decide(
         skills = act.skills if act.skills is not None else skills
         language = act.language or language
         auto_ack = act.auto_ack or auto_ack
+        preferred = act.preferred_agents if act.preferred_agents is not None else preferred
+        window = act.preferred_window_s if act.preferred_window_s is not None else window
+        deadline = act.deadline_s if act.deadline_s is not None else deadline
         tags.extend(t for t in act.tags if t not in tags)
         if act.discard:
             discard = act.discard
@@ -99,4 +105,7 @@ def decide(
         tags=tuple(tags),
         discard_reason=discard,
         matched_rules=tuple(matched),
+        preferred_agents=preferred,
+        preferred_window_s=window if preferred else 0.0,
+        deadline_s=deadline,
     )

@@ -102,7 +102,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from postroom.ingest.importer import count_messages, iter_messages, source_ref
+    from postroom.ingest.importer import count_messages, iter_messages, spool_in_order
     from postroom.runtime.wiring import build
 
     settings = _settings(args)
@@ -110,25 +110,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     comps = build(settings)
     spool = comps.spool()
     total = count_messages(args.path)
-    created = 0
-    pending = []
+    skipped: list[Path] = []
     with Progress(transient=False) as progress:
         task = progress.add_task("spooling", total=total)
-        for raw in iter_messages(args.path):
-            pending.append(
-                spool.submit(
-                    raw,
-                    source="import",
-                    source_ref=source_ref(raw),
-                    envelope_to=[args.to] if args.to else [],
-                )
-            )
-            if len(pending) >= 256:
-                created += sum(f.result().created for f in pending)
-                progress.advance(task, len(pending))
-                pending.clear()
-        created += sum(f.result().created for f in pending)
-        progress.advance(task, len(pending))
+        created = spool_in_order(
+            spool,
+            iter_messages(args.path, skipped),
+            envelope_to=[args.to] if args.to else [],
+            progress=lambda n: progress.advance(task, n),
+        )
         processed = 0
         if not args.no_process:
             ptask = progress.add_task("processing", total=None)
@@ -140,6 +130,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"imported {created} new of {total} messages ({total - created} already present); "
         f"processed {processed}"
     )
+    if skipped:
+        print(
+            f"skipped {len(skipped)} Outlook .msg file(s) (binary OLE format, not RFC 5322 "
+            f"mail), e.g. {skipped[0]}; save them from Outlook as .eml to import them",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -238,10 +234,15 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 db,
                 utc_now,
                 args.agent,
+                # Options left out keep the agent's current values, as `user add` does.
                 name=args.name,
-                queues=[q for q in (args.queues or "").split(",") if q],
-                skills=_parse_skills(args.skills),
-                languages=[x for x in (args.languages or "").split(",") if x],
+                queues=[q for q in args.queues.split(",") if q]
+                if args.queues is not None
+                else None,
+                skills=_parse_skills(args.skills) if args.skills is not None else None,
+                languages=[x for x in args.languages.split(",") if x]
+                if args.languages is not None
+                else None,
                 capacity=args.capacity,
                 known_queues=[q.name for q in settings.queues],
             )
@@ -445,13 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("agent", help="agents' routing profiles; act for an agent")
     asub = p.add_subparsers(dest="action", required=True)
-    ap = asub.add_parser("add", help="create or update an agent")
+    ap = asub.add_parser(
+        "add", help="create or update an agent (options left out keep their current values)"
+    )
     ap.add_argument("agent", help="login name")
-    ap.add_argument("--name")
+    ap.add_argument("--name", help="display name (new agents: the login name)")
     ap.add_argument("--queues", help="comma-separated queue names")
     ap.add_argument("--skills", help="comma-separated name=proficiency (0-5)")
     ap.add_argument("--languages", help="comma-separated language codes")
-    ap.add_argument("--capacity", type=int, default=1, help="email conversations at once (1-25)")
+    ap.add_argument(
+        "--capacity", type=int, help="email conversations at once (1-25; new agents: 1)"
+    )
     ap = asub.add_parser("list", help="agents with presence, routing status and work")
     ap.add_argument("--json", action="store_true")
     ap = asub.add_parser("presence", help="set presence (on_queue to take work)")

@@ -276,12 +276,40 @@ def _queue(raw: Mapping[str, Any], where: str) -> QueueConfig:
     return q
 
 
+_PREFERENCE_KEYS = ("preferred_agents", "preferred_window_s", "deadline_s")
+# The longest preferred window or deadline accepted: 30 days.
+_MAX_ROUTE_SECONDS = 30 * 86400.0
+
+
+def _preferences(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Preferred agents, their window and a deadline (route or rule action), checked."""
+    out: dict[str, Any] = {}
+    if "preferred_agents" in raw:
+        agents = raw["preferred_agents"]
+        _check_type(agents, "tuple[str, ...]", f"{where}.preferred_agents")
+        if any(not a.strip() for a in agents):
+            raise ConfigError(f"{where}.preferred_agents: an agent id may not be empty")
+        out["preferred_agents"] = tuple(dict.fromkeys(a.strip() for a in agents))
+    for key, low in (("preferred_window_s", 0.0), ("deadline_s", 1.0)):
+        if key not in raw:
+            continue
+        value = raw[key]
+        _check_type(value, "float", f"{where}.{key}")
+        if not low <= float(value) <= _MAX_ROUTE_SECONDS:
+            raise ConfigError(
+                f"{where}.{key} must be between {low:g} and {_MAX_ROUTE_SECONDS:g} seconds"
+            )
+        out[key] = float(value)
+    return out
+
+
 def _route(raw: Mapping[str, Any], where: str) -> Route:
     data = dict(raw)
     for required in ("address", "queue"):
         if required not in data:
             raise ConfigError(f"{where}: a route needs {required!r}")
     data["skills"] = _skills(data.get("skills"), where)
+    data |= _preferences(data, where)
     imap = data.pop("imap", None)
     if imap is not None:
         _check_types(ImapSource, imap, f"{where}.imap")
@@ -310,7 +338,17 @@ _OPS = ("contains", "regex", "domain", "equals")
 
 _RULE_KEYS = {"name", "when", "then", "match"}
 _CONDITION_KEYS = {"field", "op", "value", "negate"}
-_ACTION_KEYS = {"queue", "priority", "skills", "language", "tags", "discard", "auto_ack", "stop"}
+_ACTION_KEYS = {
+    "queue",
+    "priority",
+    "skills",
+    "language",
+    "tags",
+    "discard",
+    "auto_ack",
+    "stop",
+    *_PREFERENCE_KEYS,
+}
 
 
 def _known_keys(raw: Mapping[str, Any], known: set[str], where: str) -> None:
@@ -366,6 +404,7 @@ def _rule(raw: Mapping[str, Any], where: str) -> Rule:
             discard=then.get("discard"),
             auto_ack=then.get("auto_ack"),
             stop=bool(then.get("stop", False)),
+            **_preferences(then, f"{where}.then"),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}.then: {exc}") from exc

@@ -33,13 +33,29 @@ def add_agent(
     agent_id: str,
     *,
     name: str | None = None,
-    queues: Sequence[str] = (),
-    skills: Sequence[tuple[str, float]] = (),
-    languages: Sequence[str] = (),
-    capacity: int = 1,
+    queues: Sequence[str] | None = None,
+    skills: Sequence[tuple[str, float]] | None = None,
+    languages: Sequence[str] | None = None,
+    capacity: int | None = None,
     known_queues: Sequence[str] = (),
 ) -> None:
-    """Create or update an agent; the router learns of it through the inbox."""
+    """Create or update an agent; the router learns of it through the inbox.
+
+    A field given as None keeps the agent's current value (a new agent gets the
+    defaults: its id as name, no queues, skills or languages, capacity 1).
+    """
+    with db.connect() as conn:
+        current = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).first()
+    if queues is None:
+        queues = list(current.queues) if current is not None else []
+    if skills is None:
+        skills = [(str(n), float(p)) for n, p in (current.skills if current is not None else [])]
+    if languages is None:
+        languages = list(current.languages) if current is not None else []
+    if capacity is None:
+        capacity = int(current.capacity) if current is not None else 1
+    if name is None:
+        name = current.name if current is not None else agent_id
     unknown = [q for q in queues if q not in known_queues]
     if unknown:
         raise PostroomError(

@@ -26,7 +26,7 @@ from postroom.domain.states import ConversationState, MessageStatus
 from postroom.mail import classify
 from postroom.mail import rules as rule_engine
 from postroom.mail import threading as thread_keys
-from postroom.mail.model import ParsedMessage
+from postroom.mail.model import Address, ParsedMessage
 from postroom.mail.parse import parse_message
 from postroom.services import outbound
 from postroom.store import intake_repo as repo
@@ -65,6 +65,48 @@ def _auto_kind(msg: ParsedMessage, envelope_from: str | None) -> str | None:
     return (
         kind[:MAX_KIND] if kind else None
     )  # stage marker set by an operator's retry: skip the loop guard once
+
+
+# At most this many unknown Message-IDs of one message are remembered (awaited_references).
+MAX_AWAITED = 20
+
+
+def _reference_ids(msg: ParsedMessage) -> list[str]:
+    refs = thread_keys.reference_ids(msg.in_reply_to, msg.references)
+    return [m for m in (_mid(r) for r in refs) if m]
+
+
+def _addresses(msg: ParsedMessage) -> list[Address]:
+    """The people a message names: From, Reply-To, To and Cc."""
+    return [a for a in (msg.from_, *msg.reply_to, *msg.to, *msg.cc) if a is not None]
+
+
+def _route_preferences(decision: RoutingDecision, received: datetime) -> dict[str, Any]:
+    """The conversation columns for the route's preferred agents and deadline.
+
+    Both count from the message's arrival, so a restart neither renews the
+    preferred window nor moves the deadline.
+    """
+    preferred = list(decision.preferred_agents)
+    return {
+        "preferred_agents": preferred or None,
+        "preferred_until": received + timedelta(seconds=decision.preferred_window_s)
+        if preferred
+        else None,
+        "deadline_at": received + timedelta(seconds=decision.deadline_s)
+        if decision.deadline_s is not None
+        else None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _ThreadChoice:
+    thread_id: int | None  # the thread the message may join
+    refused: int | None  # a thread it referenced but may not join (sender not a participant)
+    unresolved: tuple[str, ...]  # Message-IDs it referenced that no stored message carries
+
+
+_NO_CHOICE = _ThreadChoice(None, None, ())
 
 
 class StageError(Exception):
@@ -285,17 +327,7 @@ class IntakeService:
     def _find_thread(
         self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage, ids: list[str]
     ) -> int | None:
-        thread_id = repo.thread_of_message_ids(conn, ids)
-        sender = _sender(msg)
-        if thread_id is None and sender:
-            for candidate in thread_keys.tokens_in_subject(
-                msg.subject, self.config.thread_token_prefix
-            ):
-                if repo.thread_exists(conn, candidate) and repo.is_participant(
-                    conn, candidate, sender
-                ):
-                    thread_id = candidate
-                    break
+        thread_id = self._thread_choice(conn, msg, ids).thread_id
         if thread_id is None:
             return None
         last = repo.latest_conversation(conn, thread_id)
@@ -310,6 +342,41 @@ class IntakeService:
             if received - closed > timedelta(days=self.config.reopen_window_days):
                 return None  # too old: the customer starts a new exchange
         return thread_id
+
+    def _thread_choice(
+        self, conn: sa.Connection, msg: ParsedMessage, ids: list[str]
+    ) -> _ThreadChoice:
+        """Which thread the message may join, and what it referenced but may not join.
+
+        By In-Reply-To/References only when the sender took part in that thread
+        (so a stranger who copies a Message-ID does not read or write into it); by
+        a ``[#PR-n]`` subject token under the same condition; and, for a message that
+        arrives after a reply to it, the reply's thread when each of the two
+        senders is among the other message's addresses.
+        """
+        sender = _sender(msg)
+        threads, found = repo.threads_of_message_ids(conn, ids)
+        unresolved = tuple(m for m in ids if m not in found)[:MAX_AWAITED]
+        refused: int | None = None
+        for candidate in threads:
+            if sender and repo.is_participant(conn, candidate, sender):
+                return _ThreadChoice(candidate, None, unresolved)
+            refused = candidate if refused is None else refused
+        if sender:
+            for candidate in thread_keys.tokens_in_subject(
+                msg.subject, self.config.thread_token_prefix
+            ):
+                if repo.thread_exists(conn, candidate) and repo.is_participant(
+                    conn, candidate, sender
+                ):
+                    return _ThreadChoice(candidate, refused, unresolved)
+        own_id = _mid(msg.message_id)
+        if sender and own_id:
+            addresses = {a.address.lower() for a in _addresses(msg)}
+            for candidate, replier in repo.awaited_by(conn, own_id):
+                if replier in addresses and repo.is_participant(conn, candidate, sender):
+                    return _ThreadChoice(candidate, refused, unresolved)
+        return _ThreadChoice(None, refused, unresolved)
 
     def _decide(self, row: sa.Row[Any], msg: ParsedMessage) -> RoutingDecision:
         recipients = list(row.envelope_to or [])
@@ -339,6 +406,7 @@ class IntakeService:
             )
         evs: list[dict[str, Any]] = []
         new_thread = thread_id is None
+        ids = _reference_ids(msg)
         if thread_id is None:
             thread_id = conn.execute(
                 repo.INSERT_THREAD,
@@ -348,12 +416,33 @@ class IntakeService:
                     "last_activity_at": received,
                 },
             ).scalar_one()
-            evs.append(self._event(conn, "thread_created", thread_id=thread_id, message_id=row.id))
+            choice = self._thread_choice(conn, msg, ids) if ids else _NO_CHOICE
+            created: dict[str, Any] = {}
+            if choice.refused is not None:
+                # Kept apart from the thread it named; a supervisor may merge them.
+                created = {
+                    "referenced_thread": choice.refused,
+                    "reason": "sender is not a participant",
+                }
+                log.warning(
+                    "thread reference refused",
+                    extra={"message_pk": row.id, "referenced_thread": choice.refused},
+                )
+            evs.append(
+                self._event(
+                    conn, "thread_created", thread_id=thread_id, message_id=row.id, data=created
+                )
+            )
+            unresolved = choice.unresolved
         else:
             repo.touch_thread(conn, thread_id, received)
-        own = {r.address for r in self.config.routes}
-        people = [_addr(a.address) for a in (msg.from_, *msg.reply_to, *msg.cc) if a is not None]
-        repo.add_participants(conn, thread_id, [p for p in people if p and p not in own])
+            unresolved = repo.unresolved_ids(conn, ids)[:MAX_AWAITED] if ids else ()
+        people = [_addr(a.address) for a in _addresses(msg)]
+        repo.add_participants(
+            conn, thread_id, [p for p in people if p and not self._own_address(p)]
+        )
+        sender = _sender(msg)
+        repo.add_awaited(conn, thread_id, row.id, sender.lower() if sender else None, unresolved)
         last = None if new_thread else repo.latest_conversation(conn, thread_id)
         if last is not None and last.state != ConversationState.CLOSED:
             evs.append(
@@ -389,6 +478,7 @@ class IntakeService:
                 # Last-agent routing counts its window from here: without it the
                 # engine never prefers the last agent.
                 "last_agent_at": last.last_agent_at if last is not None else None,
+                **_route_preferences(decision, received),
             },
         ).scalar_one()
         evs.append(
@@ -408,6 +498,8 @@ class IntakeService:
                     "rules": list(decision.matched_rules),
                     "enqueued_at": received.isoformat(),
                     "last_agent": last.last_agent if last is not None else None,
+                    "preferred_agents": list(decision.preferred_agents),
+                    "deadline_s": decision.deadline_s,
                 },
             )
         )
@@ -427,6 +519,13 @@ class IntakeService:
         return Outcome(row.id, MessageStatus.PROCESSED, thread_id, conv_id, True, events=evs)
 
     # -- helpers ----------------------------------------------------------------
+
+    def _own_address(self, address: str) -> bool:
+        """One of ours (a route's address or reply address): never a participant."""
+        low = address.lower()
+        return any(
+            r.matches(low) or (r.reply_from or "").lower() == low for r in self.config.routes
+        )
 
     def _held(
         self,

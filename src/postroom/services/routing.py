@@ -132,6 +132,16 @@ class RoutingService:
         self._persist(decisions, [], {str(c.id) for c in open_convs}, {})
 
     def _enqueued(self, now: float, c: sa.Row[Any]) -> rm.Enqueued:
+        # The route's preferred window and deadline are stored as instants: what is
+        # left of the window is handed over, so a restart does not renew it. The
+        # engine drops both when it restarts the wait (a transfer), which moves
+        # enqueued_at past created_at; a rebuild then must not bring them back.
+        entered, created = _ts(c.enqueued_at), _ts(c.created_at)
+        original = entered is None or created is None or entered <= created
+        preferred = tuple(str(a) for a in (c.preferred_agents or ())) if original else ()
+        until = _ts(c.preferred_until)
+        window = max(0.0, until - now) if preferred and until is not None else 0.0
+        deadline = _ts(c.deadline_at) if original else None
         return rm.Enqueued(
             now,
             str(c.id),
@@ -139,9 +149,12 @@ class RoutingService:
             priority=int(c.priority),
             skills=_skills(c.skills),
             language=c.language,
+            preferred_agents=preferred,
+            preferred_window_s=window,
             last_agent_id=c.last_agent,
             last_agent_at=_ts(c.last_agent_at),
-            enqueued_at=_ts(c.enqueued_at),  # waiting counts from arrival, across restarts
+            deadline=deadline,
+            enqueued_at=entered,  # waiting counts from arrival, across restarts
         )
 
     @staticmethod

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from postroom.domain.routes import QueueConfig, Route, Rule
 from postroom.store.schema import (
     attachments,
+    awaited_references,
     conversations,
     events,
     imap_cursors,
@@ -267,19 +268,29 @@ _OUTBOUND_BY_IDS = (
     )
     .limit(1)
 )
-_THREAD_OF_IDS = (
-    sa.select(messages.c.thread_id)
+_MESSAGES_BY_IDS = (
+    sa.select(messages.c.header_message_id, messages.c.thread_id)
     .where(
         messages.c.header_message_id.in_(sa.bindparam("ids", expanding=True)),
         messages.c.thread_id.is_not(None),
     )
     .order_by(messages.c.id.desc())
-    .limit(1)
 )
+# Addresses are compared case-insensitively: rows written since migration 0007 are
+# lower-cased, older ones are lowered here.
 _IS_PARTICIPANT = sa.select(thread_participants.c.thread_id).where(
     thread_participants.c.thread_id == sa.bindparam("tid"),
-    thread_participants.c.address == sa.bindparam("address"),
+    sa.func.lower(thread_participants.c.address) == sa.bindparam("address"),
 )
+_OUTBOUND_RECIPIENTS = sa.select(messages.c.envelope_to).where(
+    messages.c.thread_id == sa.bindparam("tid"), messages.c.direction == "out"
+)
+_AWAITED = (
+    sa.select(awaited_references.c.thread_id, awaited_references.c.sender)
+    .where(awaited_references.c.referenced_id == sa.bindparam("mid"))
+    .order_by(awaited_references.c.id)
+)
+_ADD_AWAITED = awaited_references.insert()
 _ADD_PARTICIPANT = thread_participants.insert()
 _LATEST_CONVERSATION = (
     sa.select(conversations)
@@ -343,22 +354,71 @@ def conversation_of_message(conn: sa.Connection, pk: int) -> tuple[int | None, i
     return None if row is None else (row.conversation_id, row.thread_id)
 
 
-def thread_of_message_ids(conn: sa.Connection, ids: Sequence[str]) -> int | None:
-    """The thread of the newest stored or sent message carrying one of these Message-IDs."""
+def threads_of_message_ids(conn: sa.Connection, ids: Sequence[str]) -> tuple[list[int], set[str]]:
+    """The threads of stored or sent messages carrying these Message-IDs, and the ids found.
+
+    Threads come in the order of `ids` (most specific first), newest message first
+    for one id, each thread once. An id carried only by messages without a thread
+    (quarantined, pending) is not found: it stays awaited, so such a message,
+    once released, still joins the thread of a reply to it.
+    """
     if not ids:
-        return None
-    result: int | None = conn.execute(_THREAD_OF_IDS, {"ids": list(ids)}).scalar()
-    return result
+        return [], set()
+    by_id: dict[str, list[int]] = {}
+    for mid, tid in conn.execute(_MESSAGES_BY_IDS, {"ids": list(ids)}):
+        if tid is not None:
+            by_id.setdefault(mid, []).append(int(tid))
+    ordered = [tid for mid in ids for tid in by_id.get(mid, ())]
+    return list(dict.fromkeys(ordered)), set(by_id)
+
+
+def unresolved_ids(conn: sa.Connection, ids: Sequence[str]) -> tuple[str, ...]:
+    """The ids, in order, that no stored or sent message carries."""
+    found = threads_of_message_ids(conn, ids)[1]
+    return tuple(m for m in ids if m not in found)
 
 
 def is_participant(conn: sa.Connection, thread_id: int, address: str) -> bool:
-    return conn.execute(_IS_PARTICIPANT, {"tid": thread_id, "address": address}).first() is not None
+    """Whether `address` took part in the thread, compared case-insensitively.
+
+    Participants are the From, Reply-To, To and Cc addresses of the thread's
+    inbound messages (and the recipients of a new email an agent started), and
+    every recipient of the thread's outbound messages.
+    """
+    low = address.lower()
+    if _listed(conn, thread_id, low):
+        return True
+    for (recipients,) in conn.execute(_OUTBOUND_RECIPIENTS, {"tid": thread_id}):
+        if any(str(r).lower() == low for r in recipients or ()):
+            return True
+    return False
+
+
+def _listed(conn: sa.Connection, thread_id: int, low: str) -> bool:
+    return conn.execute(_IS_PARTICIPANT, {"tid": thread_id, "address": low}).first() is not None
 
 
 def add_participants(conn: sa.Connection, thread_id: int, addresses: Sequence[str]) -> None:
-    for address in dict.fromkeys(a for a in addresses if a):
-        if not is_participant(conn, thread_id, address):
+    for address in dict.fromkeys(a.lower() for a in addresses if a):
+        if not _listed(conn, thread_id, address):
             conn.execute(_ADD_PARTICIPANT, {"thread_id": thread_id, "address": address})
+
+
+def awaited_by(conn: sa.Connection, message_id: str) -> list[tuple[int, str | None]]:
+    """(thread, sender) of earlier messages that referenced `message_id` before it was stored."""
+    return [(int(t), s) for t, s in conn.execute(_AWAITED, {"mid": message_id})]
+
+
+def add_awaited(
+    conn: sa.Connection, thread_id: int, pk: int, sender: str | None, referenced: Sequence[str]
+) -> None:
+    """Remember Message-IDs a message referenced that no stored message carries (yet)."""
+    rows = [
+        {"referenced_id": mid, "thread_id": thread_id, "message_id": pk, "sender": sender}
+        for mid in dict.fromkeys(referenced)
+    ]
+    if rows:
+        conn.execute(_ADD_AWAITED, rows)
 
 
 def latest_conversation(conn: sa.Connection, thread_id: int) -> sa.Row[Any] | None:

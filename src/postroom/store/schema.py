@@ -85,6 +85,11 @@ conversations = sa.Table(
     sa.Column("agent_id", sa.String(200), index=True),  # alerting, connected, parked, wrapup
     sa.Column("offer_deadline", UTC),
     sa.Column("wrapup_code", sa.String(200)),
+    # From the route and rules (migration 0007): agents offered it first until
+    # preferred_until, and the service-level deadline the route gave it.
+    sa.Column("preferred_agents", sa.JSON),
+    sa.Column("preferred_until", UTC),
+    sa.Column("deadline_at", UTC),
 )
 
 messages = sa.Table(
@@ -297,4 +302,18 @@ thread_agents = sa.Table(
     sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), primary_key=True),
     sa.Column("agent_id", sa.String(200), primary_key=True),
     sa.Index("ix_thread_agents_agent", "agent_id"),
+)
+
+# -- threading: references to messages not (yet) stored (migration 0007) ------
+# A reply that arrives before the message it answers (an import out of order, an
+# IMAP folder read newest first) starts a thread and leaves one row per unknown
+# Message-ID it referenced; when that message arrives it joins the reply's thread.
+awaited_references = sa.Table(
+    "awaited_references",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("referenced_id", sa.String(500), nullable=False, index=True),
+    sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), nullable=False),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False),
+    sa.Column("sender", sa.String(320)),  # of the referencing message, lower-cased
 )

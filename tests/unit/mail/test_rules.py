@@ -85,3 +85,39 @@ def test_skills_language_and_auto_ack_override() -> None:
     )
     d = decide(ROUTE, [r], msg(subject="hola"), [])
     assert (d.skills, d.language, d.auto_ack) == ((("spanish", 3.0),), "es", "Hola {reference}")
+
+
+def test_preferred_agents_and_deadline_come_from_the_route_and_rules_replace_them() -> None:
+    route = Route(
+        address="support@example.com",
+        queue="support",
+        preferred_agents=("bob",),
+        preferred_window_s=120.0,
+        deadline_s=3600.0,
+    )
+    plain = decide(route, [], msg(), ["support@example.com"])
+    assert (plain.preferred_agents, plain.preferred_window_s, plain.deadline_s) == (
+        ("bob",),
+        120.0,
+        3600.0,
+    )
+    vip = rule(
+        Condition("subject", "contains", "urgent"),
+        preferred_agents=("carl", "dora"),
+        preferred_window_s=30.0,
+        deadline_s=600.0,
+    )
+    hit = decide(route, [vip], msg(subject="urgent: help"), ["support@example.com"])
+    assert (hit.preferred_agents, hit.preferred_window_s, hit.deadline_s) == (
+        ("carl", "dora"),
+        30.0,
+        600.0,
+    )
+    cleared = decide(
+        route,
+        [rule(Condition("subject", "contains", "x"), preferred_agents=())],
+        msg(subject="x"),
+        ["support@example.com"],
+    )
+    assert cleared.preferred_agents == () and cleared.preferred_window_s == 0.0
+    assert decide(ROUTE, [], msg(), []).preferred_agents == ()

@@ -223,3 +223,55 @@ def test_queue_signature_is_read_and_must_be_text() -> None:
 def test_sample_configuration_queues_carry_signatures() -> None:
     s = load(None, env={})
     assert all(q.signature_text and q.signature_html for q in s.queues)
+
+
+def test_routes_and_rules_name_preferred_agents_and_a_deadline() -> None:
+    s = from_mapping(
+        {
+            "queues": [{"name": "q"}],
+            "routes": [
+                {
+                    "address": "a@b.example",
+                    "queue": "q",
+                    "preferred_agents": ["bob", " ann ", "bob"],
+                    "preferred_window_s": 120,
+                    "deadline_s": 3600,
+                }
+            ],
+            "rules": [{"name": "r", "then": {"preferred_agents": [], "deadline_s": 60.5}}],
+        }
+    )
+    route = s.routes[0]
+    assert (route.preferred_agents, route.preferred_window_s, route.deadline_s) == (
+        ("bob", "ann"),
+        120.0,
+        3600.0,
+    )
+    assert s.rules[0].actions.preferred_agents == () and s.rules[0].actions.deadline_s == 60.5
+    plain = from_mapping(
+        {"queues": [{"name": "q"}], "routes": [{"address": "a@b.example", "queue": "q"}]}
+    )
+    assert plain.routes[0].preferred_agents == () and plain.routes[0].deadline_s is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"preferred_agents": "bob"}, "preferred_agents must be a list of strings"),
+        ({"preferred_agents": ["bob", 3]}, "preferred_agents must be a list of strings"),
+        ({"preferred_agents": [" "]}, "may not be empty"),
+        ({"preferred_window_s": -1}, "preferred_window_s must be between 0"),
+        ({"preferred_window_s": "300"}, "preferred_window_s must be a number"),
+        ({"deadline_s": 0}, "deadline_s must be between 1"),
+        ({"deadline_s": 10**9}, "deadline_s must be between"),
+        ({"deadline_s": True}, "deadline_s must be a number"),
+    ],
+)
+def test_bad_preferred_agents_or_deadline_are_clear_errors(
+    extra: dict[str, object], message: str
+) -> None:
+    route = {"address": "a@b.example", "queue": "q", **extra}
+    with pytest.raises(ConfigError, match=message):
+        from_mapping({"queues": [{"name": "q"}], "routes": [route]})
+    with pytest.raises(ConfigError, match=message):
+        from_mapping({"queues": [{"name": "q"}], "rules": [{"name": "r", "then": extra}]})
