@@ -15,7 +15,6 @@ from postroom.services.outbound import OutboundConfig, OutboundService
 from postroom.store.schema import agents, messages
 from tests.integration import test_api_fixtures as fx
 from tests.integration.test_api_fixtures import Api
-from tests.mailfactory import make_email
 
 api = fx.api  # the shared fixture
 
@@ -179,7 +178,7 @@ def test_wrap_up_notes_are_shown_in_the_thread_and_to_the_next_agent(api: Api) -
     items = Tree(api.client("bob").get(f"/workspace/parts/thread/{second}").text).find("li", class_="wrapup")
     assert [i["attrs"]["data-conversation"] for i in items] == [str(second), str(first)]
     assert "done" in items[0]["text"] and "Bob" in items[0]["text"] and "No notes." in items[0]["text"]
-    # Sue sees both; an agent outside the thread sees neither (nor the conversation).
+    # A supervisor sees both.
     assert len(Tree(api.client("sue").get(f"/workspace/parts/thread/{first}").text).find("li", class_="wrapup")) == 2
 
 
@@ -266,12 +265,6 @@ def status_button(api: Api, user: str) -> dict[str, Any]:
     return button
 
 
-def set_status(api: Api, user: str, status: str) -> None:
-    """As the router writes it after a missed offer (its own tests cover the engine)."""
-    with api.db.begin() as conn:
-        conn.execute(agents.update().where(agents.c.id == user).values(routing_status=status))
-
-
 def test_queue_button_says_what_it_does(api: Api) -> None:
     off = status_button(api, "ann")
     assert off["text"].strip() == "Go on queue" and off["attrs"]["data-next"] == "on_queue"
@@ -322,6 +315,7 @@ def test_transfer_dialog_shows_each_agents_status_offline_last(api: Api) -> None
         conn.execute(agents.update().where(agents.c.id == "eve").values(presence="on_queue", routing_status="not_responding"))
     tree = Tree(api.client("ann").get(f"/c/{cid}").text)
     (select,) = tree.find("select", id="transfer-agent")
+    assert select["attrs"]["aria-describedby"] == "transfer-agent-hint"
     opts = [o for o in tree.find("option") if o["attrs"].get("data-status")]
     assert [(o["attrs"]["value"], o["attrs"]["data-status"], o["text"]) for o in opts] == [
         ("bob", "ready", "Bob — on queue, idle"),
@@ -332,3 +326,28 @@ def test_transfer_dialog_shows_each_agents_status_offline_last(api: Api) -> None
     groups = [g["attrs"]["label"] for g in tree.find("optgroup")]
     assert groups == ["Can take it now", "On queue, cannot take it now", "Not on queue", "Offline"]
     assert "it waits in the queue" in tree.find("p", id="transfer-agent-hint")[0]["text"]
+
+
+def test_wrap_up_dialog_offers_no_code_only_where_the_queue_has_none(api_wrapup_codes: Api) -> None:
+    api = api_wrapup_codes
+    api.on_queue("ann")
+    cid = api.offered_and_accepted("ann")
+    tree = Tree(api.client("ann").get(f"/c/{cid}").text)
+    values = [o["attrs"]["value"] for o in _options(tree, "wrapup-code")]
+    assert values == ["resolved", "spam"]  # the API refuses an empty code here
+    (label,) = [e for e in tree.find("label") if e["attrs"].get("for") == "wrapup-code"]
+    assert "(required)" in label["text"]
+    assert api.client("ann").post(f"/api/v1/conversations/{cid}/wrapup", json={"code": ""}).status_code == 400
+
+
+def _options(tree: Tree, select_id: str) -> list[dict[str, Any]]:
+    """The <option> elements inside one <select> (in document order)."""
+    els = tree.elements
+    start = next(i for i, e in enumerate(els) if e["tag"] == "select" and e["attrs"].get("id") == select_id)
+    out = []
+    for e in els[start + 1:]:
+        if e["tag"] == "select":
+            break
+        if e["tag"] == "option":
+            out.append(e)
+    return out
