@@ -16,7 +16,8 @@ from postroom.store.schema import agents, messages
 from tests.integration import test_api_fixtures as fx
 from tests.integration.test_api_fixtures import Api
 
-api = fx.api  # the shared fixture
+api = fx.api  # the shared fixtures
+api_wrapup_codes = fx.api_wrapup_codes
 
 
 class Tree(HTMLParser):
