@@ -5,6 +5,7 @@ when CI=true."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -198,23 +199,35 @@ class ApiSession:
         return json.loads(raw) if raw else None
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if _missing():
-        pytest.skip(_missing() or "")
-    root = tmp_path_factory.mktemp("postroom-e2e")
+USERS = (
+    ("ann", "agent", "support"),
+    ("carl", "agent", "sales"),
+    ("dora", "agent", "sales"),
+    ("eve", "agent", "security"),
+    ("fay", "agent", "billing"),
+    ("gil", "agent", "support,sales"),
+    ("sue", "supervisor", None),
+)
+
+
+@contextlib.contextmanager
+def run_server(
+    root: Path, config: str = CONFIG, users: tuple[tuple[str, str, str | None], ...] = USERS
+) -> Iterator[Server]:
+    """`postroom serve` with `config` (CONFIG's placeholders filled in) under `root`,
+    with `users` added (all with PASSWORD); stopped when the block ends."""
     smtp, http = free_port(), free_port()
-    config = root / "postroom.toml"
-    config.write_text(CONFIG.format(data=root / "data", smtp=smtp, http=http))
+    path = root / "postroom.toml"
+    path.write_text(config.format(data=root / "data", smtp=smtp, http=http))
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "e2e-server.log").open("wb")
+    log = (ARTIFACTS / f"e2e-server{'' if config is CONFIG else '-' + root.name}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "postroom.runtime.cli", "serve", "--config", str(config)],
+        [sys.executable, "-m", "postroom.runtime.cli", "serve", "--config", str(path)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "POSTROOM_LOG_FORMAT": "text"},
     )
-    srv = Server(f"http://127.0.0.1:{http}", smtp, config, root / "data")
+    srv = Server(f"http://127.0.0.1:{http}", smtp, path, root / "data")
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -225,15 +238,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise AssertionError("postroom serve did not start; see e2e-server.log") from None
                 time.sleep(0.1)
-        for user, role, queues in (
-            ("ann", "agent", "support"),
-            ("carl", "agent", "sales"),
-            ("dora", "agent", "sales"),
-            ("eve", "agent", "security"),
-            ("fay", "agent", "billing"),
-            ("gil", "agent", "support,sales"),
-            ("sue", "supervisor", None),
-        ):
+        for user, role, queues in users:
             args = ["user", "add", user, "--role", role, "--name", user.title(), "--password-stdin"]
             if queues:
                 args += ["--queues", queues]
@@ -247,6 +252,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.kill()
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if _missing():
+        pytest.skip(_missing() or "")
+    with run_server(tmp_path_factory.mktemp("postroom-e2e")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

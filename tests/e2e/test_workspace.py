@@ -61,6 +61,7 @@ def test_offer_accept_reply_with_canned_response_and_wrap_up(
     )
     offer = page.locator(".offer", has_text="Printer on fire")
     expect(offer).to_be_visible(timeout=OFFER_TIMEOUT_MS)
+    expect(offer).to_contain_text("New conversation: Printer on fire")
     shot(page, "offer")
     cid = accept_offer(page, "Printer on fire")
     thread = page.locator("#conv-thread")
@@ -153,12 +154,17 @@ def test_customer_reply_threads_and_goes_to_the_last_agent(
         references="<chairs-1@buyer.example>",
     )
     send_mail(server, "sales@example.com", reply, "bo@buyer.example")
+    offer = page.locator(".offer", has_text="Price for 40 chairs")
+    expect(offer).to_contain_text(re.compile(r"Customer replied in thread PR-\d+: Price for 40 chairs"), timeout=OFFER_TIMEOUT_MS)
     second = accept_offer(page, "Price for 40 chairs")
     assert second != cid
     thread = page.locator("#conv-thread")
     expect(thread.locator(".message")).to_have_count(2)
     expect(thread.locator(".message").first).to_contain_text("And 50 chairs?")
     expect(thread.locator(".message").nth(1)).to_contain_text(f"earlier conversation {cid}")
+    # Carl's wrap-up of the first conversation is shown above the thread.
+    expect(page.locator("#conv-wrapups")).to_contain_text("sold")
+    expect(page.locator("#conv-wrapups")).to_contain_text("done in the browser test")
     a = supervisor.call("GET", f"/api/v1/conversations/{cid}")
     b = supervisor.call("GET", f"/api/v1/conversations/{second}")
     assert a["thread_id"] == b["thread_id"] and b["agent"] == "carl"
@@ -217,4 +223,51 @@ def test_hostile_mail_renders_inert(page: Page, server: Server) -> None:
         assert f.evaluate("() => window.__pwned") is None
     assert dialogs == []
     assert page.evaluate("() => document.querySelectorAll('#main img').length") == 0
+    go_offline(page)
+
+
+def test_wrap_up_accept_transfer_park_leave_the_console_clean(page: Page, server: Server) -> None:
+    """The page's CSP admits no inline style: nothing the workspace does on the way
+    (dialogs, htmx swaps, the editor) may need one, and nothing may log an error."""
+    console_errors = watch_csp(page)
+    login(page, server, "ann")
+    go_on_queue(page)
+    for n, subject in enumerate(("Toner low", "Invoice question", "Call me later")):
+        send_mail(
+            server,
+            "support@example.com",
+            make_email(
+                subject=subject, body=f"Message {n}.\n", html=f"<p>Message <b>{n}</b>.</p>",
+                sender="Lee <lee@customer.example>",
+            ),
+            "lee@customer.example",
+        )
+        accept_offer(page, subject)
+        # The composer opens and holds a draft while the conversation changes.
+        page.get_by_role("button", name="Reply", exact=True).click()
+        page.get_by_role("textbox", name="Message text").type("One moment, please.")
+        expect(page.locator("#draft-status")).to_contain_text("Draft saved", timeout=5_000)
+        # Resizing the notes box (as the browser does when it is dragged) gives it a
+        # style attribute; the next swap of the conversation must not copy it over.
+        page.evaluate("() => { document.getElementById('wrapup-notes').style.height = '120px'; }")
+        if subject == "Toner low":
+            wrap_up(page, "resolved")
+        elif subject == "Invoice question":
+            page.get_by_role("button", name="Transfer…").click()
+            dialog = page.locator("#transfer-dialog")
+            expect(dialog).to_be_visible()
+            # Every agent is listed with what they can do now.
+            expect(dialog.locator("#transfer-agent option[value=gil]")).to_contain_text("Gil — ")
+            dialog.get_by_label("To a queue").select_option("billing")
+            dialog.get_by_role("button", name="Transfer", exact=True).click()
+            expect(page.locator("#toast")).to_contain_text("Transferred")
+            expect(page.locator("#mine")).not_to_contain_text(subject)
+        else:
+            page.get_by_role("button", name="Park").click()
+            expect(page.locator("#conv-state")).to_have_text("parked", timeout=10_000)
+            expect(page.locator("#mine section", has_text="Parked")).to_contain_text(subject)
+            wrap_up(page, "resolved")
+    page.wait_for_timeout(500)  # late swaps and their styles
+    assert csp_violations(page) == []
+    assert console_errors == []
     go_offline(page)

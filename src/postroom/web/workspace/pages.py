@@ -36,6 +36,7 @@ from fastapi.templating import Jinja2Templates
 
 from postroom.domain.errors import NotFoundError
 from postroom.domain.routes import send_address
+from postroom.mail.threading import thread_token
 from postroom.services import agents as agent_svc
 from postroom.services import conversations as conv_svc
 from postroom.services.users import NotAuthenticated
@@ -282,6 +283,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
     prefix = ctx.config.reference_prefix
     conv = conv_svc.get_conversation(ctx.db, user, cid, prefix=prefix)
     msgs: list[dict[str, Any]] = []
+    seen = [conv]
     for other in conv["thread"]:
         if other["id"] == cid:
             msgs += [m | {"conversation_id": cid} for m in conv["messages"]]
@@ -290,8 +292,13 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
             older = conv_svc.get_conversation(ctx.db, user, other["id"], prefix=prefix)
         except NotFoundError:
             continue
+        seen.append(older)
         msgs += [m | {"conversation_id": other["id"]} for m in older["messages"]]
     msgs.sort(key=lambda m: (m["sent_at"] or m["received_at"] or "", m["id"]), reverse=True)
+    opened = _opening_message(msgs)
+    for m in msgs:
+        m["automatic"] = automatic_label(m["direction"], m["auto_kind"])
+        m["open"] = m["id"] == opened
     own = _own_addresses(ctx, cid)
     participants = _unique(
         a for m in msgs for a in _addresses(m["from"], m["to"], m["cc"], m["sender"])
@@ -327,23 +334,115 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
     }
     limits = _limits(ctx)
     known = participants + sorted(own)
-    agents = [
-        {"id": a["id"], "name": a["name"], "presence": a["presence"]}
-        for a in agent_svc.list_agents(ctx.db)
-        if a["id"] != user.id
-    ]
+    everyone = agent_svc.list_agents(ctx.db)
+    names = {a["id"]: a["name"] or a["id"] for a in everyone}
     return {
         "conv": conv,
         "messages": msgs,
+        "wrapups": _wrapups(ctx, seen, names),
         "composer": _composer(cid, conv["queue"], defaults, known, limits),
         "participants": known,
         "codes": list(queue.wrapup_codes) if queue else [],
         "wrapup_prompt": queue.wrapup_prompt if queue else "optional",
         "queues": ctx.config.queue_names,
-        "agents": agents,
+        "agents": transfer_targets(everyone, user.id),
         "mine": conv["agent"] == user.id or user.sees_everything,
         "limits": limits,
     }
+
+
+def automatic_label(direction: str, auto_kind: str | None) -> str | None:
+    """What to call a machine-made message in the thread (None for a person's)."""
+    if auto_kind is None:
+        return None
+    if direction == "out":
+        return "auto-acknowledgement"  # the only automatic mail Postroom sends
+    if auto_kind == "bounce":
+        return "bounce"
+    if auto_kind == "list" or auto_kind.startswith("precedence:"):
+        return "bulk mail"
+    if auto_kind == "null-sender":
+        return "automatic notification"
+    return "automatic reply"
+
+
+def _opening_message(msgs: list[dict[str, Any]]) -> int | None:
+    """The message the thread opens on (`msgs` newest first): the customer's latest
+    own message; without one, the latest message a person wrote (an agent's new
+    email); when every message is automatic (a lone bounce), the newest."""
+    people = [m for m in msgs if m["auto_kind"] is None]
+    for m in people:
+        if m["direction"] == "in":
+            return int(m["id"])
+    if people:
+        return int(people[0]["id"])
+    return int(msgs[0]["id"]) if msgs else None
+
+
+def _wrapups(
+    ctx: AppContext, seen: list[dict[str, Any]], names: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every wrap-up of the thread's conversations the user can see (`seen`, read
+    through the access rule), newest first: code, notes, agent and time. A wrap-up
+    given without notes has no notes event; its code and agent come from the
+    conversation itself."""
+    out: list[dict[str, Any]] = []
+    for c in seen:
+        found = [
+            {
+                "conversation_id": c["id"],
+                "code": e["data"].get("code") or "",
+                "notes": e["data"].get("notes") or "",
+                "agent": e["data"].get("agent"),
+                "at": e["at"],
+            }
+            for e in conv_svc.wrapup_notes(ctx.db, int(c["id"]))
+        ]
+        if not found and c.get("wrapup_code"):
+            found = [
+                {
+                    "conversation_id": c["id"],
+                    "code": c["wrapup_code"],
+                    "notes": "",
+                    "agent": c.get("last_agent"),
+                    "at": c.get("closed_at"),
+                }
+            ]
+        out += found
+    for w in out:
+        w["agent_name"] = names.get(w["agent"] or "", w["agent"] or "")
+    out.sort(key=lambda w: (w["at"] or "", w["conversation_id"]), reverse=True)
+    return out
+
+
+def transfer_targets(everyone: list[dict[str, Any]], me: str) -> list[dict[str, Any]]:
+    """The agents the transfer dialog offers, with what each can do now: those who
+    can take it at once (on queue with room) first, then those on queue but full or
+    not responding, then the others by presence, offline last. A transfer to an
+    agent who cannot take it puts it in the conversation's queue (docs/routing.md),
+    so the dialog says so."""
+    order = {"ready": 0, "full": 1, "away": 2, "offline": 3}
+    out = []
+    for a in everyone:
+        if a["id"] == me:
+            continue
+        load = sum(1 for c in a["conversations"] if c["state"] != "parked")
+        presence = a["presence"]
+        if presence == "on_queue" and a["routing_status"] == "not_responding":
+            group, status = "full", "on queue, not responding"
+        elif presence == "on_queue" and load < int(a["capacity"] or 0):
+            group, status = "ready", "on queue, " + ("idle" if not load else "has room")
+        elif presence == "on_queue":
+            group, status = "full", "on queue, at capacity"
+        elif presence == "offline":
+            group, status = "offline", "offline"
+        else:
+            group, status = "away", presence.replace("_", " ")
+        out.append(
+            {"id": a["id"], "name": a["name"] or a["id"], "status": status, "group": group}
+        )
+    out.sort(key=lambda a: (order[a["group"]], a["name"].lower(), a["id"]))
+    return out
 
 
 def _composer(
@@ -404,6 +503,27 @@ def _new_composer(queue: str | None, limits: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def offer_title(origin: dict[str, Any] | None, prefix: str, me: str) -> str:
+    """The offer banner's first words (services/conversations.offer_origins) for
+    the agent `me`."""
+    o = origin or {}
+    kind = o.get("kind")
+    if kind == "reply":
+        return f"Customer replied in thread {thread_token(prefix, int(o['thread_id']))}"
+    if kind == "transfer":
+        who, queue = o.get("agent_name"), o.get("queue")
+        if who and queue:
+            return f"Transferred from {who} ({queue})"
+        if who:
+            return f"Transferred from {who}"
+        return f"Transferred from queue {queue}" if queue else "Transferred"
+    if kind == "park":
+        if o.get("agent") and o["agent"] != me:
+            return f"Returned from park (parked by {o.get('agent_name') or o['agent']})"
+        return "Returned from park"
+    return "New conversation"
+
+
 # -- pages -------------------------------------------------------------------------------
 
 
@@ -443,7 +563,15 @@ async def _workspace(request: Request, cid: int | None) -> Response:
         except NotFoundError:
             view = None
     return await anyio.to_thread.run_sync(
-        lambda: _page(request, principal, "workspace.html", page="workspace", cid=cid, view=view)
+        lambda: _page(
+            request,
+            principal,
+            "workspace.html",
+            page="workspace",
+            cid=cid,
+            view=view,
+            is_agent=_my_agent(ctx, principal.user.id) is not None,
+        )
     )
 
 
@@ -573,7 +701,9 @@ async def part_status(request: Request) -> Response:
         return _to_login(request)
     ctx = get_ctx(request)
     agent = await anyio.to_thread.run_sync(_my_agent, ctx, principal.user.id)
-    return _render(request, "_status.html", agent=agent, presences=PRESENCES)
+    return _render(
+        request, "_status.html", agent=agent, presences=PRESENCES, user=principal.user
+    )
 
 
 @router.get("/workspace/parts/offers")
@@ -581,8 +711,15 @@ async def part_offers(request: Request) -> Response:
     principal = await _principal(request)
     if principal is None:
         return _to_login(request)
-    groups = await anyio.to_thread.run_sync(_mine, get_ctx(request), principal)
-    return _render(request, "_offers.html", offers=groups["alerting"])
+    ctx = get_ctx(request)
+    groups = await anyio.to_thread.run_sync(_mine, ctx, principal)
+    offers = groups["alerting"]
+    origins = await anyio.to_thread.run_sync(
+        conv_svc.offer_origins, ctx.db, [c["id"] for c in offers]
+    )
+    prefix, me = ctx.config.reference_prefix, principal.user.id
+    titled = [c | {"origin": offer_title(origins.get(c["id"]), prefix, me)} for c in offers]
+    return _render(request, "_offers.html", offers=titled)
 
 
 @router.get("/workspace/parts/mine")

@@ -152,7 +152,7 @@
     } else if (t.dataset.dialog) {
       openDialog(t.dataset.dialog);
     } else if (t.id === "queue-toggle") {
-      setPresence(t.dataset.presence === "on_queue" ? "available" : "on_queue");
+      setPresence(t.dataset.next || (t.dataset.presence === "on_queue" ? "available" : "on_queue"));
     } else if (t.id === "logout-button") {
       PR.api("POST", "/api/v1/auth/logout").finally(function () { window.location.assign("/login"); });
     } else if (t.id === "shortcuts-button") {
