@@ -32,6 +32,7 @@ from postroom.web import (
     api_users,
     api_workspace,
     auth,
+    edge,
     errors,
     events_stream,
     workspace,
@@ -81,6 +82,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.hub = events_stream.EventHub(ctx)
     errors.install(app)
+    app.add_middleware(edge.EdgeGuard)
 
     @app.get("/healthz", tags=["status"])
     def healthz() -> dict[str, str]:

@@ -18,12 +18,18 @@ import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from pwdlib import PasswordHash
+from pydantic import Field
 
 from postroom.domain.routes import QueueConfig, Route
 from postroom.services import users as user_svc
 from postroom.services.users import Forbidden, NotAuthenticated, User
 from postroom.store.blobs import BlobStore
+from postroom.store.schema import ID_MAX
 from postroom.web.errors import CsrfRejected
+
+# Every id a client sends (path, query or JSON body) is one of these: a number the
+# database can hold, checked before any query (422 otherwise).
+RowId = Annotated[int, Field(ge=1, le=ID_MAX, description=f"an id, 1 to {ID_MAX}")]
 
 SESSION_COOKIE = "postroom_session"
 CSRF_HEADER = "X-CSRF-Token"
