@@ -37,7 +37,7 @@ from postroom.web import (
     events_stream,
     workspace,
 )
-from postroom.web.deps import AppContext, SettingsLike, WebConfig, utc_now
+from postroom.web.deps import AppContext, SettingsLike, Supervisor, WebConfig, utc_now
 from postroom.web.presence import watch_presence
 
 
@@ -91,7 +91,9 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/api/v1/status", tags=["status"])
-    def status() -> dict[str, Any]:
+    def status(_user: Supervisor) -> dict[str, Any]:
+        """Intake figures (`postroom status --json`), for supervisors and administrators;
+        `/healthz` is the public probe for load balancers."""
         with engine.connect() as conn:
             return status_counts(conn)
 

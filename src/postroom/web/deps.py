@@ -179,6 +179,24 @@ def _same_origin(request: Request, ctx: AppContext) -> bool:
     return origin.lower() in allowed
 
 
+def refuse_cross_site(request: Request, ctx: AppContext) -> None:
+    """For requests that need no session yet (signing in): a browser says where the
+    request came from in `Sec-Fetch-Site` and `Origin`; another site is refused, so a
+    page elsewhere cannot sign a visitor in to an account of its choosing. Clients
+    that send neither header (scripts, curl) are not browsers and pass."""
+    site = (request.headers.get("sec-fetch-site") or "").lower()
+    if site and site not in ("same-origin", "none"):
+        raise CsrfRejected(
+            f"this sign-in came from another site (Sec-Fetch-Site: {site}); "
+            "sign in on Postroom's own login page"
+        )
+    if not _same_origin(request, ctx):
+        raise CsrfRejected(
+            "this sign-in came from another site (Origin does not match "
+            f"{ctx.config.base_url}); sign in on Postroom's own login page"
+        )
+
+
 async def _csrf_value(request: Request) -> str:
     header = request.headers.get(CSRF_HEADER)
     if header:

@@ -634,4 +634,5 @@ async def message_body(message_id: RowId, request: Request, images: int = 0) -> 
         )
     csp = BODY_CSP.format(remote=" https: http:" if images else "")
     page = templates.get_template("_body.html").render(html=html, text=msg["text"] or "")
-    return HTMLResponse(page, headers=_headers(csp))
+    # No DNS prefetch of the links in a message: a lookup would tell the sender it was read.
+    return HTMLResponse(page, headers=_headers(csp) | {"X-DNS-Prefetch-Control": "off"})
