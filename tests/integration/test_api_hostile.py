@@ -144,19 +144,27 @@ def _baseline(api: Api) -> dict[str, str]:
     }
 
 
+def _url(template: str, names: list[str], base: dict[str, str], hostile: dict[str, str]) -> str:
+    for n in names:
+        template = template.replace("{" + n + "}", quote(hostile.get(n, base[n]), safe=""))
+    return template
+
+
+def _json(content: bytes | None, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = dict(extra)
+    if content is not None:
+        out["content"] = content
+        out["headers"] = {"content-type": "application/json"}
+    return out
+
+
 def _requests(spec: dict[str, Any], base: dict[str, str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(method, path, httpx request arguments) with one hostile value each."""
     for template, ops in spec["paths"].items():
         for method, op in ops.items():
             params = op.get("parameters", [])
-            path_names = [p["name"] for p in params if p["in"] == "path"]
-
-            def url(hostile: dict[str, str], template: str = template) -> str:
-                out = template
-                for n in path_names:
-                    out = out.replace("{" + n + "}", quote(hostile.get(n, base[n]), safe=""))
-                return out
-
+            names = [p["name"] for p in params if p["in"] == "path"]
+            path = _url(template, names, base, {})
             content = op.get("requestBody", {}).get("content", {})
             body_schema = content.get("application/json", {}).get("schema")
             fields: dict[str, Any] = {}
@@ -164,39 +172,30 @@ def _requests(spec: dict[str, Any], base: dict[str, str]) -> Iterator[tuple[str,
                 body_schema = _resolve(spec, body_schema)
                 props = body_schema.get("properties", {})
                 fields = {k: _sample(v, k, base) for k, v in props.items()}
-            baseline_body = json.dumps(fields).encode() if body_schema is not None else None
-            json_headers = {"content-type": "application/json"}
+            baseline = json.dumps(fields).encode() if body_schema is not None else None
 
-            def kw(content: bytes | None = baseline_body, **extra: Any) -> dict[str, Any]:
-                out: dict[str, Any] = dict(extra)
-                if content is not None:
-                    out["content"] = content
-                    out["headers"] = json_headers
-                return out
-
-            yield method, url({}), kw()
-            for n in path_names:
+            yield method, path, _json(baseline)
+            for n in names:
                 for v in URL_VALUES:
-                    yield method, url({n: v}), kw()
+                    yield method, _url(template, names, base, {n: v}), _json(baseline)
             for p in params:
                 if p["in"] == "query":
                     for v in URL_VALUES:
-                        yield method, url({}), kw(params={p["name"]: v})
+                        yield method, path, _json(baseline, params={p["name"]: v})
             if body_schema is not None:
                 for field in fields:
                     for v in FIELD_VALUES:
                         raw = json.dumps({**fields, field: "\x01HOSTILE\x01"})
                         text = raw.replace(json.dumps("\x01HOSTILE\x01"), v)
-                        yield method, url({}), kw(text.encode())
+                        yield method, path, _json(text.encode())
                 for b in BODIES:
-                    yield method, url({}), kw(b)
-                form = {k: "\x00" for k in fields}
-                yield method, url({}), {"data": form}
+                    yield method, path, _json(b)
+                yield method, path, {"data": {k: "\x00" for k in fields}}
             if "multipart/form-data" in content:
                 for name in ("a\x00b.txt", "x" * 100_000, "../../etc/passwd", "\x00"):
-                    yield method, url({}), {"files": {"file": (name, b"data", "text/plain")}}
-                yield method, url({}), {"files": {"file": ("a.txt", b"d", "text/\x00plain")}}
-                yield method, url({}), {"data": {"file": "not a file"}}
+                    yield method, path, {"files": {"file": (name, b"data", "text/plain")}}
+                yield method, path, {"files": {"file": ("a.txt", b"d", "text/\x00plain")}}
+                yield method, path, {"data": {"file": "not a file"}}
 
 
 def _check(r: httpx.Response, method: str, path: str) -> None:

@@ -7,6 +7,7 @@ here: users are added with `postroom user add`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from postroom.domain.errors import NotFoundError
 from postroom.services import agents as agent_svc
 from postroom.services import users as user_svc
+from postroom.services.users import Forbidden
 from postroom.web.actions import ask_router
 from postroom.web.deps import Ctx, CurrentUser, allowed_for_agent
 
@@ -37,6 +39,12 @@ def _agent_row(db: Any, agent_id: str) -> dict[str, Any]:
     raise NotFoundError(
         f"{agent_id!r} is not an agent; add one with `postroom user add --role agent`"
     )
+
+
+def _not_disabled(db: Any, user_id: str) -> None:
+    with contextlib.suppress(NotFoundError):  # an agent without a user row
+        if user_svc.get_user(db, user_id).disabled:
+            raise Forbidden(f"{user_id} is disabled; enable them with `postroom user enable`")
 
 
 @router.get("")
@@ -67,5 +75,7 @@ async def set_presence(
 ) -> dict[str, Any]:
     """Set presence; `on_queue` takes work, anything else stops new offers."""
     allowed_for_agent(user, user_id, ("set presence",))
+    if body.presence != "offline":
+        await anyio.to_thread.run_sync(_not_disabled, ctx.db, user_id)
     await ask_router(ctx, "presence", agent_id=user_id, data={"presence": body.presence})
     return await anyio.to_thread.run_sync(_agent_row, ctx.db, user_id)

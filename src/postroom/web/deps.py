@@ -152,12 +152,13 @@ class Principal:
     secret: str  # the cookie value or the token, to record activity
     csrf_token: str | None = None
 
-    def touch(self, ctx: AppContext) -> None:
-        """Record that this client is still there (presence time-out)."""
+    def touch(self, ctx: AppContext) -> bool:
+        """Record that this client is still there (presence time-out); False once the
+        session or token no longer works (ended, expired, revoked, user disabled)."""
         if self.via == "session":
-            user_svc.touch_session(ctx.db, ctx.clock, self.secret)
-        else:
-            user_svc.user_for_token(ctx.db, ctx.clock, self.secret, touch_after_s=0)
+            found = user_svc.session_for_cookie(ctx.db, ctx.clock, self.secret, touch_after_s=0)
+            return found is not None
+        return user_svc.user_for_token(ctx.db, ctx.clock, self.secret, touch_after_s=0) is not None
 
 
 def get_ctx(request: Request) -> AppContext:

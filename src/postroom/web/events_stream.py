@@ -213,7 +213,8 @@ async def stream(
                         yield _sse(e)
                 if time.monotonic() - last_touch >= ctx.config.heartbeat_s:
                     last_touch = time.monotonic()
-                    await anyio.to_thread.run_sync(principal.touch, ctx)
+                    if not await anyio.to_thread.run_sync(principal.touch, ctx):
+                        return  # signed out, revoked or disabled: the stream ends too
                     yield ServerSentEvent(comment="heartbeat")
         finally:
             watcher.cancel()
