@@ -301,3 +301,19 @@ def test_depth_scan_counts_brackets_outside_strings_only() -> None:
     assert nested_deeper_than(b'[{"a": [{"b": "\\"]]]"}]}]', 3)
     assert not nested_deeper_than(b'[{"a": [{"b": "\\"]]]"}]}]', 4)
     assert nested_deeper_than(b"]]]][[[[" * 10, 4)  # unbalanced counts as too deep
+
+
+def test_workspace_pages_refuse_ids_beyond_any_row(api: Api) -> None:
+    sue = api.client("sue")
+    for path in (
+        "/c/{}",
+        "/workspace/parts/conversation/{}",
+        "/workspace/parts/thread/{}",
+        "/workspace/parts/delivery/{}",
+        "/workspace/messages/{}/body",
+    ):
+        for value in (str(2**64), "99999999999999999999999", str(2**31), "-1", "%00"):
+            r = sue.get(path.format(value))
+            assert 400 <= r.status_code < 500, (path, value, r.status_code, r.text[:200])
+    r = sue.get("/workspace/messages/1/body", params={"images": "9" * 5000})
+    assert r.status_code < 500
