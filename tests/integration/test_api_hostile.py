@@ -190,6 +190,9 @@ def _requests(spec: dict[str, Any], base: dict[str, str]) -> Iterator[tuple[str,
                         yield method, path, _json(text.encode())
                 for b in BODIES:
                     yield method, path, _json(b)
+                for ctype in (None, "text/plain", "application/problem+json"):
+                    headers = {"content-type": ctype} if ctype else {}
+                    yield method, path, {"content": DEEP_LIST.encode(), "headers": headers}
                 yield method, path, {"data": {k: "\x00" for k in fields}}
             if "multipart/form-data" in content:
                 for name in ("a\x00b.txt", "x" * 100_000, "../../etc/passwd", "\x00"):

@@ -54,7 +54,7 @@ async def login(request: Request, response: Response, ctx: Ctx) -> SessionOut:
     refuse_cross_site(request, ctx)
     try:
         body = await _login_input(request)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, or too deep for the parser
         raise InvalidCredentials("send user and password (JSON or form fields)") from exc
     address = request.client.host if request.client else "-"
     ctx.limiter.check(body.user, address)

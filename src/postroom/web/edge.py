@@ -4,7 +4,8 @@ it, and the headers every API response carries.
 Refused with a JSON error before any endpoint runs:
 - a NUL character in the path or query string (400; PostgreSQL text cannot
   hold NUL, and no name or search term needs one);
-- a JSON body over `MAX_JSON_BODY` bytes (413), nested deeper than
+- a JSON body (or one without a Content-Type, which FastAPI reads as JSON)
+  over `MAX_JSON_BODY` bytes (413), nested deeper than
   `MAX_JSON_DEPTH` (400; the parser and validators recurse, so a deep body
   would otherwise exhaust the stack), or with a `\\u0000` escape in a string
   (400); a form body with `%00` (400).
@@ -83,7 +84,7 @@ def check_url(scope: Scope) -> None:
 
 def check_body(content_type: str, body: bytes) -> None:
     ctype = content_type.split(";")[0].strip().lower()
-    if ctype == "application/json" or ctype.endswith("+json"):
+    if _json_type(ctype):
         if len(body) > MAX_JSON_BODY:
             raise RequestRefused(
                 413, "too_large", f"a JSON body may have at most {MAX_JSON_BODY} bytes"
@@ -103,11 +104,14 @@ def check_body(content_type: str, body: bytes) -> None:
         raise RequestRefused(400, "bad_request", "a form field contains a NUL character (%00)")
 
 
+def _json_type(ctype: str) -> bool:
+    # No type at all counts: FastAPI then parses the body as JSON.
+    return ctype in ("", "application/json") or ctype.endswith("+json")
+
+
 def _wants_check(content_type: str) -> bool:
     ctype = content_type.split(";")[0].strip().lower()
-    return ctype in ("application/json", "application/x-www-form-urlencoded") or ctype.endswith(
-        "+json"
-    )
+    return _json_type(ctype) or ctype == "application/x-www-form-urlencoded"
 
 
 async def _refuse(send: Send, exc: RequestRefused) -> None:
