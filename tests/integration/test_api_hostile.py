@@ -320,3 +320,22 @@ def test_workspace_pages_refuse_ids_beyond_any_row(api: Api) -> None:
             assert 400 <= r.status_code < 500, (path, value, r.status_code, r.text[:200])
     r = sue.get("/workspace/messages/1/body", params={"images": "9" * 5000})
     assert r.status_code < 500
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_500(api: Api) -> None:
+    """The last line of defence, behind the declared bounds: an endpoint that lets
+    an unbounded id through meets OverflowError (SQLite) or DataError (PostgreSQL)."""
+    from postroom.store.schema import conversations
+
+    @api.app.get("/api/v1/unbounded/{n}")
+    def unbounded(n: int) -> dict[str, int]:
+        with api.db.connect() as conn:
+            conn.execute(sa.select(conversations.c.id).where(conversations.c.id == n)).all()
+        return {"n": n}
+
+    sue = api.client("sue")
+    assert sue.get("/api/v1/unbounded/5").status_code == 200
+    r = sue.get(f"/api/v1/unbounded/{2**70}")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_value"
+    assert "out of range" in r.json()["error"]["message"]
