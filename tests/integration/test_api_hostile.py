@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from postroom.store.schema import attachments, messages
-from postroom.web.edge import MAX_JSON_DEPTH, nested_deeper_than
 from tests.integration import test_api_fixtures as fx
 from tests.integration.test_api_fixtures import Api, LiveServer
 
@@ -295,15 +294,6 @@ def test_stream_resume_points_beyond_any_id(api: Api) -> None:
                 first = next(resp.iter_lines())
                 assert first.startswith(":") or first.startswith("retry")
         c.close()
-
-
-def test_depth_scan_counts_brackets_outside_strings_only() -> None:
-    assert not nested_deeper_than(json.dumps({"t": "[" * 100}).encode(), MAX_JSON_DEPTH)
-    assert not nested_deeper_than(json.dumps([[[1]]] * 1000).encode(), 3)
-    assert nested_deeper_than(json.dumps([[[1]]]).encode(), 2)
-    assert nested_deeper_than(b'[{"a": [{"b": "\\"]]]"}]}]', 3)
-    assert not nested_deeper_than(b'[{"a": [{"b": "\\"]]]"}]}]', 4)
-    assert nested_deeper_than(b"]]]][[[[" * 10, 4)  # unbalanced counts as too deep
 
 
 def test_workspace_pages_refuse_ids_beyond_any_row(api: Api) -> None:
