@@ -351,13 +351,24 @@ def cmd_user(args: argparse.Namespace) -> int:
                     "send it as 'Authorization: Bearer <token>'; it is shown only once",
                     file=sys.stderr,
                 )
+        elif args.action in ("disable", "enable"):
+            user = svc.set_disabled(db, utc_now, args.user, args.action == "disable")
+            if user.disabled:
+                print(
+                    f"{user.id} disabled: signed out, API tokens refused, cannot sign in"
+                    + (" (taken off queue)" if user.role == "agent" else "")
+                )
+            else:
+                print(f"{user.id} enabled: they can sign in again")
         elif args.action == "list":
             rows = svc.list_users(db)
             if args.json:
                 print(json.dumps([u.to_json() for u in rows]))
             else:
                 for u in rows:
-                    print(f"{u.id:<24} {u.role:<11} {u.name}")
+                    print(
+                        f"{u.id:<24} {u.role:<11} {u.name}" + (" (disabled)" if u.disabled else "")
+                    )
         return 0
     finally:
         db.dispose()
@@ -483,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
     p.set_defaults(func=cmd_agent)
 
-    p = sub.add_parser("user", help="users of the workspace and API: add, passwd, token, list")
+    p = sub.add_parser(
+        "user", help="users of the workspace and API: add, passwd, token, disable, enable, list"
+    )
     usub = p.add_subparsers(dest="action", required=True)
     up = usub.add_parser("add", help="create or update a user (agents get a routing profile)")
     up.add_argument("user", help="login name (for agents also the agent id)")
@@ -507,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("user")
     up.add_argument("--name", default="api", help="a label for the token")
     up.add_argument("--revoke", action="store_true", help="revoke the user's tokens of that name")
+    up = usub.add_parser(
+        "disable", help="stop a user at once: sessions end, tokens refused, agents off queue"
+    )
+    up.add_argument("user")
+    up = usub.add_parser("enable", help="let a disabled user sign in again")
+    up.add_argument("user")
     up = usub.add_parser("list", help="users and roles")
     up.add_argument("--json", action="store_true")
     for up in usub.choices.values():

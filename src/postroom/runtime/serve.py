@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
@@ -106,15 +107,7 @@ async def serve(
         app = create_app(comps.engine, settings, comps.blobs)
         if router is not None:  # offers reach browsers without waiting for the next poll
             router.service.listeners.append(app.state.hub.wake)
-        config = uvicorn.Config(
-            app,
-            host=settings.http.host,
-            port=settings.http.port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-        http_server = uvicorn.Server(config)
+        http_server = uvicorn.Server(http_config(app, settings))
         # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them on exit,
         # which then reaches the loop handler above and stops everything else.
         tasks.append(asyncio.create_task(http_server.serve()))
@@ -144,6 +137,23 @@ async def serve(
         if sender is not None:
             sender.stop()
         comps.close()
+
+
+def http_config(app: Any, settings: Settings) -> uvicorn.Config:
+    """uvicorn for the HTTP role. Forwarded headers (X-Forwarded-For/-Proto) are
+    believed only from `[web] trusted_proxies`; by default from nobody, so a client
+    cannot choose its own address (the login throttle keys on it)."""
+    proxies = list(settings.web.trusted_proxies)
+    return uvicorn.Config(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or "",
+    )
 
 
 def build_sender(settings: Settings, comps: Components) -> SenderWorker:

@@ -85,6 +85,9 @@ class WebSettings:
     session_max_age_s: int = 12 * 3600
     presence_timeout_s: int = 60  # an agent whose browser is gone this long goes off queue
     login_attempts_per_minute: int = 10
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For/-Proto is
+    # believed; empty: none, the peer address is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,9 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
             return float(value)
         if kind in ("str | None",) and value in ("", None):
             return None
+        if kind.startswith("tuple[str"):  # a TOML list, or a comma-separated variable
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(str(v).strip() for v in items if str(v).strip())
         return str(value) if not isinstance(value, str) else value
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from exc

@@ -28,6 +28,7 @@ from postroom.services.users import User
 from postroom.store.blobs import BlobStore, sha256_hex
 from postroom.store.db import as_utc
 from postroom.store.schema import (
+    ID_MAX,
     agents,
     attachments,
     canned_responses,
@@ -160,8 +161,9 @@ def list_conversations(
     if flt.search:
         term = flt.search.strip()
         ref = re.fullmatch(re.escape(prefix) + r"-(\d{1,12})", term, re.IGNORECASE)
-        if ref:
-            q = q.where(conversations.c.thread_id == int(ref.group(1)))
+        if ref:  # a number beyond any id matches nothing (and is no query parameter)
+            number = int(ref.group(1))
+            q = q.where(conversations.c.thread_id == number if number <= ID_MAX else sa.false())
         else:
             like = f"%{term.lower()}%"
             matching = sa.select(messages.c.conversation_id).where(

@@ -25,7 +25,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from postroom.domain.errors import NotFoundError, PostroomError
 from postroom.services import agents as agent_svc
 from postroom.store.db import as_utc
-from postroom.store.schema import agents, api_tokens, users, web_sessions
+from postroom.store.schema import agents, api_tokens, conversations, users, web_sessions
 
 Role = Literal["agent", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin")
@@ -69,7 +69,13 @@ class User:
         return self.role in ("supervisor", "admin")
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "email": self.email, "role": self.role}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "email": self.email,
+            "role": self.role,
+            "disabled": self.disabled,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +200,50 @@ def set_password(db: sa.Engine, user_id: str, password: str, hasher: PasswordHas
         if not done:
             raise NotFoundError(f"no user {user_id!r}; add one with `postroom user add`")
         conn.execute(web_sessions.delete().where(web_sessions.c.user_id == user_id))
+
+
+def set_disabled(
+    db: sa.Engine, clock: Callable[[], datetime], user_id: str, disabled: bool
+) -> User:
+    """Disable a user, or enable them again. Disabled, they cannot sign in, their
+    browser sessions are ended and their API tokens refused (from the next request:
+    every request looks the user up), and an agent who is not offline is set
+    offline through the router. Enabling lets them
+    sign in again; their tokens work again, their sessions stay ended. Offers
+    waiting for the agent are declined for them, so they go to the next agent or
+    back to the queue at once. Conversations they hold stay with them until a
+    supervisor transfers them."""
+    with db.begin() as conn:
+        done = conn.execute(
+            users.update().where(users.c.id == user_id).values(disabled=disabled)
+        ).rowcount
+        if not done:
+            raise NotFoundError(f"no user {user_id!r}; see `postroom user list`")
+        presence = None
+        offered: list[int] = []
+        if disabled:
+            conn.execute(web_sessions.delete().where(web_sessions.c.user_id == user_id))
+            presence = conn.execute(
+                sa.select(agents.c.presence).where(agents.c.id == user_id)
+            ).scalar()
+            offered = list(
+                conn.execute(
+                    sa.select(conversations.c.id).where(
+                        conversations.c.agent_id == user_id, conversations.c.state == "alerting"
+                    )
+                ).scalars()
+            )
+    if presence is not None and presence != "offline":
+        agent_svc.request(
+            db,
+            clock,
+            "presence",
+            agent_id=user_id,
+            data={"presence": "offline", "cause": "disabled"},
+        )
+    for cid in offered:  # offline stops new offers; the pending ones move on now
+        agent_svc.request(db, clock, "decline", agent_id=user_id, conversation_id=cid)
+    return get_user(db, user_id)
 
 
 def authenticate(db: sa.Engine, user_id: str, password: str, hasher: PasswordHash) -> User:

@@ -20,6 +20,10 @@ metadata = sa.MetaData(
 
 UTC = sa.DateTime(timezone=True)
 
+# Row ids are sa.Integer: a signed 32-bit `integer` on PostgreSQL. Any id a
+# client sends is checked against this range before it reaches a query.
+ID_MAX = 2**31 - 1
+
 queues = sa.Table(
     "queues",
     metadata,

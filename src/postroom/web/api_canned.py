@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from postroom.domain.errors import PostroomError
 from postroom.services import conversations as conv_svc
-from postroom.web.deps import Ctx, CurrentUser, Supervisor
+from postroom.web.deps import Ctx, CurrentUser, RowId, Supervisor
 
 router = APIRouter(prefix="/api/v1/canned-responses", tags=["canned responses"])
 
@@ -27,7 +27,7 @@ class CannedIn(BaseModel):
 
 
 class RenderIn(BaseModel):
-    conversation_id: int | None = Field(
+    conversation_id: RowId | None = Field(
         default=None, description="fill in for this conversation (customer, reference, queue)"
     )
     queue: str | None = Field(
@@ -62,12 +62,12 @@ async def add_canned(body: CannedIn, ctx: Ctx, _user: Supervisor) -> dict[str, A
 
 
 @router.delete("/{canned_id}", status_code=204)
-async def delete_canned(canned_id: int, ctx: Ctx, _user: Supervisor) -> None:
+async def delete_canned(canned_id: RowId, ctx: Ctx, _user: Supervisor) -> None:
     await anyio.to_thread.run_sync(conv_svc.delete_canned, ctx.db, canned_id)
 
 
 @router.post("/{canned_id}/render")
-async def render(canned_id: int, body: RenderIn, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+async def render(canned_id: RowId, body: RenderIn, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """The text with the fields filled in for one conversation you can see, or for a new
     email from `queue` (no customer name or reference yet)."""
     if body.conversation_id is None and body.queue is None:

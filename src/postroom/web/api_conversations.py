@@ -7,7 +7,7 @@ here (the outbound endpoints own that).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
@@ -18,7 +18,7 @@ from postroom.domain.routes import QueueConfig
 from postroom.services import conversations as conv_svc
 from postroom.services import signatures
 from postroom.web.actions import conversation_action
-from postroom.web.deps import Ctx, CurrentUser
+from postroom.web.deps import Ctx, CurrentUser, RowId
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -46,7 +46,7 @@ class DraftIn(BaseModel):
     subject: str = Field(default="", max_length=1000)
     text: str = Field(default="", max_length=2_000_000)
     html: str | None = Field(default=None, max_length=5_000_000)
-    attachments: list[int] = Field(default_factory=list, description="upload ids")
+    attachments: list[RowId] = Field(default_factory=list, description="upload ids")
     kind: Literal["reply", "reply_all", "forward", "new"] = "reply"
 
 
@@ -67,7 +67,7 @@ async def list_conversations(
     q: str | None = Query(default=None, description="search subject, sender, text or PR-12"),
     mine: bool = Query(default=False, description="only those offered to or held by me"),
     limit: int = Query(default=50, ge=1, le=200),
-    before_id: int | None = Query(default=None, description="page: ids below this one"),
+    before_id: Annotated[RowId | None, Query(description="page: ids below this one")] = None,
 ) -> dict[str, Any]:
     """Conversations you can see, newest first."""
     flt = conv_svc.ConversationFilter(state, queue, agent, q, mine, limit, before_id)
@@ -78,7 +78,7 @@ async def list_conversations(
 
 
 @router.get("/{conversation_id}")
-async def get_conversation(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+async def get_conversation(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """One conversation with its messages and attachments."""
     return await anyio.to_thread.run_sync(
         lambda: conv_svc.get_conversation(
@@ -95,20 +95,20 @@ async def _act(
 
 
 @router.post("/{conversation_id}/accept", response_model=ActionOut)
-async def accept(conversation_id: int, ctx: Ctx, user: CurrentUser) -> ActionOut:
+async def accept(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> ActionOut:
     """Accept the offer: the conversation becomes connected."""
     return await _act(ctx, user, conversation_id, "accept")
 
 
 @router.post("/{conversation_id}/decline", response_model=ActionOut)
-async def decline(conversation_id: int, ctx: Ctx, user: CurrentUser) -> ActionOut:
+async def decline(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> ActionOut:
     """Decline the offer: it goes to the next agent."""
     return await _act(ctx, user, conversation_id, "decline")
 
 
 @router.post("/{conversation_id}/transfer", response_model=ActionOut)
 async def transfer(
-    conversation_id: int, body: TransferIn, ctx: Ctx, user: CurrentUser
+    conversation_id: RowId, body: TransferIn, ctx: Ctx, user: CurrentUser
 ) -> ActionOut:
     """Transfer to a queue (it waits there) or to an agent (offered to them)."""
     if body.queue is not None:
@@ -122,25 +122,25 @@ async def transfer(
 
 
 @router.post("/{conversation_id}/park", response_model=ActionOut)
-async def park(conversation_id: int, ctx: Ctx, user: CurrentUser) -> ActionOut:
+async def park(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> ActionOut:
     """Set it aside; it returns on the customer's reply or the park timer."""
     return await _act(ctx, user, conversation_id, "park")
 
 
 @router.post("/{conversation_id}/unpark", response_model=ActionOut)
-async def unpark(conversation_id: int, ctx: Ctx, user: CurrentUser) -> ActionOut:
+async def unpark(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> ActionOut:
     """Take a parked conversation back."""
     return await _act(ctx, user, conversation_id, "unparked")
 
 
 @router.post("/{conversation_id}/disconnect", response_model=ActionOut)
-async def disconnect(conversation_id: int, ctx: Ctx, user: CurrentUser) -> ActionOut:
+async def disconnect(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> ActionOut:
     """End the interaction (then wrap-up, if the queue asks for it)."""
     return await _act(ctx, user, conversation_id, "end")
 
 
 @router.post("/{conversation_id}/wrapup", response_model=ActionOut)
-async def wrapup(conversation_id: int, body: WrapupIn, ctx: Ctx, user: CurrentUser) -> ActionOut:
+async def wrapup(conversation_id: RowId, body: WrapupIn, ctx: Ctx, user: CurrentUser) -> ActionOut:
     """Finish with a wrap-up code (from the queue's list) and notes; ends it first if needed."""
     holder = await anyio.to_thread.run_sync(conv_svc.holder, ctx.db, user, conversation_id)
     conv_svc.check_wrapup_code(ctx.config.queue(holder.queue), body.code)
@@ -161,7 +161,7 @@ async def wrapup(conversation_id: int, body: WrapupIn, ctx: Ctx, user: CurrentUs
 
 
 @router.get("/{conversation_id}/wrapup-codes")
-async def wrapup_codes(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+async def wrapup_codes(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """The wrap-up codes of the conversation's queue."""
     holder = await anyio.to_thread.run_sync(conv_svc.holder, ctx.db, user, conversation_id)
     q = ctx.config.queue(holder.queue)
@@ -173,7 +173,7 @@ async def wrapup_codes(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dic
 
 
 @router.get("/{conversation_id}/signature")
-async def signature(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+async def signature(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """The signature of the conversation's queue, rendered for you and this conversation."""
     holder = await anyio.to_thread.run_sync(conv_svc.holder, ctx.db, user, conversation_id)
     q = ctx.config.queue(holder.queue)
@@ -188,7 +188,7 @@ async def signature(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dict[s
 
 
 @router.get("/{conversation_id}/draft")
-async def get_draft(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+async def get_draft(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """Your draft for this conversation (data is null when there is none)."""
     draft = await anyio.to_thread.run_sync(conv_svc.get_draft, ctx.db, user, conversation_id)
     return draft or {"conversation_id": conversation_id, "data": None, "updated_at": None}
@@ -196,7 +196,7 @@ async def get_draft(conversation_id: int, ctx: Ctx, user: CurrentUser) -> dict[s
 
 @router.put("/{conversation_id}/draft")
 async def save_draft(
-    conversation_id: int, body: DraftIn, ctx: Ctx, user: CurrentUser
+    conversation_id: RowId, body: DraftIn, ctx: Ctx, user: CurrentUser
 ) -> dict[str, Any]:
     """Auto-save: replaces your one draft for this conversation."""
     return await anyio.to_thread.run_sync(
@@ -213,6 +213,6 @@ async def save_draft(
 
 
 @router.delete("/{conversation_id}/draft", status_code=204)
-async def delete_draft(conversation_id: int, ctx: Ctx, user: CurrentUser) -> None:
+async def delete_draft(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> None:
     """Throw your draft away."""
     await anyio.to_thread.run_sync(conv_svc.delete_draft, ctx.db, user, conversation_id)

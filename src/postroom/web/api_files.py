@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from postroom.domain.errors import MessageTooLargeError, NotFoundError
 from postroom.services import conversations as conv_svc
 from postroom.store.blobs import BlobNotFoundError
-from postroom.web.deps import Ctx, CurrentUser
+from postroom.web.deps import Ctx, CurrentUser, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["files"])
 
@@ -74,7 +74,7 @@ def _file_response(ctx: Ctx, key: str, filename: str, content_type: str) -> Resp
 
 
 @router.get("/uploads/{upload_id}")
-async def get_upload(upload_id: int, ctx: Ctx, user: CurrentUser) -> Response:
+async def get_upload(upload_id: RowId, ctx: Ctx, user: CurrentUser) -> Response:
     """One of your own uploads."""
     key, name, ctype = await anyio.to_thread.run_sync(
         conv_svc.upload_for_download, ctx.db, user, upload_id
@@ -83,7 +83,7 @@ async def get_upload(upload_id: int, ctx: Ctx, user: CurrentUser) -> Response:
 
 
 @router.get("/attachments/{attachment_id}")
-async def get_attachment(attachment_id: int, ctx: Ctx, user: CurrentUser) -> Response:
+async def get_attachment(attachment_id: RowId, ctx: Ctx, user: CurrentUser) -> Response:
     """An attachment of a message in a conversation you can see."""
     key, name, ctype = await anyio.to_thread.run_sync(
         conv_svc.attachment_for_download, ctx.db, user, attachment_id

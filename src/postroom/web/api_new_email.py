@@ -16,7 +16,7 @@ from postroom.services import new_email
 from postroom.services.outbound import OutboundService
 from postroom.services.users import User
 from postroom.web.api_workspace import outbound_config
-from postroom.web.deps import AppContext, Ctx, CurrentUser
+from postroom.web.deps import AppContext, Ctx, CurrentUser, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
@@ -32,10 +32,10 @@ class NewEmailIn(BaseModel):
     subject: str = Field(min_length=1, max_length=1000)
     text: str = Field(default="", max_length=2_000_000)
     html: str | None = Field(default=None, max_length=5_000_000, description="sanitized")
-    attachments: list[int] = Field(default_factory=list, description="upload ids")
-    inline: list[int] = Field(
+    attachments: list[RowId] = Field(default_factory=list, description="upload ids")
+    inline: list[RowId] = Field(
         default_factory=list,
-        description="upload ids shown in the HTML as <img src=\"/api/v1/uploads/ID\">",
+        description='upload ids shown in the HTML as <img src="/api/v1/uploads/ID">',
     )
 
 

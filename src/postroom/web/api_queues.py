@@ -6,7 +6,7 @@ services/signatures.py; it changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from postroom.domain.errors import NotFoundError
 from postroom.services import agents as agent_svc
 from postroom.services import signatures
-from postroom.web.deps import Ctx, CurrentUser
+from postroom.web.deps import Ctx, CurrentUser, RowId
 
 router = APIRouter(prefix="/api/v1/queues", tags=["queues"])
 
@@ -52,9 +52,10 @@ async def signature(
     name: str,
     ctx: Ctx,
     user: CurrentUser,
-    conversation_id: int | None = Query(
-        default=None, description="fill in its customer and reference (default: a new email)"
-    ),
+    conversation_id: Annotated[
+        RowId | None,
+        Query(description="fill in its customer and reference (default: a new email)"),
+    ] = None,
 ) -> dict[str, Any]:
     """The queue's signature rendered for you: text and sanitized HTML (null without one)."""
     q = ctx.config.queue(name)

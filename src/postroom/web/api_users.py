@@ -7,23 +7,29 @@ here: users are added with `postroom user add`.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from postroom.domain.errors import NotFoundError
 from postroom.services import agents as agent_svc
 from postroom.services import users as user_svc
+from postroom.services.users import Forbidden
 from postroom.web.actions import ask_router
 from postroom.web.deps import Ctx, CurrentUser, allowed_for_agent
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
+UserId = Annotated[str, Path(min_length=1, max_length=200, description="a user name")]
+
 
 class PresenceIn(BaseModel):
-    presence: str = Field(description="on_queue, available, away, break, meal, ... or offline")
+    presence: str = Field(
+        max_length=40, description="on_queue, available, away, break, meal, ... or offline"
+    )
 
 
 def _agent_row(db: Any, agent_id: str) -> dict[str, Any]:
@@ -33,6 +39,12 @@ def _agent_row(db: Any, agent_id: str) -> dict[str, Any]:
     raise NotFoundError(
         f"{agent_id!r} is not an agent; add one with `postroom user add --role agent`"
     )
+
+
+def _not_disabled(db: Any, user_id: str) -> None:
+    with contextlib.suppress(NotFoundError):  # an agent without a user row
+        if user_svc.get_user(db, user_id).disabled:
+            raise Forbidden(f"{user_id} is disabled; enable them with `postroom user enable`")
 
 
 @router.get("")
@@ -51,7 +63,7 @@ async def me(user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/{user_id}/routing-status")
-async def routing_status(user_id: str, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+async def routing_status(user_id: UserId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """Presence, routing status, queues and the conversations an agent holds."""
     allowed_for_agent(user, user_id, ("read the routing status",))
     return await anyio.to_thread.run_sync(_agent_row, ctx.db, user_id)
@@ -59,9 +71,11 @@ async def routing_status(user_id: str, ctx: Ctx, user: CurrentUser) -> dict[str,
 
 @router.put("/{user_id}/presence")
 async def set_presence(
-    user_id: str, body: PresenceIn, ctx: Ctx, user: CurrentUser
+    user_id: UserId, body: PresenceIn, ctx: Ctx, user: CurrentUser
 ) -> dict[str, Any]:
     """Set presence; `on_queue` takes work, anything else stops new offers."""
     allowed_for_agent(user, user_id, ("set presence",))
+    if body.presence != "offline":
+        await anyio.to_thread.run_sync(_not_disabled, ctx.db, user_id)
     await ask_router(ctx, "presence", agent_id=user_id, data={"presence": body.presence})
     return await anyio.to_thread.run_sync(_agent_row, ctx.db, user_id)

@@ -25,7 +25,7 @@ from postroom.services.outbound import OutboundConfig, OutboundService
 from postroom.services.users import Forbidden, User
 from postroom.store.schema import attachments, messages
 from postroom.web.api_files import _file_response
-from postroom.web.deps import AppContext, Ctx, CurrentUser
+from postroom.web.deps import AppContext, Ctx, CurrentUser, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["workspace"])
 
@@ -40,8 +40,8 @@ class SendIn(BaseModel):
     subject: str | None = Field(default=None, max_length=1000)
     text: str = Field(default="", max_length=2_000_000)
     html: str | None = Field(default=None, max_length=5_000_000)
-    attachments: list[int] = Field(default_factory=list, description="upload ids")
-    reply_to_message: int | None = Field(default=None, description="default: the newest inbound")
+    attachments: list[RowId] = Field(default_factory=list, description="upload ids")
+    reply_to_message: RowId | None = Field(default=None, description="default: the newest inbound")
 
 
 class SendOut(BaseModel):
@@ -113,7 +113,7 @@ def _send(ctx: AppContext, config: OutboundConfig, user: User, cid: int, body: S
 
 @router.post("/conversations/{conversation_id}/send", response_model=SendOut, status_code=201)
 async def send(
-    conversation_id: int, body: SendIn, request: Request, ctx: Ctx, user: CurrentUser
+    conversation_id: RowId, body: SendIn, request: Request, ctx: Ctx, user: CurrentUser
 ) -> SendOut:
     """Send a reply, reply-all or forward from the conversation's address; your draft is
     removed. The message is queued for the sender and shows up in the conversation."""
@@ -139,7 +139,7 @@ def _cid_attachment(ctx: AppContext, user: User, message_id: int, content_id: st
 
 
 @router.get("/messages/{message_id}/cid/{content_id:path}")
-async def inline_image(message_id: int, content_id: str, ctx: Ctx, user: CurrentUser) -> Response:
+async def inline_image(message_id: RowId, content_id: str, ctx: Ctx, user: CurrentUser) -> Response:
     """An inline image of a message you can see, by its Content-ID."""
     att = await anyio.to_thread.run_sync(_cid_attachment, ctx, user, message_id, content_id)
     key, name, ctype = await anyio.to_thread.run_sync(

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from pwdlib import PasswordHash
 
 from postroom import __version__
@@ -26,18 +27,22 @@ from postroom.store.intake_repo import status_counts
 from postroom.web import (
     api_canned,
     api_conversations,
+    api_docs,
     api_files,
     api_new_email,
     api_queues,
     api_users,
     api_workspace,
     auth,
+    edge,
     errors,
     events_stream,
     workspace,
 )
-from postroom.web.deps import AppContext, SettingsLike, WebConfig, utc_now
+from postroom.web.deps import AppContext, SettingsLike, Supervisor, WebConfig, utc_now
 from postroom.web.presence import watch_presence
+
+FAVICON = Path(workspace.__file__).parent / "static" / "favicon.ico"
 
 
 def create_app(
@@ -73,7 +78,7 @@ def create_app(
         title="Postroom",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # api_docs serves it from our own files
         redoc_url=None,
         lifespan=lifespan,
         description="Postroom's REST API and event stream; see docs/api.md.",
@@ -81,6 +86,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.hub = events_stream.EventHub(ctx)
     errors.install(app)
+    app.add_middleware(edge.EdgeGuard)
 
     @app.get("/healthz", tags=["status"])
     def healthz() -> dict[str, str]:
@@ -88,12 +94,21 @@ def create_app(
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(
+            FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+        )
+
     @app.get("/api/v1/status", tags=["status"])
-    def status() -> dict[str, Any]:
+    def status(_user: Supervisor) -> dict[str, Any]:
+        """Intake figures (`postroom status --json`), for supervisors and administrators;
+        `/healthz` is the public probe for load balancers."""
         with engine.connect() as conn:
             return status_counts(conn)
 
     for module in (
+        api_docs,
         auth,
         api_conversations,
         api_new_email,

@@ -1,8 +1,10 @@
 """Log in, log out and the current session: sets and clears the session cookie.
 
 The cookie is HttpOnly, SameSite=Lax, and Secure when base_url is https; the
-CSRF token for the session is returned in the body. Failed logins are
-throttled per user and address. Password checks live in services/users.py.
+CSRF token for the session is returned in the body. A browser's cross-site
+login is refused (login CSRF). Failed logins are throttled per user and
+client address (the peer's, or a configured proxy's X-Forwarded-For).
+Password checks live in services/users.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from postroom.services import users as user_svc
 from postroom.services.users import InvalidCredentials
-from postroom.web.deps import SESSION_COOKIE, Auth, Ctx
+from postroom.web.deps import SESSION_COOKIE, Auth, Ctx, refuse_cross_site
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -47,10 +49,12 @@ async def _login_input(request: Request) -> LoginIn:
     },
 )
 async def login(request: Request, response: Response, ctx: Ctx) -> SessionOut:
-    """Check a password and start a browser session (JSON or form body: user, password)."""
+    """Check a password and start a browser session (JSON or form body: user, password).
+    A browser's cross-site request (Origin or Sec-Fetch-Site) is refused with 403."""
+    refuse_cross_site(request, ctx)
     try:
         body = await _login_input(request)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, or too deep for the parser
         raise InvalidCredentials("send user and password (JSON or form fields)") from exc
     address = request.client.host if request.client else "-"
     ctx.limiter.check(body.user, address)

@@ -18,12 +18,18 @@ import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from pwdlib import PasswordHash
+from pydantic import Field
 
 from postroom.domain.routes import QueueConfig, Route
 from postroom.services import users as user_svc
 from postroom.services.users import Forbidden, NotAuthenticated, User
 from postroom.store.blobs import BlobStore
+from postroom.store.schema import ID_MAX
 from postroom.web.errors import CsrfRejected
+
+# Every id a client sends (path, query or JSON body) is one of these: a number the
+# database can hold, checked before any query (422 otherwise).
+RowId = Annotated[int, Field(ge=1, le=ID_MAX, description=f"an id, 1 to {ID_MAX}")]
 
 SESSION_COOKIE = "postroom_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -146,12 +152,13 @@ class Principal:
     secret: str  # the cookie value or the token, to record activity
     csrf_token: str | None = None
 
-    def touch(self, ctx: AppContext) -> None:
-        """Record that this client is still there (presence time-out)."""
+    def touch(self, ctx: AppContext) -> bool:
+        """Record that this client is still there (presence time-out); False once the
+        session or token no longer works (ended, expired, revoked, user disabled)."""
         if self.via == "session":
-            user_svc.touch_session(ctx.db, ctx.clock, self.secret)
-        else:
-            user_svc.user_for_token(ctx.db, ctx.clock, self.secret, touch_after_s=0)
+            found = user_svc.session_for_cookie(ctx.db, ctx.clock, self.secret, touch_after_s=0)
+            return found is not None
+        return user_svc.user_for_token(ctx.db, ctx.clock, self.secret, touch_after_s=0) is not None
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -171,6 +178,24 @@ def _same_origin(request: Request, ctx: AppContext) -> bool:
         f"{request.url.scheme}://{request.url.netloc}".lower(),
     }
     return origin.lower() in allowed
+
+
+def refuse_cross_site(request: Request, ctx: AppContext) -> None:
+    """For requests that need no session yet (signing in): a browser says where the
+    request came from in `Sec-Fetch-Site` and `Origin`; another site is refused, so a
+    page elsewhere cannot sign a visitor in to an account of its choosing. Clients
+    that send neither header (scripts, curl) are not browsers and pass."""
+    site = (request.headers.get("sec-fetch-site") or "").lower()
+    if site and site not in ("same-origin", "none"):
+        raise CsrfRejected(
+            f"this sign-in came from another site (Sec-Fetch-Site: {site}); "
+            "sign in on Postroom's own login page"
+        )
+    if not _same_origin(request, ctx):
+        raise CsrfRejected(
+            "this sign-in came from another site (Origin does not match "
+            f"{ctx.config.base_url}); sign in on Postroom's own login page"
+        )
 
 
 async def _csrf_value(request: Request) -> str:

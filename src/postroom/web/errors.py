@@ -2,13 +2,18 @@
 ``{"error": {"code", "message"}}`` with a status code, here and nowhere else.
 
 Maps the named error types of the services to status codes; it raises nothing
-itself and holds no business rules.
+itself and holds no business rules. The last line of defence against values the
+edge types did not bound: a value the database refuses (`DataError`: out of
+range, too long, a NUL character) or cannot bind (`OverflowError` on SQLite) is
+the client's 400, not a 500; it is logged so a missing bound can be added.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,6 +31,8 @@ from postroom.services.agents import RequestRefused
 from postroom.services.conversations import LimitExceeded
 from postroom.services.new_email import NotAnAgent
 from postroom.services.users import Forbidden, InvalidCredentials, NotAuthenticated, TooManyAttempts
+
+log = logging.getLogger(__name__)
 
 
 class RouterUnavailable(PostroomError):
@@ -86,6 +93,20 @@ def install(app: FastAPI) -> None:
             parts.append(f"{where}: {err.get('msg')}")
         message = "invalid request: " + "; ".join(parts) + " (see /api/v1/docs)"
         return JSONResponse(error_body("invalid_request", message), status_code=422)
+
+    async def unstorable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "request value refused by the database",
+            extra={"path": request.url.path, "error": type(exc).__name__},
+        )
+        message = (
+            "a value in the request cannot be stored or searched: a number out of range, "
+            "text too long, or a NUL character; see /api/v1/docs for the limits"
+        )
+        return JSONResponse(error_body("bad_value", message), status_code=400)
+
+    app.add_exception_handler(sqlalchemy.exc.DataError, unstorable)
+    app.add_exception_handler(OverflowError, unstorable)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

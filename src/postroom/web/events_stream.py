@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from postroom.services import conversations as conv_svc
+from postroom.store.schema import ID_MAX
 from postroom.web.deps import AppContext, Auth, Ctx
 
 log = logging.getLogger("postroom.web.events")
@@ -152,7 +153,7 @@ async def stream(
     ctx: Ctx,
     principal: Auth,
     last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
-    after: int | None = None,
+    after: Annotated[int | None, Query(ge=0, le=ID_MAX)] = None,
 ) -> EventSourceResponse:
     """Your events as Server-Sent Events (offers, messages, status and state changes).
 
@@ -161,7 +162,8 @@ async def stream(
     hub: EventHub = request.app.state.hub
     resume: int | None = after
     if last_event_id and last_event_id.strip().isdigit():
-        resume = int(last_event_id.strip())
+        digits = last_event_id.strip().lstrip("0") or "0"
+        resume = min(int(digits), ID_MAX) if len(digits) <= 10 else ID_MAX  # no id is larger
     user = principal.user
 
     # Set by sse-starlette when the server shuts down: the stream then ends the way
@@ -211,7 +213,8 @@ async def stream(
                         yield _sse(e)
                 if time.monotonic() - last_touch >= ctx.config.heartbeat_s:
                     last_touch = time.monotonic()
-                    await anyio.to_thread.run_sync(principal.touch, ctx)
+                    if not await anyio.to_thread.run_sync(principal.touch, ctx):
+                        return  # signed out, revoked or disabled: the stream ends too
                     yield ServerSentEvent(comment="heartbeat")
         finally:
             watcher.cancel()

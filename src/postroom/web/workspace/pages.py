@@ -42,7 +42,7 @@ from postroom.services import conversations as conv_svc
 from postroom.services.users import NotAuthenticated
 from postroom.store.schema import conversations
 from postroom.web.api_workspace import visible_message
-from postroom.web.deps import AppContext, Principal, authenticate, get_ctx
+from postroom.web.deps import AppContext, Principal, RowId, authenticate, get_ctx
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -581,7 +581,7 @@ async def workspace(request: Request) -> Response:
 
 
 @router.get("/c/{conversation_id}")
-async def workspace_conversation(conversation_id: int, request: Request) -> Response:
+async def workspace_conversation(conversation_id: RowId, request: Request) -> Response:
     return await _workspace(request, conversation_id)
 
 
@@ -679,7 +679,7 @@ async def part_queues(request: Request) -> Response:
 
 
 @router.get("/workspace/parts/delivery/{message_id}")
-async def part_delivery(message_id: int, request: Request) -> Response:
+async def part_delivery(message_id: RowId, request: Request) -> Response:
     """One outbound message's delivery status (queued, sent, failed, bounced)."""
     principal = await _principal(request)
     if principal is None:
@@ -691,7 +691,6 @@ async def part_delivery(message_id: int, request: Request) -> Response:
     except NotFoundError:
         return Response("not found", status_code=404, media_type="text/plain")
     return _render(request, "_delivery.html", mid=message_id, d=found["delivery"])
-
 
 
 @router.get("/workspace/parts/status")
@@ -745,17 +744,17 @@ async def _conversation_part(request: Request, conversation_id: int, template: s
 
 
 @router.get("/workspace/parts/conversation/{conversation_id}")
-async def part_conversation(conversation_id: int, request: Request) -> Response:
+async def part_conversation(conversation_id: RowId, request: Request) -> Response:
     return await _conversation_part(request, conversation_id, "_conversation.html")
 
 
 @router.get("/workspace/parts/thread/{conversation_id}")
-async def part_thread(conversation_id: int, request: Request) -> Response:
+async def part_thread(conversation_id: RowId, request: Request) -> Response:
     return await _conversation_part(request, conversation_id, "_thread.html")
 
 
 @router.get("/workspace/messages/{message_id}/body")
-async def message_body(message_id: int, request: Request, images: int = 0) -> Response:
+async def message_body(message_id: RowId, request: Request, images: int = 0) -> Response:
     """The sanitized HTML of one message, for a sandboxed iframe (no scripts run)."""
     principal = await _principal(request)
     if principal is None:
@@ -772,4 +771,5 @@ async def message_body(message_id: int, request: Request, images: int = 0) -> Re
         )
     csp = BODY_CSP.format(remote=" https: http:" if images else "")
     page = templates.get_template("_body.html").render(html=html, text=msg["text"] or "")
-    return HTMLResponse(page, headers=_headers(csp))
+    # No DNS prefetch of the links in a message: a lookup would tell the sender it was read.
+    return HTMLResponse(page, headers=_headers(csp) | {"X-DNS-Prefetch-Control": "off"})
