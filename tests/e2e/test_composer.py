@@ -2,7 +2,9 @@
 survives the server's sanitizer, the text part derived from it, reply-all and
 forward with edited recipients, files dropped on the text or the drop box going
 to Postroom's attachments, the insertHTML hook, draft restore with formatting,
-keyboard sending and no Content-Security-Policy violations."""
+keyboard sending and no Content-Security-Policy violations; paragraphs and canned
+responses kept apart from the queue's signature in the editor and in both parts of
+the sent mail."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import email
 import email.policy
 import re
 from email.message import EmailMessage
+from html.parser import HTMLParser
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, Server
+from tests.e2e.conftest import ARTIFACTS, ApiSession, Server
 from tests.e2e.helpers import (
     Page,
     accept_offer,
@@ -32,6 +35,7 @@ from tests.mailfactory import make_email
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SUBJECT = "Invoice 4711 is wrong"
+SUPPORT_SIGNATURE = "-- \nAnn\nExample Support (support)"  # conftest: support's signature_text
 
 
 def drop_file(page: Page, selector: str, name: str, content: str) -> None:
@@ -80,6 +84,123 @@ def body(msg: EmailMessage, kind: str) -> str:
     part = msg.get_body((kind,))
     assert part is not None, f"no text/{kind} part"
     return str(part.get_content())
+
+
+class _Blocks(HTMLParser):
+    """The text of each top-level element of an HTML part (tag, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.blocks: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            if self.depth and self.blocks:
+                self.blocks[-1] = (self.blocks[-1][0], self.blocks[-1][1] + "\n")
+            return
+        if self.depth == 0:
+            self.blocks.append((tag, ""))
+        self.depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag != "br":
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth and self.blocks:
+            self.blocks[-1] = (self.blocks[-1][0], self.blocks[-1][1] + data)
+
+
+def top_blocks(html: str) -> list[tuple[str, str]]:
+    parser = _Blocks()
+    parser.feed(html)
+    return [(tag, text.replace("\xa0", " ")) for tag, text in parser.blocks]
+
+
+def open_reply(page: Page, server: Server, subject: str, sender: str) -> None:
+    """Ann (support) takes a new customer mail and opens the reply, signature in place."""
+    login(page, server, "ann")
+    go_on_queue(page)
+    address = sender.partition("<")[2].rstrip(">")
+    send_mail(
+        server,
+        "support@example.com",
+        make_email(sender=sender, to="support@example.com", subject=subject, body="Hi there.\n"),
+        address,
+    )
+    accept_offer(page, subject)
+    page.get_by_role("button", name="Reply", exact=True).click()
+    editor = page.locator("#c-editor")
+    expect(editor).to_be_focused()
+    expect(editor).to_contain_text("Example Support (support)")
+
+
+def test_paragraphs_stay_apart_from_the_signature(page: Page, server: Server) -> None:
+    console_errors = watch_csp(page)
+    open_reply(page, server, "Two paragraphs", "Olga Reader <olga@reader.example>")
+    editor = page.locator("#c-editor")
+    page.keyboard.type("Hello,")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.keyboard.type("Second paragraph.")
+    # In the editor: one block per paragraph, an empty one between, the signature apart.
+    expect(editor.locator(":scope > div")).to_have_text(
+        ["Hello,", "", "Second paragraph.", "", re.compile(r"^--\s+Ann\s*Example Support")]
+    )
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    msg = delivered(server, b"olga@reader.example", b"Second paragraph.")
+    text = body(msg, "plain")
+    assert text.startswith("Hello,\n\nSecond paragraph.\n\n" + SUPPORT_SIGNATURE + "\n"), text
+    blocks = top_blocks(body(msg, "html"))
+    assert blocks[:5] == [
+        ("div", "Hello,"),
+        ("div", "\n"),
+        ("div", "Second paragraph."),
+        ("div", "\n"),
+        ("div", SUPPORT_SIGNATURE),
+    ], blocks
+    assert csp_violations(page) == []
+    assert console_errors == []
+    wrap_up(page, "resolved")
+    go_offline(page)
+
+
+def test_canned_response_keeps_the_blank_line_before_the_signature(
+    page: Page, server: Server, supervisor: ApiSession
+) -> None:
+    supervisor.call(
+        "POST",
+        "/api/v1/canned-responses",
+        {
+            "name": "Opening hours",
+            "text": "Dear {customer_name},\n\nwe are open from 9 to 5.\n",
+            "queue": "support",
+        },
+    )
+    open_reply(page, server, "When are you open?", "Hugo Early <hugo@early.example>")
+    editor = page.locator("#c-editor")
+    page.locator("#canned summary").click()
+    page.get_by_role("button", name="Opening hours").click()
+    expect(page.locator("#canned-preview-text")).to_contain_text("Dear Hugo Early,")
+    page.get_by_role("button", name="Insert", exact=True).click()
+    expect(editor.locator(":scope > div")).to_have_text(
+        ["Dear Hugo Early,", "", "we are open from 9 to 5.", "", re.compile(r"^--\s+Ann")]
+    )
+    # Typing on goes on in the canned text's last line, not into the signature.
+    page.keyboard.type(" See you!")
+    expect(editor.locator(":scope > div").nth(2)).to_have_text("we are open from 9 to 5. See you!")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    msg = delivered(server, b"hugo@early.example", b"See you!")
+    text = body(msg, "plain")
+    assert text.startswith(
+        "Dear Hugo Early,\n\nwe are open from 9 to 5. See you!\n\n" + SUPPORT_SIGNATURE + "\n"
+    ), text
+    assert top_blocks(body(msg, "html"))[3:5] == [("div", "\n"), ("div", SUPPORT_SIGNATURE)]
+    wrap_up(page, "resolved")
+    go_offline(page)
 
 
 def test_rich_text_reply_all_and_forward(page: Page, server: Server) -> None:

@@ -65,11 +65,19 @@
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
     });
   }
-  /* plain text (an old draft, a canned response) -> one editor block */
+  /* plain text (an old draft) -> one editor block */
   function textToHTML(text) {
     return text ? "<div>" + escapeHTML(text).replace(/\r?\n/g, "<br>") + "</div>" : "";
   }
   PR.textToHTML = textToHTML;
+  /* plain text (a canned response) -> one editor block per line, as Enter makes them;
+     blank lines stay (as empty blocks), line breaks at the very end go */
+  function linesToHTML(text) {
+    var lines = String(text || "").replace(/\r\n?/g, "\n").replace(/\s+$/, "").split("\n");
+    if (lines.length === 1 && !lines[0]) { return ""; }
+    return lines.map(function (line) { return line ? "<div>" + escapeHTML(line) + "</div>" : EMPTY_BLOCK; }).join("");
+  }
+  PR.linesToHTML = linesToHTML;
 
   /* -- HTML -> text for the text/plain part and the checks ------------------------------ */
 
@@ -228,6 +236,24 @@
     this.scheduleSave();
   };
 
+  /* Enter (and Shift+Enter) in a plain paragraph starts a new block, as in mail
+     clients, instead of Trix's line break inside the block: a block that ends in a
+     line break makes Trix put the next letters into the block after it (the
+     signature). Lists, quotes and other formatted blocks keep Trix's own handling.
+     Returns false when Trix should handle the key. */
+  Composer.prototype.breakBlock = function () {
+    var editor = this.editorEl.editor;
+    if (!editor || !editor.composition || !editor.composition.insertBlockBreak) { return false; }
+    var doc = editor.getDocument();
+    var range = editor.getSelectedRange();
+    var block = doc.getBlockAtIndex(doc.locationFromPosition(range[0]).index);
+    if (!block || block.hasAttributes()) { return false; }
+    editor.recordUndoEntry("Typing", {consolidatable: true});
+    editor.composition.insertBlockBreak();
+    this.scheduleSave();
+    return true;
+  };
+
   /* -- signatures --------------------------------------------------------------------- */
 
   /* The signature's HTML for the editor ("" without one). Trix gives a <p> blank lines
@@ -248,9 +274,11 @@
     return this.signatures[url];
   };
 
-  /* Append the signature as blocks of their own. Into an empty editor it goes below
-     an empty first line, where the cursor stays, so what the agent types is never
-     part of it. Remembers it (this.signature) for replaceSignature. */
+  /* Append the signature as blocks of their own, after an empty line that keeps it
+     apart from the text (in the editor and in both parts of the mail). Into an empty
+     editor it goes below an empty first line, where the cursor stays, so what the
+     agent types is never part of it. Remembers it, the empty line included
+     (this.signature), for replaceSignature. */
   Composer.prototype.addSignature = async function () {
     var html = await this.signatureHTML();
     this.signature = "";
@@ -258,7 +286,7 @@
     await this.flush();
     var before = this.html();
     var lead = before ? "" : EMPTY_BLOCK;
-    await this.insertHTML(lead + html, "end");
+    await this.insertHTML(lead + EMPTY_BLOCK + html, "end");
     await this.flush();
     var after = this.html();
     var sig = after.indexOf(before) === 0 ? after.slice(before.length) : null;
@@ -505,16 +533,34 @@
     } catch (e) { PR.toast(e.message, true); }
   };
 
-  /* At the cursor if the agent placed one since the editor was filled, else at the end. */
+  /* At the cursor if the agent placed one since the editor was filled, else at the
+     end of the text (above the signature while that is unchanged), one block per
+     line like typed text, so the empty line before the signature stays. */
   Composer.prototype.insertCanned = async function () {
     if (!this.canned) { return; }
     var editor = await this.ready;
     var range = this.cursorKnown ? editor.getSelectedRange() : null;
+    var html = linesToHTML(this.canned.text || "");
     this.part("canned-preview").hidden = true;
     this.part("canned").open = false;
     this.editorEl.focus();
-    if (range) { editor.setSelectedRange(range); }
-    await this.insertText(this.canned.text || "", range ? "cursor" : "end");
+    if (!html) { return; }
+    if (range) {
+      editor.setSelectedRange(range);
+      editor.recordUndoEntry("Insert canned response");
+      editor.insertHTML(html);
+      this.scheduleSave();
+      return;
+    }
+    await this.flush();
+    var current = this.html();
+    var sig = this.signature;
+    if (sig && current.slice(-sig.length) === sig) {
+      editor.loadHTML(current.slice(0, current.length - sig.length) + html + sig);
+      this.scheduleSave();
+    } else {
+      await this.insertHTML(html, "end");
+    }
   };
 
   /* -- checks and sending ------------------------------------------------------------- */
@@ -664,6 +710,16 @@
     if (ev.attachment) { ev.attachment.remove(); }
     if (c) { PR.toast("Pictures in the text are not sent: attach the file instead.", true); }
   });
+  /* Capture phase, before Trix: Enter in a plain paragraph makes a new block (see
+     breakBlock). */
+  document.addEventListener("beforeinput", function (ev) {
+    if (ev.inputType !== "insertParagraph" && ev.inputType !== "insertLineBreak") { return; }
+    var c = owner(ev.target);
+    if (c && ev.target === c.editorEl && c.breakBlock()) {
+      ev.preventDefault();
+      ev.stopImmediatePropagation();
+    }
+  }, true);
   /* Capture phase, before Trix reads the clipboard: a paste that needs cleaning is
      inserted here instead (Trix still parses and sanitizes it); others go to Trix. */
   document.addEventListener("beforeinput", function (ev) {
