@@ -203,6 +203,100 @@ def test_canned_response_keeps_the_blank_line_before_the_signature(
     go_offline(page)
 
 
+def test_reply_quotes_and_forward_includes_the_customers_message(
+    page: Page, server: Server
+) -> None:
+    console_errors = watch_csp(page)
+    login(page, server, "ann")
+    go_on_queue(page)
+    send_mail(
+        server,
+        "support@example.com",
+        make_email(
+            sender="Rita Quoted <rita@quoted.example>",
+            to="support@example.com",
+            subject="Router blinks red",
+            body="My router blinks red.\n\nWhat now?\n",
+            html="<p>My router <b>blinks red</b>.</p><p>What now?</p>",
+            attachment=("photo.txt", b"a photo, really\n", "text/plain"),
+        ),
+        "rita@quoted.example",
+    )
+    accept_offer(page, "Router blinks red")
+    page.get_by_role("button", name="Reply", exact=True).click()
+    editor = page.locator("#c-editor")
+    expect(editor).to_be_focused()
+    # The quote is not in the text: it is shown collapsed below it, included by default.
+    include = page.get_by_label("Include the customer's message")
+    expect(include).to_be_checked()
+    quoted = page.locator("#c-quote-text")
+    expect(quoted).to_be_hidden()
+    page.get_by_text("… show quoted text").click()
+    expect(quoted).to_contain_text("Rita Quoted <rita@quoted.example> wrote:")
+    expect(quoted).to_contain_text("> My router blinks red.")
+    expect(editor).not_to_contain_text("blinks red")
+    editor.click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.type("Unplug it for a minute.")
+    page.locator("#composer").screenshot(path=str(ARTIFACTS / "composer-quote.png"))
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    msg = delivered(server, b"rita@quoted.example", b"Unplug it")
+    assert msg["From"] == "support <support@example.com>"
+    text = body(msg, "plain")
+    intro = "On Fri, 20 Nov 2026 at 10:00 UTC, Rita Quoted <rita@quoted.example> wrote:"
+    assert text.startswith(
+        "Unplug it for a minute.\n\n" + SUPPORT_SIGNATURE + "\n\n" + intro + "\n"
+        "> My router blinks red.\n>\n> What now?\n"
+    ), text
+    html = body(msg, "html")
+    blocks = top_blocks(html)
+    assert [tag for tag, _ in blocks][-2:] == ["div", "blockquote"], blocks
+    assert blocks[-2][1] == intro
+    assert "<b>blinks red</b>" in html.partition('<blockquote type="cite">')[2]
+    assert list(msg.iter_attachments()) == []
+
+    # Unticked, the next reply goes without the quote.
+    page.get_by_role("button", name="Reply", exact=True).click()
+    expect(include).to_be_checked()
+    include.uncheck()
+    editor.click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.type("One more thing.")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    second = delivered(server, b"rita@quoted.example", b"One more thing.")
+    assert "wrote:" not in body(second, "plain")
+    assert "<blockquote" not in body(second, "html")
+
+    # Forward: the original's header block and body, and its attachment.
+    page.get_by_role("button", name="Forward").click()
+    forward = page.get_by_label("Include the original message and its attachments")
+    expect(forward).to_be_checked()
+    page.get_by_text("… show quoted text").click()
+    expect(page.locator("#c-quote-files")).to_have_text("Attached: photo.txt")
+    expect(quoted).to_contain_text("---------- Forwarded message ---------")
+    page.get_by_label("To", exact=True).fill("Field Team <field@techs.example>")
+    editor.click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.type("Can you visit her?")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    fwd = delivered(server, b"field@techs.example", b"Can you visit her?")
+    text = body(fwd, "plain")
+    assert "---------- Forwarded message ---------\nFrom: Rita Quoted <rita@quoted.example>\n" in text
+    assert "Subject: Router blinks red\n" in text
+    assert "\nMy router blinks red.\n\nWhat now?" in text
+    assert "---------- Forwarded message ---------" in body(fwd, "html")
+    [att] = list(fwd.iter_attachments())
+    assert att.get_filename() == "photo.txt"
+    assert att.get_content() == "a photo, really\n"
+    assert csp_violations(page) == []
+    assert console_errors == []
+    wrap_up(page, "resolved")
+    go_offline(page)
+
+
 def test_rich_text_reply_all_and_forward(page: Page, server: Server) -> None:
     console_errors = watch_csp(page)
     login(page, server, "fay")
@@ -330,7 +424,9 @@ def test_rich_text_reply_all_and_forward(page: Page, server: Server) -> None:
     assert "https://example.org/billing-help" in text
     assert "> charges us twice" in text
     assert "-- \nFay, billing" in text
-    assert "<" not in text.replace("<https", "")
+    own, _, quote = text.partition("\n\nOn Fri, 20 Nov 2026 at 10:00 UTC, Gus Payer")
+    assert "<" not in own.replace("<https", "")
+    assert quote.startswith(" <gus@payer.example> wrote:\n> Hello, invoice 4711"), quote
     assert sorted(a.get_filename() or "" for a in msg.iter_attachments()) == [
         "receipt.txt",
         "statement.txt",

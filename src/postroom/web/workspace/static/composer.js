@@ -26,6 +26,14 @@
    the (new) URL only while the end of the text is still exactly the signature it
    inserted; once the agent has changed it, it is left alone (and they are told).
 
+   The customer's message: with a quote URL (GET .../quote?kind=..., data-quote-url)
+   a reply or reply all shows, below the text, a checkbox "Include the customer's
+   message" (ticked as the queue's quote_original says) and the quote collapsed
+   ("… show quoted text"); a forward shows "Include the original message and its
+   attachments" (ticked). The server adds the quote (or the forwarded message and
+   its files) when it sends, so the text in the editor is only the agent's own; the
+   choice goes with the send and the draft as `quote`.
+
    Without data-participants (options.participants null) the "not in this thread"
    check is skipped, as a new email has no thread yet.
 
@@ -169,6 +177,7 @@
       cannedContext: options.cannedContext || parse(ds.cannedContext, {}),
       restore: options.restore !== undefined ? options.restore : ds.restore === "true",
       signatureUrl: options.signatureUrl !== undefined ? options.signatureUrl : (ds.signatureUrl || ""),
+      quoteUrl: options.quoteUrl !== undefined ? options.quoteUrl : (ds.quoteUrl || ""),
       payload: options.payload || null,
       validate: options.validate || null,
       onSent: options.onSent || function () { PR.refresh("#conv-live"); }
@@ -176,6 +185,8 @@
     /* The signature this composer put at the end of the text, as the editor writes
        it: "" none, null one it cannot tell apart any more (never replaced). */
     this.signature = null;
+    this.original = null;            /* what .../quote said for the open kind, or null */
+    this.originalToken = null;
     this.signatures = {};            /* url -> promise of its HTML */
     this.signatureChain = Promise.resolve();
     this.attachments = [];
@@ -240,18 +251,26 @@
      clients, instead of Trix's line break inside the block: a block that ends in a
      line break makes Trix put the next letters into the block after it (the
      signature). Lists, quotes and other formatted blocks keep Trix's own handling.
-     Returns false when Trix should handle the key. */
-  Composer.prototype.breakBlock = function () {
+     Like Trix, it acts where the key event says the cursor is (`domRange`, from
+     getTargetRanges), which can be ahead of Trix's own idea of the selection right
+     after a key such as End. Returns false when Trix should handle the key. */
+  Composer.prototype.breakBlock = function (domRange) {
     var editor = this.editorEl.editor;
-    if (!editor || !editor.composition || !editor.composition.insertBlockBreak) { return false; }
-    var doc = editor.getDocument();
-    var range = editor.getSelectedRange();
-    var block = doc.getBlockAtIndex(doc.locationFromPosition(range[0]).index);
-    if (!block || block.hasAttributes()) { return false; }
-    editor.recordUndoEntry("Typing", {consolidatable: true});
-    editor.composition.insertBlockBreak();
-    this.scheduleSave();
-    return true;
+    var composition = editor && editor.composition;
+    if (!composition || !composition.insertBlockBreak || !composition.withTargetDOMRange) { return false; }
+    var self = this;
+    var done = composition.withTargetDOMRange(domRange || null, function () {
+      var doc = editor.getDocument();
+      var range = composition.getSelectedRange();
+      if (!range) { return false; }
+      var block = doc.getBlockAtIndex(doc.locationFromPosition(range[0]).index);
+      if (!block || block.hasAttributes()) { return false; }
+      editor.recordUndoEntry("Typing", {consolidatable: true});
+      composition.insertBlockBreak();
+      return true;
+    });
+    if (done) { self.scheduleSave(); }
+    return !!done;
   };
 
   /* -- signatures --------------------------------------------------------------------- */
@@ -357,6 +376,44 @@
     editor.loadHTML(data.html || textToHTML(data.text || ""));
     this.cursorKnown = false;
     this.signature = null;
+    this.original = null;
+    this.originalToken = null;
+    var box = this.part("c-original");
+    if (box) { box.hidden = true; }
+  };
+
+  /* -- the message sending adds below the text ---------------------------------------- */
+
+  /* Ask the server what it would add for `kind` and show it collapsed, the checkbox
+     ticked as the queue says (or as the restored draft had it: `chosen`). */
+  Composer.prototype.loadOriginal = async function (kind, chosen) {
+    var box = this.part("c-original");
+    var url = this.options.quoteUrl;
+    if (!box || !url || ["reply", "reply_all", "forward"].indexOf(kind) < 0) { return; }
+    var token = {};
+    this.originalToken = token;
+    var info;
+    try {
+      info = await PR.api("GET", url + (url.indexOf("?") < 0 ? "?" : "&") + "kind=" + encodeURIComponent(kind));
+    } catch (e) { return; }
+    if (this.originalToken !== token || !info || !info.quote) { return; }
+    this.original = info;
+    var files = info.quote.attachments || [];
+    this.part("c-quote").checked = chosen === null || chosen === undefined ? !!info["default"] : !!chosen;
+    this.part("c-quote-label").textContent = kind === "forward"
+      ? "Include the original message" + (files.length ? " and its attachments" : "")
+      : "Include the customer's message";
+    this.part("c-quote-text").textContent = info.quote.text || "";
+    var list = this.part("c-quote-files");
+    list.hidden = !files.length;
+    list.textContent = files.length ? "Attached: " + files.join(", ") : "";
+    this.part("c-quote-preview").open = false;
+    box.hidden = false;
+  };
+
+  /* true / false: the agent's choice; null: nothing to include (the server decides) */
+  Composer.prototype.quoteChoice = function () {
+    return this.original ? this.part("c-quote").checked : null;
   };
 
   Composer.prototype.open = async function (kind) {
@@ -366,6 +423,7 @@
     var opened = this.signatureChain.then(async function () {
       await self.fill({kind: kind, to: defaults.to, cc: defaults.cc, bcc: defaults.bcc, subject: defaults.subject});
       await self.addSignature();
+      await self.loadOriginal(kind, null);
     });
     this.signatureChain = opened.catch(function () {});
     await opened;
@@ -383,6 +441,7 @@
     /* the API names the draft's uploads (attachment_files); older answers did not */
     d.attachment_files = draft.attachment_files || d.attachment_files || [];
     await this.fill(d);
+    await this.loadOriginal(d.kind || "reply", d.quote);
     if ((d.attachments || []).length && !d.attachment_files.length) {
       this.attachments = d.attachments.map(function (id) { return {id: id, filename: "upload " + id, size: 0}; });
       this.renderAttachments();
@@ -403,7 +462,8 @@
       subject: this.part("c-subject").value,
       text: htmlToText(html),
       html: html,
-      attachments: this.attachments.map(function (a) { return a.id; })
+      attachments: this.attachments.map(function (a) { return a.id; }),
+      quote: this.quoteChoice()
     };
   };
 
@@ -715,7 +775,8 @@
   document.addEventListener("beforeinput", function (ev) {
     if (ev.inputType !== "insertParagraph" && ev.inputType !== "insertLineBreak") { return; }
     var c = owner(ev.target);
-    if (c && ev.target === c.editorEl && c.breakBlock()) {
+    var ranges = ev.getTargetRanges ? ev.getTargetRanges() : [];
+    if (c && ev.target === c.editorEl && c.breakBlock(ranges[0])) {
       ev.preventDefault();
       ev.stopImmediatePropagation();
     }
@@ -742,6 +803,9 @@
   document.addEventListener("toggle", function (ev) {
     var c = owner(ev.target);
     if (c && ev.target.id === "canned" && ev.target.open) { c.searchCanned(); }
+    if (c && ev.target.id === "c-quote-preview") {
+      ev.target.querySelector("summary").textContent = ev.target.open ? "… hide quoted text" : "… show quoted text";
+    }
   }, true);
   ["dragenter", "dragover"].forEach(function (name) {
     document.addEventListener(name, function (ev) {
