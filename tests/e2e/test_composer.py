@@ -4,13 +4,17 @@ forward with edited recipients, files dropped on the text or the drop box going
 to Postroom's attachments, the insertHTML hook, draft restore with formatting,
 keyboard sending and no Content-Security-Policy violations; paragraphs and canned
 responses kept apart from the queue's signature in the editor and in both parts of
-the sent mail."""
+the sent mail; the customer's message quoted and forwarded; pictures pasted into
+the text sent inline."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import re
+import struct
+import zlib
 from email.message import EmailMessage
 from html.parser import HTMLParser
 
@@ -284,13 +288,93 @@ def test_reply_quotes_and_forward_includes_the_customers_message(
     expect(page.locator("#toast")).to_contain_text("Sent")
     fwd = delivered(server, b"field@techs.example", b"Can you visit her?")
     text = body(fwd, "plain")
-    assert "---------- Forwarded message ---------\nFrom: Rita Quoted <rita@quoted.example>\n" in text
+    assert (
+        "---------- Forwarded message ---------\nFrom: Rita Quoted <rita@quoted.example>\n" in text
+    )
     assert "Subject: Router blinks red\n" in text
     assert "\nMy router blinks red.\n\nWhat now?" in text
     assert "---------- Forwarded message ---------" in body(fwd, "html")
     [att] = list(fwd.iter_attachments())
     assert att.get_filename() == "photo.txt"
     assert att.get_content() == "a photo, really\n"
+    assert csp_violations(page) == []
+    assert console_errors == []
+    wrap_up(page, "resolved")
+    go_offline(page)
+
+
+def tiny_png(rgb: tuple[int, int, int] = (200, 30, 30), size: int = 8) -> bytes:
+    """A valid PNG of one colour (the browser decodes it to lay it out)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * size for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_picture_pasted_into_a_reply_goes_inline(page: Page, server: Server) -> None:
+    console_errors = watch_csp(page)
+    open_reply(page, server, "Which cable?", "Pia Pictures <pia@pictures.example>")
+    editor = page.locator("#c-editor")
+    page.keyboard.type("This cable:")
+    png = tiny_png()
+    # What Chromium hands the page for a screenshot pasted from the clipboard.
+    page.evaluate(
+        """(b64) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], "cable.png", {type: "image/png"}));
+            document.querySelector("#c-editor").dispatchEvent(new ClipboardEvent("paste", {
+                clipboardData: dt, bubbles: true, cancelable: true
+            }));
+        }""",
+        base64.b64encode(png).decode(),
+    )
+    picture = editor.locator("img")
+    expect(picture).to_have_attribute("src", re.compile(r"^/api/v1/uploads/\d+$"), timeout=10_000)
+    expect(page.locator("#c-attachments li")).to_have_count(0)  # in the text, not a file
+    # A file that is not a picture, pasted into the text, becomes an attachment.
+    page.evaluate(
+        """() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["not a picture"], "notes.txt", {type: "text/plain"}));
+            document.querySelector("#c-editor").dispatchEvent(new ClipboardEvent("paste", {
+                clipboardData: dt, bubbles: true, cancelable: true
+            }));
+        }"""
+    )
+    expect(page.locator("#c-attachments")).to_contain_text("notes.txt")
+    expect(picture).to_have_count(1)
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved", timeout=5_000)
+    src = picture.get_attribute("src")
+    # The draft keeps the picture where it was.
+    page.reload()
+    expect(page.locator("#draft-status")).to_contain_text("Draft restored")
+    expect(picture).to_have_attribute("src", src or "")
+    expect(page.locator("body[data-stream=open]")).to_have_count(1, timeout=10_000)
+    editor.click()
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#toast")).to_contain_text("Sent")
+    msg = delivered(server, b"pia@pictures.example", b"This cable:")
+    related = [p for p in msg.walk() if p.get_content_type() == "multipart/related"]
+    assert len(related) == 1, [p.get_content_type() for p in msg.walk()]
+    parts = list(related[0].iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/html", "image/png"]
+    image = parts[1]
+    assert image.get_payload(decode=True) == png
+    content_id = str(image["Content-ID"]).strip("<>")
+    html = str(parts[0].get_content())
+    assert f'src="cid:{content_id}"' in html, html
+    assert "/api/v1/uploads/" not in html
+    assert [a.get_filename() for a in msg.iter_attachments() if a is not image] == ["notes.txt"]
     assert csp_violations(page) == []
     assert console_errors == []
     wrap_up(page, "resolved")

@@ -59,7 +59,7 @@ PRESENCES = (
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; "
-    "img-src 'self' data:; "
+    "img-src 'self' data: blob:; "
     "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

@@ -1,7 +1,8 @@
 /* Postroom composer: reply, reply-all and forward (and, through PR.initComposer, any
    other page with a composer) with the Trix rich-text editor (vendor/trix-*.js),
-   editable To/Cc/Bcc, attachments by picker or drag-and-drop, canned responses with
-   a preview, draft auto-save and restore, and checks before sending. Talks to the
+   editable To/Cc/Bcc, attachments by picker or drag-and-drop, pictures pasted or
+   dropped into the text (uploaded and sent inline), canned responses with a
+   preview, draft auto-save and restore, and checks before sending. Talks to the
    JSON API only.
 
    A composer is the <form class="composer"> of templates/_composer.html. It is
@@ -37,6 +38,12 @@
    Without data-participants (options.participants null) the "not in this thread"
    check is skipped, as a new email has no thread yet.
 
+   Pictures (PNG, JPEG, GIF, WebP) pasted or dropped into the text stay there as
+   Trix attachments: each is uploaded (POST /api/v1/uploads) and then shown from
+   /api/v1/uploads/ID; the send (and the draft) names them in `inline`, and the
+   server sends them as inline parts the HTML points at (cid:). Other files dropped
+   on the text become ordinary attachments.
+
    The text part of the mail is derived from the editor's HTML (PR.htmlToText). One
    composer per page: its parts are found by their ids inside the form. */
 "use strict";
@@ -46,10 +53,17 @@
   var TITLES = {reply: "Reply", reply_all: "Reply all", forward: "Forward", "new": "New email"};
   var INLINE_ATTRIBUTES = ["bold", "italic", "underline", "strike", "href"];
   var EMPTY_BLOCK = "<div><br></div>";  /* how Trix writes an empty line */
+  var INLINE_IMAGE = /^image\/(png|jpeg|gif|webp)$/i;
+  var UPLOAD_URL = /^\/api\/v1\/uploads\/(\d+)$/;
 
   /* Underline is not one of Trix's built-in attributes. Set before any editor parses. */
   if (window.Trix && window.Trix.config && !window.Trix.config.textAttributes.underline) {
     window.Trix.config.textAttributes.underline = {tagName: "u", inheritable: true};
+  }
+  /* A picture in the text goes out as the picture alone, without Trix's caption
+     (file name and size) under it. */
+  if (window.Trix && window.Trix.config && window.Trix.config.attachments) {
+    window.Trix.config.attachments.preview = {presentation: "gallery", caption: {name: false, size: false}};
   }
 
   function parse(value, fallback) {
@@ -463,6 +477,7 @@
       text: htmlToText(html),
       html: html,
       attachments: this.attachments.map(function (a) { return a.id; }),
+      inline: this.inlineIds(),
       quote: this.quoteChoice()
     };
   };
@@ -559,6 +574,51 @@
     }
     this.renderAttachments();
     this.scheduleSave();
+  };
+
+  /* -- pictures in the text ------------------------------------------------------------ */
+
+  /* upload ids of the pictures in the text, in order, once each */
+  Composer.prototype.inlineIds = function () {
+    var editor = this.editorEl.editor;
+    var ids = [];
+    if (!editor) { return ids; }
+    editor.getDocument().getAttachments().forEach(function (a) {
+      var m = UPLOAD_URL.exec(a.getAttribute("url") || "");
+      if (m && ids.indexOf(Number(m[1])) < 0) { ids.push(Number(m[1])); }
+    });
+    return ids;
+  };
+
+  /* A picture Trix took into the text: upload it (within the limits, counted with
+     the attachments) and show it from the upload; on failure it leaves the text. */
+  Composer.prototype.uploadInline = function (attachment) {
+    var self = this;
+    this.uploads = this.uploads.then(async function () {
+      var file = attachment.file;
+      var lim = self.options.limits;
+      var total = self.attachments.reduce(function (s, a) { return s + (a.size || 0); }, 0);
+      var problem = "";
+      if (self.attachments.length + self.inlineIds().length >= lim.max_attachments) {
+        problem = "At most " + lim.max_attachments + " attachments and pictures.";
+      } else if (total + file.size > lim.max_size) {
+        problem = file.name + " is too large: at most " + human(lim.max_size) + " in all.";
+      }
+      if (!problem) {
+        var fd = new FormData();
+        fd.append("file", file, file.name);
+        try {
+          var up = await PR.api("POST", "/api/v1/uploads", fd);
+          attachment.setUploadProgress(100);
+          attachment.setAttributes({url: "/api/v1/uploads/" + up.id});
+          self.scheduleSave();
+          return;
+        } catch (e) { problem = file.name + ": " + e.message; }
+      }
+      attachment.remove();
+      PR.toast(problem, true);
+    }).catch(function (e) { PR.toast(e.message, true); });
+    return this.uploads;
   };
 
   /* -- canned responses --------------------------------------------------------------- */
@@ -758,17 +818,23 @@
     var c = owner(ev.target);
     if (c) { c.cursorKnown = true; }
   });
-  /* Trix's own attachments are off: files dropped or pasted into the text become
-     Postroom attachments (limits, upload API), and nothing is embedded in the HTML. */
+  /* Pictures pasted or dropped into the text stay there (uploaded in
+     trix-attachment-add); other files become Postroom attachments (limits, upload
+     API), never embedded in the HTML. */
   document.addEventListener("trix-file-accept", function (ev) {
-    ev.preventDefault();
     var c = owner(ev.target);
+    if (c && ev.file && INLINE_IMAGE.test(ev.file.type || "")) { return; }
+    ev.preventDefault();
     if (c && ev.file) { c.upload([ev.file]); }
   });
   document.addEventListener("trix-attachment-add", function (ev) {
     var c = owner(ev.target);
-    if (ev.attachment) { ev.attachment.remove(); }
-    if (c) { PR.toast("Pictures in the text are not sent: attach the file instead.", true); }
+    var a = ev.attachment;
+    if (!c || !a) { return; }
+    if (UPLOAD_URL.test(a.getAttribute("url") || "")) { return; }  /* uploaded already (a draft) */
+    if (a.file && INLINE_IMAGE.test(a.file.type || "")) { c.uploadInline(a); return; }
+    a.remove();
+    PR.toast("Only pictures (PNG, JPEG, GIF, WebP) can go inside the text: attach other files instead.", true);
   });
   /* Capture phase, before Trix: Enter in a plain paragraph makes a new block (see
      breakBlock). */
