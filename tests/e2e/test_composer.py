@@ -226,7 +226,7 @@ def test_reply_quotes_and_forward_includes_the_customers_message(
         ),
         "rita@quoted.example",
     )
-    accept_offer(page, "Router blinks red")
+    cid = accept_offer(page, "Router blinks red")
     page.get_by_role("button", name="Reply", exact=True).click()
     editor = page.locator("#c-editor")
     expect(editor).to_be_focused()
@@ -264,6 +264,16 @@ def test_reply_quotes_and_forward_includes_the_customers_message(
     page.get_by_role("button", name="Reply", exact=True).click()
     expect(include).to_be_checked()
     include.uncheck()
+    # The draft keeps the choice.
+    draft_url = f"{server.url}/api/v1/conversations/{cid}/draft"
+    eventually(
+        lambda: (page.request.get(draft_url).json()["data"] or {}).get("quote") is False,
+        timeout=5,
+    )
+    page.reload()
+    expect(page.locator("#draft-status")).to_contain_text("Draft restored")
+    expect(include).not_to_be_checked()
+    expect(page.locator("body[data-stream=open]")).to_have_count(1, timeout=10_000)
     editor.click()
     page.keyboard.press("Control+Home")
     page.keyboard.type("One more thing.")
