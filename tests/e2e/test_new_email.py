@@ -135,7 +135,7 @@ def test_agent_sends_new_email_with_signature_and_attachment(
     assert [c["id"] for c in found["conversations"]] == [cid]
 
     msg = delivered(server, b"Your quote 88", b"nina@customer.example")
-    assert msg["From"] == "support@example.com"
+    assert msg["From"] == "support <support@example.com>"
     assert re.fullmatch(r"Your quote 88 \[#PR-\d+\]", str(msg["Subject"])), msg["Subject"]
     assert f"[#{conv['reference']}]" in str(msg["Subject"])
     assert msg["To"] == "Nina Newcustomer <nina@customer.example>"
@@ -249,7 +249,7 @@ def test_reply_composer_opens_with_the_queue_signature(page: Page, server: Serve
     page.keyboard.press("Control+Enter")
     expect(page.locator("#toast")).to_contain_text("Sent")
     msg = delivered(server, b"pia@prospect.example", b"We can do 12")
-    assert msg["From"] == "sales@example.com"
+    assert msg["From"] == "sales <sales@example.com>"
     assert re.search(r"We can do 12 %\.\n\n?-- \nGil\n" + SALES_SIGNATURE, plain(msg)), plain(msg)
     assert csp_violations(page) == []
     assert console_errors == []

@@ -137,7 +137,7 @@ def test_new_email_goes_out_from_the_queue_address_with_token_and_attachments(
     assert got.mail_from == "support@example.com"
     assert sorted(got.rcpt_tos) == ["ada@customer.example", "audit@example.com", "bert@customer.example"]
     msg = got.msg
-    assert msg["From"] == "support@example.com"
+    assert msg["From"] == "support <support@example.com>"  # the queue name by default
     assert msg["To"] == "Ada Customer <ada@customer.example>" and msg["Cc"] == "bert@customer.example"
     assert msg["Bcc"] is None and b"audit@example.com" not in got.data
     assert msg["Subject"] == f"Your order 1234 [#PR-{tid}]"

@@ -1,5 +1,7 @@
 """Outbound mail end to end: outbox → sender → a real SMTP relay on loopback (or the
-local Maildir); retries, permanent failures, restarts, acknowledgements, bounces.
+local Maildir); retries, permanent failures, restarts, acknowledgements, bounces;
+the queue's name in From, the customer's message quoted below a reply and a
+forward carrying the original and its attachments.
 Storage tests run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from postroom.outbound.sender import MaildirTransport, SenderWorker, SmtpTranspo
 from postroom.runtime.serve import build_sender
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
-from postroom.services.outbound import OutboundConfig, OutboundService, retry_delay
+from postroom.services.outbound import OutboundConfig, OutboundService, from_names, retry_delay
 from postroom.store.schema import conversations, events, messages, outbox
 from tests.mailfactory import make_email
 
@@ -255,6 +257,206 @@ def test_outlook_thread_index_is_extended(comps: Components, clock: FakeClock) -
     value = parse_message(comps.blobs.get(sha)).header("Thread-Index")
     index = mc.decode_thread_index(value)
     assert index is not None and len(index) == 27 and index.startswith(parent_index)
+
+
+def stored_raw(c: Components, message_pk: int) -> EmailMessage:
+    with c.engine.connect() as conn:
+        sha = conn.execute(
+            sa.select(messages.c.raw_sha256).where(messages.c.id == message_pk)
+        ).scalar_one()
+    m = email.message_from_bytes(c.blobs.get(sha), policy=default)
+    assert isinstance(m, EmailMessage)
+    return m
+
+
+def part(msg: EmailMessage, kind: str) -> str:
+    found = msg.get_body((kind,))
+    assert found is not None, f"no text/{kind} part"
+    return str(found.get_content()).replace("\r\n", "\n")
+
+
+HOSTILE_HTML = (
+    "<p>My printer <b>is on fire</b>.</p><script>alert(1)</script>"
+    '<img src="https://tracker.example/p.png" onerror="alert(2)">'
+    '<a href="javascript:alert(3)">click</a>'
+)
+
+
+def test_reply_quotes_the_customers_message_below_text_and_signature(
+    comps: Components, clock: FakeClock
+) -> None:
+    pk = deliver(
+        comps,
+        customer_mail(
+            sender="Alice Customer <alice@customer.example>",
+            body="Hello,\n\nmy printer is on fire.\n> an older quote\n",
+            html=HOSTILE_HTML,
+        ),
+    )
+    cid = conversation_of(comps, pk)
+    q = service(comps, clock).queue_reply(
+        cid,
+        text="We are on it.\n\n-- \nAnn",
+        html="<div>We are on it.</div><div><br></div><div>-- <br>Ann</div>",
+        include="quote",
+    )
+    msg = stored_raw(comps, q.message_pk)
+    intro = "On Fri, 20 Nov 2026 at 10:00 UTC, Alice Customer <alice@customer.example> wrote:"
+    assert part(msg, "plain") == (
+        "We are on it.\n\n-- \nAnn\n\n"
+        + intro
+        + "\n> Hello,\n>\n> my printer is on fire.\n> > an older quote\n"
+    )
+    html = part(msg, "html")
+    reply, _, quoted = html.partition('<blockquote type="cite">')
+    assert reply.startswith("<div>We are on it.</div><div><br></div><div>-- <br>Ann</div>")
+    assert intro.replace("<", "&lt;").replace(">", "&gt;") in reply
+    assert "<b>is on fire</b>" in quoted and quoted.rstrip().endswith("</blockquote>")
+    # The customer's HTML is sanitized again: nothing active, no remote picture.
+    for bad in ("<script", "alert(1)", "onerror", "javascript:", 'src="https://tracker'):
+        assert bad not in html
+    # Without `include` nothing is quoted (the queue's choice is made by the caller).
+    plain_reply = service(comps, clock).queue_reply(cid, text="Only this.")
+    assert part(stored_raw(comps, plain_reply.message_pk), "plain") == "Only this.\n"
+
+
+def test_quote_of_a_message_without_text_part_comes_from_its_html(
+    comps: Components, clock: FakeClock
+) -> None:
+    raw = (
+        b"From: =?utf-8?q?J=C3=BCrgen?= <j@customer.example>\r\nTo: support@example.com\r\n"
+        b"Subject: Hilfe\r\nDate: Fri, 20 Nov 2026 10:00:00 +0100\r\n"
+        b"Message-ID: <h1@customer.example>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>Erste Zeile</p><p>Zweite</p>\r\n"
+    )
+    cid = conversation_of(comps, deliver(comps, raw))
+    svc = service(comps, clock)
+    preview = svc.quote_preview(cid, "quote")
+    assert preview is not None
+    assert preview["text"].startswith(
+        "On Fri, 20 Nov 2026 at 09:00 UTC, Jürgen <j@customer.example>"
+    )
+    assert "> Erste Zeile" in preview["text"] and "> Zweite" in preview["text"]
+    q = svc.queue_reply(cid, text="Gern.", include="quote")
+    msg = stored_raw(comps, q.message_pk)
+    assert msg.get_body(("html",)) is None  # a text-only reply stays text only
+    assert "> Erste Zeile" in part(msg, "plain")
+
+
+def test_from_carries_the_queue_display_name(comps: Components, clock: FakeClock) -> None:
+    cid = conversation_of(comps, deliver(comps, customer_mail()))
+    # Defaults: the queue's own name.
+    default_names = from_names(comps.settings.queues)
+    assert ("support", "support") in default_names
+    q = service(comps, clock, from_names=default_names).queue_reply(cid, text="ok")
+    assert stored_raw(comps, q.message_pk)["From"] == "support <support@example.com>"
+    # A configured name, not ASCII and with a comma: RFC 2047, quoted where needed.
+    named = service(comps, clock, from_names=(("support", "Süpport, Team"),))
+    q = named.queue_reply(cid, text="ok")
+    with comps.engine.connect() as conn:
+        m = conn.execute(sa.select(messages).where(messages.c.id == q.message_pk)).one()
+    raw = comps.blobs.get(m.raw_sha256)
+    assert b"From: =?utf-8?" in raw and "Süpport".encode() not in raw.split(b"\r\n\r\n")[0]
+    from_header = stored_raw(comps, q.message_pk)["From"]
+    assert from_header.addresses[0].display_name == "Süpport, Team"
+    assert from_header.addresses[0].addr_spec == "support@example.com"
+    assert ["From", '"Süpport, Team" <support@example.com>'] in m.headers
+    # A name with a line break cannot add a header.
+    sneaky = service(comps, clock, from_names=(("support", "Eve\r\nBcc: x@evil.example"),))
+    head = comps.blobs.get(
+        stored_raw_sha(comps, sneaky.queue_reply(cid, text="ok").message_pk)
+    ).split(b"\r\n\r\n")[0]
+    assert b"\r\nBcc:" not in head
+
+
+def stored_raw_sha(c: Components, message_pk: int) -> str:
+    with c.engine.connect() as conn:
+        return str(
+            conn.execute(
+                sa.select(messages.c.raw_sha256).where(messages.c.id == message_pk)
+            ).scalar_one()
+        )
+
+
+def test_forward_includes_the_original_message_and_its_attachments(
+    comps: Components, clock: FakeClock
+) -> None:
+    pk = deliver(
+        comps,
+        customer_mail(
+            sender="Alice Customer <alice@customer.example>",
+            subject="Broken invoice",
+            body="See the attached invoice.\n",
+            html="<p>See the <b>attached</b> invoice.</p><script>x()</script>",
+            attachment=("invoice.pdf", b"%PDF-1.4 not really\n", "application/pdf"),
+            headers={"Cc": "Bob <bob@partner.example>"},
+        ),
+    )
+    cid = conversation_of(comps, pk)
+    svc = service(comps, clock)
+    preview = svc.quote_preview(cid, "forward")
+    assert preview is not None and preview["attachments"] == ["invoice.pdf"]
+    q = svc.queue_reply(
+        cid,
+        text="Please check this one.",
+        html="<div>Please check this one.</div>",
+        to=["ledger@finance.example"],
+        subject="Fwd: Broken invoice",
+        include="forward",
+    )
+    assert q.recipients == ("ledger@finance.example",)
+    msg = stored_raw(comps, q.message_pk)
+    text = part(msg, "plain")
+    assert text.startswith("Please check this one.\n\n---------- Forwarded message ---------\n")
+    assert "From: Alice Customer <alice@customer.example>\n" in text
+    assert "Date: Fri, 20 Nov 2026 10:00:00 +0000\n" in text
+    assert "Subject: Broken invoice\n" in text
+    assert (
+        "To: support@example.com\nCc: Bob <bob@partner.example>\n\nSee the attached invoice.\n"
+        in text
+    )
+    html = part(msg, "html")
+    assert (
+        "---------- Forwarded message ---------<br>From: Alice Customer &lt;alice@customer.example&gt;"
+        in html
+    )
+    assert "<b>attached</b>" in html and "<script" not in html and "x()" not in html
+    [att] = list(msg.iter_attachments())
+    assert att.get_filename() == "invoice.pdf"
+    assert att.get_content() == b"%PDF-1.4 not really\n"
+    # The stored copy lists the attachment too (the thread shows it).
+    from postroom.store.schema import attachments as attachments_table
+
+    with comps.engine.connect() as conn:
+        names = (
+            conn.execute(
+                sa.select(attachments_table.c.filename).where(
+                    attachments_table.c.message_id == q.message_pk
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert names == ["invoice.pdf"]
+
+
+def test_forward_leaves_out_an_attachment_whose_bytes_are_gone(
+    comps: Components, clock: FakeClock
+) -> None:
+    pk = deliver(
+        comps,
+        customer_mail(attachment=("gone.bin", b"only once" * 7, "application/octet-stream")),
+    )
+    cid = conversation_of(comps, pk)
+    from postroom.store.blobs import sha256_hex
+
+    comps.blobs._path(sha256_hex(b"only once" * 7)).unlink()  # type: ignore[attr-defined]
+    q = service(comps, clock).queue_reply(
+        cid, text="fyi", to=["x@elsewhere.example"], include="forward"
+    )
+    msg = stored_raw(comps, q.message_pk)
+    assert list(msg.iter_attachments()) == []
+    assert "---------- Forwarded message ---------" in part(msg, "plain")
 
 
 def test_limits_and_missing_reply_address_are_named_errors(

@@ -44,6 +44,15 @@ class QueueConfig:
     # fields ({agent_name}, {queue_name}, ...); filled in when it is rendered.
     signature_text: str | None = None
     signature_html: str | None = None
+    # Replies quote the customer's message below the text ("On ..., ... wrote:").
+    quote_original: bool = True
+    # The name in From ("Support" <support@example.com>); None: the queue's name,
+    # "": none.
+    display_name: str | None = None
+
+    @property
+    def from_name(self) -> str:
+        return self.name if self.display_name is None else self.display_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,9 @@ multipart/alternative, inline images in multipart/related with Content-ID,
 attachments in multipart/mixed), set the headers that make mail clients thread
 our replies (Message-ID on our domain, In-Reply-To, References, Outlook's
 Thread-Index and Thread-Topic), mark automatic mail (RFC 3834
-``Auto-Submitted: auto-replied``) and enforce the configured limits with
+``Auto-Submitted: auto-replied``), add the message being answered below a
+reply ("On ..., ... wrote:" and a quote) or below a forward (the "Forwarded
+message" header block and its body), and enforce the configured limits with
 named errors.
 
 What it must not do: any I/O, read a clock or draw random numbers. Everything
@@ -18,13 +20,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html as html_lib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, getaddresses
+from email.utils import format_datetime, getaddresses
 
 from postroom.domain.errors import (
     InvalidAddressError,
@@ -93,7 +97,19 @@ def header_address(value: str) -> str:
     ASCII, quoted when needed), the address cleaned like `clean_address`."""
     address = clean_address(value)
     name = _one_line(getaddresses([value])[0][0])
-    return formataddr((name, address))
+    return display_address(name, address)
+
+
+def display_address(name: str, address: str) -> str:
+    """``"Name" <address>`` as people read it, quoted where RFC 5322 needs it, or
+    the bare address without a name. Assigned to a header, the SMTP policy encodes
+    a name that is not ASCII as one RFC 2047 word (``formataddr`` encodes only part
+    of it and leaves the rest unquoted: ``=?utf-8?q?S=C3=BC?= Team, Bcc: x@y``
+    would read as more addresses)."""
+    name = _one_line(name)
+    if not name:
+        return address
+    return str(Address(display_name=name, addr_spec=clean_address(address)))
 
 
 def envelope_recipients(draft: OutboundDraft) -> tuple[str, ...]:
@@ -258,6 +274,103 @@ def render_template(template: str, *, reference: str, name: str, subject: str) -
     return out
 
 
+# -- the message answered: quoted below a reply, included in a forward ----------
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """A stored message a reply quotes or a forward includes (its header values as
+    received, its text, and its HTML already sanitized)."""
+
+    sender: str  # the From header, e.g. 'Olga Reader <olga@reader.example>'
+    date: datetime | None
+    subject: str = ""
+    to: str = ""
+    cc: str = ""
+    text: str = ""
+    html: str | None = None
+
+
+def _text_html(text: str) -> str:
+    """Plain text as HTML blocks, one per line (empty lines kept)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+    return "".join(
+        f"<div>{html_lib.escape(line)}</div>" if line else "<div><br></div>" for line in lines
+    )
+
+
+def _original_html(original: Original) -> str:
+    return original.html if original.html is not None else _text_html(original.text)
+
+
+def quote_intro(original: Original) -> str:
+    """``On Wed, 2 Dec 2026 at 07:44 UTC, Olga <olga@x.example> wrote:``"""
+    who = _one_line(original.sender) or "the sender"
+    if original.date is None:
+        return f"{who} wrote:"
+    d = original.date.astimezone(UTC)
+    when = f"{d:%a}, {d.day} {d:%b} {d.year} at {d:%H:%M} UTC"
+    return f"On {when}, {who} wrote:"
+
+
+def quote_block(original: Original) -> tuple[str, str]:
+    """The quote a reply carries below its text: (text, HTML).
+
+    Text: the intro line and the original's lines prefixed with ``> `` (``>`` on
+    empty lines, RFC 3676 style). HTML: the intro and the original's HTML in a
+    ``<blockquote type="cite">``, as mail clients write it.
+    """
+    intro = quote_intro(original)
+    lines = original.text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+    quoted = "\n".join(f"> {line}" if line else ">" for line in lines)
+    text = f"{intro}\n{quoted}\n"
+    html = (
+        f'<div class="pr-quote-intro">{html_lib.escape(intro)}</div>'
+        f'<blockquote type="cite">{_original_html(original)}</blockquote>'
+    )
+    return text, html
+
+
+FORWARD_MARK = "---------- Forwarded message ---------"
+
+
+def forward_block(original: Original) -> tuple[str, str]:
+    """What a forward carries below its text: (text, HTML) with the original's
+    From, Date, Subject, To (and Cc) and then its body."""
+    fields = [("From", original.sender)]
+    if original.date is not None:
+        fields.append(("Date", format_datetime(original.date.astimezone(UTC))))
+    fields += [("Subject", original.subject), ("To", original.to)]
+    if original.cc:
+        fields.append(("Cc", original.cc))
+    head = [(name, _one_line(value)) for name, value in fields]
+    text = (
+        FORWARD_MARK
+        + "\n"
+        + "".join(f"{name}: {value}\n" for name, value in head)
+        + "\n"
+        + original.text.rstrip("\n")
+        + "\n"
+    )
+    html = (
+        f'<div class="pr-forward">{html_lib.escape(FORWARD_MARK)}<br>'
+        + "<br>".join(f"{name}: {html_lib.escape(value)}" for name, value in head)
+        + f"</div><div><br></div><div>{_original_html(original)}</div>"
+    )
+    return text, html
+
+
+def append_block(text: str, html: str | None, block: tuple[str, str]) -> tuple[str, str | None]:
+    """The agent's text and HTML with `block` (quote_block / forward_block) below
+    them, an empty line between. Without HTML only the text gets it."""
+    block_text, block_html = block
+    body = text.rstrip("\n")
+    new_text = f"{body}\n\n{block_text}" if body else block_text
+    if html is None:
+        return new_text, None
+    return new_text, (html + "<div><br></div>" if html.strip() else "") + block_html
+
+
 # -- composing ------------------------------------------------------------------
 
 
@@ -274,7 +387,7 @@ def compose(draft: OutboundDraft, limits: Limits | None = None) -> bytes:
     limits = limits or Limits()
     check_limits(draft, limits)
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((_one_line(draft.from_name), clean_address(draft.from_address)))
+    msg["From"] = display_address(draft.from_name, draft.from_address)
     msg["To"] = (
         ", ".join(header_address(a) for a in draft.to) if draft.to else "undisclosed-recipients:;"
     )

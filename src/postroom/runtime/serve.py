@@ -162,7 +162,7 @@ def build_sender(settings: Settings, comps: Components) -> SenderWorker:
     service = OutboundService(
         comps.engine,
         comps.blobs,
-        OutboundConfig.from_settings(out, settings.intake),
+        OutboundConfig.from_settings(out, settings.intake, settings.queues),
         comps.clock,
     )
     transport: Transport

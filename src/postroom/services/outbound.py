@@ -3,8 +3,11 @@
 The job: turn an agent's reply (or a route's acknowledgement template) into a
 stored outbound message — raw bytes in the blob store, a ``messages`` row with
 direction ``out``, an ``outbox`` row and a ``message_queued`` event, all in one
-transaction — and keep the outbox's delivery state: claim due rows for a sender,
-record ``sent`` / retry with backoff / ``failed``, and ``bounced`` when intake
+transaction — with the queue's name in From, the customer's message quoted
+below a reply when asked (the queue's ``quote_original``), and the original
+message and its attachments included in a forward; and keep the outbox's
+delivery state: claim due rows for a sender, record ``sent`` / retry with
+backoff / ``failed``, and ``bounced`` when intake
 matches a delivery status notification to one of our messages. Events are
 published to listeners only after their transaction commits.
 
@@ -24,17 +27,19 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from email.utils import getaddresses, parseaddr
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import sqlalchemy as sa
 
 from postroom.domain.errors import NoRecipientError, NoReplyAddressError, NotFoundError
+from postroom.domain.routes import QueueConfig
 from postroom.mail import compose as mc
 from postroom.mail import threading as thread_keys
 from postroom.mail.model import ParsedMessage
+from postroom.mail.quotes import html_to_text
 from postroom.mail.sanitize import sanitize_html
 from postroom.store.blobs import BlobNotFoundError, BlobStore, sha256_hex
 from postroom.store.db import as_utc
@@ -96,13 +101,20 @@ class OutboundConfig:
     retry_max_s: float = 3600.0
     auto_ack_window_s: int = 86400
     lease_s: float = 300.0  # a claimed row is due again after this (its sender died)
+    # (queue, name in From) pairs; a queue not named here sends without a name
+    from_names: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_settings(
-        cls, outbound: _OutboundSettingsLike, intake: _IntakeSettingsLike
+        cls,
+        outbound: _OutboundSettingsLike,
+        intake: _IntakeSettingsLike,
+        queues: Sequence[QueueConfig] = (),
     ) -> OutboundConfig:
-        """From runtime settings' ``[outbound]`` and ``[intake]`` sections."""
+        """From runtime settings' ``[outbound]`` and ``[intake]`` sections (and the
+        queues, for the names in From)."""
         return cls(
+            from_names=from_names(queues),
             message_id_domain=intake.message_id_domain,
             thread_token_prefix=intake.thread_token_prefix,
             limits=mc.Limits(
@@ -115,6 +127,14 @@ class OutboundConfig:
             retry_max_s=outbound.retry_max_s,
             auto_ack_window_s=outbound.auto_ack_window_s,
         )
+
+
+def from_names(queues: Sequence[QueueConfig]) -> tuple[tuple[str, str], ...]:
+    """The (queue, From display name) pairs of OutboundConfig.from_names."""
+    return tuple((q.name, q.from_name) for q in queues)
+
+
+Include = Literal["quote", "forward"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +183,18 @@ def _header(headers: Any, name: str) -> str | None:
         if len(pair) == 2 and str(pair[0]).lower() == lname:
             return str(pair[1])
     return None
+
+
+def _header_date(value: str | None) -> datetime | None:
+    """A Date header as an aware datetime (the stored ``sent_at`` loses the offset on
+    SQLite), or None."""
+    if not value:
+        return None
+    try:
+        found = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
 def _guid_for_thread(domain: str, thread_id: int) -> bytes:
@@ -236,11 +268,14 @@ class OutboundService:
         subject: str | None = None,
         reply_to_message: int | None = None,
         agent_id: str | None = None,
+        include: Include | None = None,
     ) -> QueuedMessage:
         """Queue an agent's reply in a conversation; raises the named OutboundErrors.
 
         By default it answers the conversation's newest inbound message: to its
         Reply-To (or From), subject ``Re: ... [#PR-N]``, threaded under it.
+        `include` adds that message below the text: ``quote`` as a reply's quote,
+        ``forward`` as a forwarded message with its attachments.
         """
         with self.engine.begin() as conn:
             queued, evs = self._queue(
@@ -257,6 +292,7 @@ class OutboundService:
                 source="agent",
                 automatic=False,
                 extra={"agent_id": agent_id} if agent_id else {},
+                include=include,
             )
         self._publish(evs)
         return queued
@@ -317,6 +353,7 @@ class OutboundService:
         automatic: bool,
         extra: dict[str, Any],
         source_ref: str | None = None,
+        include: Include | None = None,
     ) -> tuple[QueuedMessage, list[dict[str, Any]]]:
         conv = conn.execute(
             sa.select(conversations).where(conversations.c.id == conversation_id)
@@ -332,6 +369,14 @@ class OutboundService:
         )
         if not from_address:
             raise NoReplyAddressError(conversation_id)
+        from_name = dict(self.config.from_names).get(conv.queue, "")
+        if include is not None and parent is not None:
+            original = self._original(conn, parent)
+            if include == "quote":
+                text, html = mc.append_block(text, html, mc.quote_block(original))
+            else:
+                text, html = mc.append_block(text, html, mc.forward_block(original))
+                attachments = (*attachments, *self._original_files(conn, parent))
         if to is None:
             to = self._default_to(parent)
         if not to and not cc and not bcc:
@@ -367,6 +412,7 @@ class OutboundService:
         )
         draft = mc.OutboundDraft(
             from_address=from_address,
+            from_name=from_name,
             to=to,
             cc=cc,
             bcc=bcc,
@@ -414,7 +460,7 @@ class OutboundService:
                 html=html,
                 preview=text[:500],
                 headers=[
-                    ["From", from_address],
+                    ["From", mc.display_address(from_name, from_address)],
                     ["To", ", ".join(to)],
                     *([["Cc", ", ".join(cc)]] if cc else []),
                     ["Subject", subject],
@@ -503,6 +549,77 @@ class OutboundService:
             if row is not None:
                 return row
         return None
+
+    def quote_preview(
+        self, conversation_id: int, include: Include, reply_to_message: int | None = None
+    ) -> dict[str, Any] | None:
+        """What `include` would add below a message in this conversation (text, HTML,
+        the message and the names of the files a forward attaches), or None when
+        there is no message to include."""
+        with self.engine.connect() as conn:
+            conv = conn.execute(
+                sa.select(conversations).where(conversations.c.id == conversation_id)
+            ).first()
+            if conv is None:
+                raise NotFoundError(f"conversation {conversation_id} does not exist")
+            parent = self._parent(conn, conv, reply_to_message)
+            if parent is None:
+                return None
+            original = self._original(conn, parent)
+            files: list[str] = []
+            if include == "forward":
+                files = [
+                    str(r.filename)
+                    for r in conn.execute(
+                        sa.select(attachments_table.c.filename)
+                        .where(attachments_table.c.message_id == parent.id)
+                        .order_by(attachments_table.c.position)
+                    )
+                ]
+        text, html = (mc.quote_block if include == "quote" else mc.forward_block)(original)
+        return {"message": parent.id, "text": text, "html": html, "attachments": files}
+
+    @staticmethod
+    def _original(conn: sa.Connection, parent: sa.Row[Any]) -> mc.Original:
+        """The stored message as a reply quotes it (its HTML sanitized again: the
+        stored copy points inline images at the workspace, which mail cannot reach)."""
+        html = sanitize_html(parent.html, cid_url=None) if parent.html else None
+        text = parent.text or ""
+        if not text.strip() and html:
+            text = html_to_text(html).strip("\n")
+        return mc.Original(
+            sender=_header(parent.headers, "From") or parent.sender or "",
+            date=_header_date(_header(parent.headers, "Date"))
+            or as_utc(parent.sent_at)
+            or as_utc(parent.received_at),
+            subject=_header(parent.headers, "Subject") or parent.subject or "",
+            to=_header(parent.headers, "To") or "",
+            cc=_header(parent.headers, "Cc") or "",
+            text=text,
+            html=html,
+        )
+
+    def _original_files(
+        self, conn: sa.Connection, parent: sa.Row[Any]
+    ) -> tuple[mc.OutboundAttachment, ...]:
+        """The message's attachments (inline pictures too) from the blob store, for a
+        forward. A file whose bytes are gone is left out (and logged)."""
+        out: list[mc.OutboundAttachment] = []
+        for row in conn.execute(
+            sa.select(attachments_table)
+            .where(attachments_table.c.message_id == parent.id)
+            .order_by(attachments_table.c.position)
+        ):
+            try:
+                data = self.blobs.get(row.sha256)
+            except BlobNotFoundError:
+                log.warning(
+                    "a forwarded attachment's bytes are missing",
+                    extra={"message_id": parent.id, "attachment": row.id},
+                )
+                continue
+            out.append(mc.OutboundAttachment(row.filename, row.content_type, data))
+        return tuple(out)
 
     @staticmethod
     def _default_to(parent: sa.Row[Any] | None) -> tuple[str, ...]:

@@ -48,6 +48,8 @@ class DraftIn(BaseModel):
     html: str | None = Field(default=None, max_length=5_000_000)
     attachments: list[RowId] = Field(default_factory=list, description="upload ids")
     kind: Literal["reply", "reply_all", "forward", "new"] = "reply"
+    quote: bool | None = Field(default=None, description="include the customer's message")
+    inline: list[RowId] = Field(default_factory=list, description="upload ids shown in the text")
 
 
 class ActionOut(BaseModel):

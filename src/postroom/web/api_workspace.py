@@ -1,5 +1,7 @@
 """Endpoints the agent workspace needs beyond the core API: send a reply,
-reply-all or forward, and serve a message's inline (``cid:``) images.
+reply-all or forward (with the customer's message quoted or forwarded, and
+pictures from the text sent inline), preview what would be quoted, and serve a
+message's inline (``cid:``) images.
 
 Sending hands the composed draft to services/outbound.py (which builds, stores
 and queues the message; the sender role delivers it). Inline images follow
@@ -21,7 +23,8 @@ from postroom.domain.errors import NotFoundError, PostroomError
 from postroom.mail import compose as mc
 from postroom.mail.sanitize import sanitize_html
 from postroom.services import conversations as conv_svc
-from postroom.services.outbound import OutboundConfig, OutboundService
+from postroom.services.new_email import inline_content_id, link_inline_images
+from postroom.services.outbound import Include, OutboundConfig, OutboundService, from_names
 from postroom.services.users import Forbidden, User
 from postroom.store.schema import attachments, messages
 from postroom.web.api_files import _file_response
@@ -41,7 +44,17 @@ class SendIn(BaseModel):
     text: str = Field(default="", max_length=2_000_000)
     html: str | None = Field(default=None, max_length=5_000_000)
     attachments: list[RowId] = Field(default_factory=list, description="upload ids")
+    inline: list[RowId] = Field(
+        default_factory=list,
+        description='upload ids of pictures the HTML shows (<img src="/api/v1/uploads/ID">); '
+        "they travel inline (cid:)",
+    )
     reply_to_message: RowId | None = Field(default=None, description="default: the newest inbound")
+    quote: bool | None = Field(
+        default=None,
+        description="include the message answered: quoted below a reply (default: the "
+        "queue's quote_original), forwarded with its attachments in a forward (default: yes)",
+    )
 
 
 class SendOut(BaseModel):
@@ -58,6 +71,7 @@ def outbound_config(request: Request, ctx: AppContext) -> OutboundConfig:
     return OutboundConfig(
         message_id_domain=str(getattr(intake, "message_id_domain", ctx.config.message_id_domain)),
         thread_token_prefix=ctx.config.reference_prefix,
+        from_names=from_names(ctx.config.queues),
         limits=mc.Limits(
             max_recipients=ctx.config.max_recipients,
             max_attachments=ctx.config.max_attachments,
@@ -79,17 +93,37 @@ def _send(ctx: AppContext, config: OutboundConfig, user: User, cid: int, body: S
         )
     if body.kind == "forward" and not (body.to or body.cc or body.bcc):
         raise PostroomError("a forward needs at least one recipient in To, Cc or Bcc")
-    files = []
-    for row in conv_svc.owned_uploads(ctx.db, user, body.attachments):
-        files.append(
-            mc.OutboundAttachment(
-                filename=row.filename, content_type=row.content_type, data=ctx.blobs.get(row.sha256)
-            )
+    if body.inline and not body.html:
+        raise PostroomError("inline pictures need an HTML body that shows them (<img src=...>)")
+    service = OutboundService(ctx.db, ctx.blobs, config, ctx.clock)
+    wanted = list(dict.fromkeys([*body.attachments, *body.inline]))
+    rows = {r.id: r for r in conv_svc.owned_uploads(ctx.db, user, wanted)}
+    content_ids = {
+        uid: inline_content_id(uid, service.unique(), config.message_id_domain)
+        for uid in dict.fromkeys(body.inline)
+    }
+    files = [
+        mc.OutboundAttachment(
+            filename=rows[uid].filename,
+            content_type=rows[uid].content_type,
+            data=ctx.blobs.get(rows[uid].sha256),
+            content_id=content_ids.get(uid),
         )
-    html = sanitize_html(body.html, cid_url=None) if body.html else None
+        for uid in wanted
+    ]
+    html = (
+        sanitize_html(link_inline_images(body.html, content_ids), cid_url=None)
+        if body.html
+        else None
+    )
     # A reply without recipients goes to the customer; a forward names its own.
     to = body.to if (body.to or body.kind == "forward") else None
-    service = OutboundService(ctx.db, ctx.blobs, config, ctx.clock)
+    queue = ctx.config.queue(holder.queue)
+    include: Include | None = None
+    if body.kind == "forward":
+        include = "forward" if body.quote is not False else None
+    elif body.quote if body.quote is not None else (queue is None or queue.quote_original):
+        include = "quote"
     queued = service.queue_reply(
         cid,
         text=body.text,
@@ -101,6 +135,7 @@ def _send(ctx: AppContext, config: OutboundConfig, user: User, cid: int, body: S
         subject=body.subject or None,
         reply_to_message=body.reply_to_message,
         agent_id=user.id,
+        include=include,
     )
     conv_svc.delete_draft(ctx.db, user, cid)
     return SendOut(
@@ -119,6 +154,36 @@ async def send(
     removed. The message is queued for the sender and shows up in the conversation."""
     config = outbound_config(request, ctx)
     return await anyio.to_thread.run_sync(_send, ctx, config, user, conversation_id, body)
+
+
+def _quote(
+    ctx: AppContext, config: OutboundConfig, user: User, cid: int, kind: str, message: int | None
+) -> dict[str, Any]:
+    holder = conv_svc.holder(ctx.db, user, cid)
+    queue = ctx.config.queue(holder.queue)
+    service = OutboundService(ctx.db, ctx.blobs, config, ctx.clock)
+    include: Include = "forward" if kind == "forward" else "quote"
+    found = service.quote_preview(cid, include, message)
+    default = include == "forward" or queue is None or queue.quote_original
+    return {"conversation_id": cid, "kind": kind, "default": default, "quote": found}
+
+
+@router.get("/conversations/{conversation_id}/quote")
+async def quote_preview(
+    conversation_id: RowId,
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    kind: Literal["reply", "reply_all", "forward"] = "reply",
+    reply_to_message: RowId | None = None,
+) -> dict[str, Any]:
+    """What sending would add below your text: the customer's message quoted (a reply;
+    `default` is the queue's quote_original) or forwarded with its attachments (a
+    forward). `quote` is null when there is no message to include."""
+    config = outbound_config(request, ctx)
+    return await anyio.to_thread.run_sync(
+        _quote, ctx, config, user, conversation_id, kind, reply_to_message
+    )
 
 
 def _cid_attachment(ctx: AppContext, user: User, message_id: int, content_id: str) -> int:

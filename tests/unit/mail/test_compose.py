@@ -269,3 +269,87 @@ def test_recipients_keep_their_display_names() -> None:
     assert msg["To"] == "Alice Customer <alice@customer.example>"
     assert msg["Cc"] == "Jürgen Müller <j@kunde.example>, b@x.example"
     assert mc.envelope_recipients(draft()) == ("alice@customer.example",)
+
+
+# -- the message answered: quote and forward -------------------------------------------
+
+ORIGINAL = mc.Original(
+    sender="Ada <ada@customer.example>",
+    date=AT,
+    subject="Printer on fire",
+    to="support@example.com",
+    text="Line one\r\n\r\n> older\nlast\n",
+    html="<p>Line <b>one</b></p>",
+)
+
+
+def test_quote_block_prefixes_lines_and_wraps_html_in_a_cite_blockquote() -> None:
+    text, html = mc.quote_block(ORIGINAL)
+    intro = "On Fri, 20 Nov 2026 at 12:00 UTC, Ada <ada@customer.example> wrote:"
+    assert text == intro + "\n> Line one\n>\n> > older\n> last\n"
+    assert html == (
+        '<div class="pr-quote-intro">On Fri, 20 Nov 2026 at 12:00 UTC, '
+        "Ada &lt;ada@customer.example&gt; wrote:</div>"
+        '<blockquote type="cite"><p>Line <b>one</b></p></blockquote>'
+    )
+
+
+def test_quote_of_hostile_header_values_stays_one_escaped_line() -> None:
+    evil = replace(ORIGINAL, sender="<script>x</script>\r\nBcc: a@b.example", html=None, date=None)
+    text, html = mc.quote_block(evil)
+    assert text.splitlines()[0] == "<script>x</script> Bcc: a@b.example wrote:"
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    # Without HTML the text becomes escaped blocks, one per line.
+    assert "<div>&gt; older</div>" in html and "<div><br></div>" in html
+
+
+def test_forward_block_names_the_original_headers_then_its_body() -> None:
+    text, html = mc.forward_block(replace(ORIGINAL, cc="Bob <bob@partner.example>"))
+    assert text == (
+        "---------- Forwarded message ---------\n"
+        "From: Ada <ada@customer.example>\n"
+        "Date: Fri, 20 Nov 2026 12:00:00 +0000\n"
+        "Subject: Printer on fire\n"
+        "To: support@example.com\n"
+        "Cc: Bob <bob@partner.example>\n"
+        "\n"
+        "Line one\r\n\r\n> older\nlast\n"
+    )
+    assert html.startswith(
+        '<div class="pr-forward">---------- Forwarded message ---------<br>'
+        "From: Ada &lt;ada@customer.example&gt;<br>"
+    )
+    assert html.endswith("<div><br></div><div><p>Line <b>one</b></p></div>")
+
+
+def test_append_block_keeps_an_empty_line_and_leaves_text_only_mail_text_only() -> None:
+    block = ("QUOTE\n", "<blockquote>Q</blockquote>")
+    assert mc.append_block("Hi\n\n", "<div>Hi</div>", block) == (
+        "Hi\n\nQUOTE\n",
+        "<div>Hi</div><div><br></div><blockquote>Q</blockquote>",
+    )
+    assert mc.append_block("Hi", None, block) == ("Hi\n\nQUOTE\n", None)
+    assert mc.append_block("", "", block) == ("QUOTE\n", "<blockquote>Q</blockquote>")
+
+
+def test_from_display_name_is_rfc2047_when_not_ascii_and_cannot_add_headers() -> None:
+    raw = mc.compose(draft(from_name="Süpport, Team\r\nBcc: x@evil.example"))
+    head = raw.split(b"\r\n\r\n")[0]
+    assert b"\r\nBcc:" not in head
+    msg = email.message_from_bytes(raw, policy=default)
+    assert isinstance(msg, EmailMessage)
+    [addr] = msg["From"].addresses
+    assert (addr.display_name, addr.addr_spec) == (
+        "Süpport, Team Bcc: x@evil.example",
+        "support@example.com",
+    )
+    assert mc.display_address("Example Support", "support@example.com") == (
+        "Example Support <support@example.com>"
+    )
+    assert mc.display_address("", "support@example.com") == "support@example.com"
+    # The same for a recipient's name: still one address when parsed back.
+    raw = mc.compose(draft(to=('"Jörg, Bcc: x@evil.example" <joerg@customer.example>',)))
+    to = email.message_from_bytes(raw, policy=default)["To"]
+    assert [(a.display_name, a.addr_spec) for a in to.addresses] == [
+        ("Jörg, Bcc: x@evil.example", "joerg@customer.example")
+    ]

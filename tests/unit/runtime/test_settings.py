@@ -220,6 +220,21 @@ def test_queue_signature_is_read_and_must_be_text() -> None:
         from_mapping({"queues": [{"name": "q", "signature": "x"}]})
 
 
+def test_queue_quote_original_and_display_name() -> None:
+    [plain] = from_mapping({"queues": [{"name": "support"}]}).queues
+    assert plain.quote_original is True and plain.from_name == "support"
+    [q] = from_mapping(
+        {"queues": [{"name": "q", "quote_original": False, "display_name": "Équipe Q"}]}
+    ).queues
+    assert q.quote_original is False and q.from_name == "Équipe Q"
+    [nameless] = from_mapping({"queues": [{"name": "q", "display_name": ""}]}).queues
+    assert nameless.from_name == ""
+    with pytest.raises(ConfigError, match=r"quote_original must be a boolean"):
+        from_mapping({"queues": [{"name": "q", "quote_original": "no"}]})
+    with pytest.raises(ConfigError, match=r"display_name must be a string"):
+        from_mapping({"queues": [{"name": "q", "display_name": 3}]})
+
+
 def test_sample_configuration_queues_carry_signatures() -> None:
     s = load(None, env={})
     assert all(q.signature_text and q.signature_html for q in s.queues)

@@ -60,7 +60,7 @@ PRESENCES = (
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; "
-    "img-src 'self' data:; "
+    "img-src 'self' data: blob:; "
     "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
@@ -455,15 +455,17 @@ def _composer(
     """What templates/_composer.html (and static/composer.js) need for one composer:
     where its draft lives and where it sends, the recipients each kind starts with,
     the addresses the "not in this thread" check knows, limits, and the context
-    canned responses are filled in with, and the signature the composer inserts when
-    it opens (not into a restored draft, which has it already). The new-email page
-    builds its own (_new_composer)."""
+    canned responses are filled in with, the signature the composer inserts when
+    it opens (not into a restored draft, which has it already), and where it asks
+    what sending adds below the text (the customer's message, quoted or
+    forwarded). The new-email page builds its own (_new_composer)."""
     return {
         "title": "Reply",
         "kind": "reply",
         "draft_url": f"/api/v1/conversations/{cid}/draft",
         "send_url": f"/api/v1/conversations/{cid}/send",
         "signature_url": f"/api/v1/conversations/{cid}/signature",
+        "quote_url": f"/api/v1/conversations/{cid}/quote",
         "defaults": defaults,
         "participants": participants,
         "limits": limits,

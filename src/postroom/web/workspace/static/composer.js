@@ -1,7 +1,8 @@
 /* Postroom composer: reply, reply-all and forward (and, through PR.initComposer, any
    other page with a composer) with the Trix rich-text editor (vendor/trix-*.js),
-   editable To/Cc/Bcc, attachments by picker or drag-and-drop, canned responses with
-   a preview, draft auto-save and restore, and checks before sending. Talks to the
+   editable To/Cc/Bcc, attachments by picker or drag-and-drop, pictures pasted or
+   dropped into the text (uploaded and sent inline), canned responses with a
+   preview, draft auto-save and restore, and checks before sending. Talks to the
    JSON API only.
 
    A composer is the <form class="composer"> of templates/_composer.html. It is
@@ -26,8 +27,22 @@
    the (new) URL only while the end of the text is still exactly the signature it
    inserted; once the agent has changed it, it is left alone (and they are told).
 
+   The customer's message: with a quote URL (GET .../quote?kind=..., data-quote-url)
+   a reply or reply all shows, below the text, a checkbox "Include the customer's
+   message" (ticked as the queue's quote_original says) and the quote collapsed
+   ("… show quoted text"); a forward shows "Include the original message and its
+   attachments" (ticked). The server adds the quote (or the forwarded message and
+   its files) when it sends, so the text in the editor is only the agent's own; the
+   choice goes with the send and the draft as `quote`.
+
    Without data-participants (options.participants null) the "not in this thread"
    check is skipped, as a new email has no thread yet.
+
+   Pictures (PNG, JPEG, GIF, WebP) pasted or dropped into the text stay there as
+   Trix attachments: each is uploaded (POST /api/v1/uploads) and then shown from
+   /api/v1/uploads/ID; the send (and the draft) names them in `inline`, and the
+   server sends them as inline parts the HTML points at (cid:). Other files dropped
+   on the text become ordinary attachments.
 
    The text part of the mail is derived from the editor's HTML (PR.htmlToText). One
    composer per page: its parts are found by their ids inside the form. */
@@ -38,10 +53,17 @@
   var TITLES = {reply: "Reply", reply_all: "Reply all", forward: "Forward", "new": "New email"};
   var INLINE_ATTRIBUTES = ["bold", "italic", "underline", "strike", "href"];
   var EMPTY_BLOCK = "<div><br></div>";  /* how Trix writes an empty line */
+  var INLINE_IMAGE = /^image\/(png|jpeg|gif|webp)$/i;
+  var UPLOAD_URL = /^\/api\/v1\/uploads\/(\d+)$/;
 
   /* Underline is not one of Trix's built-in attributes. Set before any editor parses. */
   if (window.Trix && window.Trix.config && !window.Trix.config.textAttributes.underline) {
     window.Trix.config.textAttributes.underline = {tagName: "u", inheritable: true};
+  }
+  /* A picture in the text goes out as the picture alone, without Trix's caption
+     (file name and size) under it. */
+  if (window.Trix && window.Trix.config && window.Trix.config.attachments) {
+    window.Trix.config.attachments.preview = {presentation: "gallery", caption: {name: false, size: false}};
   }
 
   function parse(value, fallback) {
@@ -65,11 +87,19 @@
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
     });
   }
-  /* plain text (an old draft, a canned response) -> one editor block */
+  /* plain text (an old draft) -> one editor block */
   function textToHTML(text) {
     return text ? "<div>" + escapeHTML(text).replace(/\r?\n/g, "<br>") + "</div>" : "";
   }
   PR.textToHTML = textToHTML;
+  /* plain text (a canned response) -> one editor block per line, as Enter makes them;
+     blank lines stay (as empty blocks), line breaks at the very end go */
+  function linesToHTML(text) {
+    var lines = String(text || "").replace(/\r\n?/g, "\n").replace(/\s+$/, "").split("\n");
+    if (lines.length === 1 && !lines[0]) { return ""; }
+    return lines.map(function (line) { return line ? "<div>" + escapeHTML(line) + "</div>" : EMPTY_BLOCK; }).join("");
+  }
+  PR.linesToHTML = linesToHTML;
 
   /* -- HTML -> text for the text/plain part and the checks ------------------------------ */
 
@@ -161,6 +191,7 @@
       cannedContext: options.cannedContext || parse(ds.cannedContext, {}),
       restore: options.restore !== undefined ? options.restore : ds.restore === "true",
       signatureUrl: options.signatureUrl !== undefined ? options.signatureUrl : (ds.signatureUrl || ""),
+      quoteUrl: options.quoteUrl !== undefined ? options.quoteUrl : (ds.quoteUrl || ""),
       payload: options.payload || null,
       validate: options.validate || null,
       onSent: options.onSent || function () { PR.refresh("#conv-live"); }
@@ -168,6 +199,8 @@
     /* The signature this composer put at the end of the text, as the editor writes
        it: "" none, null one it cannot tell apart any more (never replaced). */
     this.signature = null;
+    this.original = null;            /* what .../quote said for the open kind, or null */
+    this.originalToken = null;
     this.signatures = {};            /* url -> promise of its HTML */
     this.signatureChain = Promise.resolve();
     this.attachments = [];
@@ -228,6 +261,32 @@
     this.scheduleSave();
   };
 
+  /* Enter (and Shift+Enter) in a plain paragraph starts a new block, as in mail
+     clients, instead of Trix's line break inside the block: a block that ends in a
+     line break makes Trix put the next letters into the block after it (the
+     signature). Lists, quotes and other formatted blocks keep Trix's own handling.
+     Like Trix, it acts where the key event says the cursor is (`domRange`, from
+     getTargetRanges), which can be ahead of Trix's own idea of the selection right
+     after a key such as End. Returns false when Trix should handle the key. */
+  Composer.prototype.breakBlock = function (domRange) {
+    var editor = this.editorEl.editor;
+    var composition = editor && editor.composition;
+    if (!composition || !composition.insertBlockBreak || !composition.withTargetDOMRange) { return false; }
+    var self = this;
+    var done = composition.withTargetDOMRange(domRange || null, function () {
+      var doc = editor.getDocument();
+      var range = composition.getSelectedRange();
+      if (!range) { return false; }
+      var block = doc.getBlockAtIndex(doc.locationFromPosition(range[0]).index);
+      if (!block || block.hasAttributes()) { return false; }
+      editor.recordUndoEntry("Typing", {consolidatable: true});
+      composition.insertBlockBreak();
+      return true;
+    });
+    if (done) { self.scheduleSave(); }
+    return !!done;
+  };
+
   /* -- signatures --------------------------------------------------------------------- */
 
   /* The signature's HTML for the editor ("" without one). Trix gives a <p> blank lines
@@ -248,9 +307,11 @@
     return this.signatures[url];
   };
 
-  /* Append the signature as blocks of their own. Into an empty editor it goes below
-     an empty first line, where the cursor stays, so what the agent types is never
-     part of it. Remembers it (this.signature) for replaceSignature. */
+  /* Append the signature as blocks of their own, after an empty line that keeps it
+     apart from the text (in the editor and in both parts of the mail). Into an empty
+     editor it goes below an empty first line, where the cursor stays, so what the
+     agent types is never part of it. Remembers it, the empty line included
+     (this.signature), for replaceSignature. */
   Composer.prototype.addSignature = async function () {
     var html = await this.signatureHTML();
     this.signature = "";
@@ -258,7 +319,7 @@
     await this.flush();
     var before = this.html();
     var lead = before ? "" : EMPTY_BLOCK;
-    await this.insertHTML(lead + html, "end");
+    await this.insertHTML(lead + EMPTY_BLOCK + html, "end");
     await this.flush();
     var after = this.html();
     var sig = after.indexOf(before) === 0 ? after.slice(before.length) : null;
@@ -329,6 +390,44 @@
     editor.loadHTML(data.html || textToHTML(data.text || ""));
     this.cursorKnown = false;
     this.signature = null;
+    this.original = null;
+    this.originalToken = null;
+    var box = this.part("c-original");
+    if (box) { box.hidden = true; }
+  };
+
+  /* -- the message sending adds below the text ---------------------------------------- */
+
+  /* Ask the server what it would add for `kind` and show it collapsed, the checkbox
+     ticked as the queue says (or as the restored draft had it: `chosen`). */
+  Composer.prototype.loadOriginal = async function (kind, chosen) {
+    var box = this.part("c-original");
+    var url = this.options.quoteUrl;
+    if (!box || !url || ["reply", "reply_all", "forward"].indexOf(kind) < 0) { return; }
+    var token = {};
+    this.originalToken = token;
+    var info;
+    try {
+      info = await PR.api("GET", url + (url.indexOf("?") < 0 ? "?" : "&") + "kind=" + encodeURIComponent(kind));
+    } catch (e) { return; }
+    if (this.originalToken !== token || !info || !info.quote) { return; }
+    this.original = info;
+    var files = info.quote.attachments || [];
+    this.part("c-quote").checked = chosen === null || chosen === undefined ? !!info["default"] : !!chosen;
+    this.part("c-quote-label").textContent = kind === "forward"
+      ? "Include the original message" + (files.length ? " and its attachments" : "")
+      : "Include the customer's message";
+    this.part("c-quote-text").textContent = info.quote.text || "";
+    var list = this.part("c-quote-files");
+    list.hidden = !files.length;
+    list.textContent = files.length ? "Attached: " + files.join(", ") : "";
+    this.part("c-quote-preview").open = false;
+    box.hidden = false;
+  };
+
+  /* true / false: the agent's choice; null: nothing to include (the server decides) */
+  Composer.prototype.quoteChoice = function () {
+    return this.original ? this.part("c-quote").checked : null;
   };
 
   Composer.prototype.open = async function (kind) {
@@ -338,6 +437,7 @@
     var opened = this.signatureChain.then(async function () {
       await self.fill({kind: kind, to: defaults.to, cc: defaults.cc, bcc: defaults.bcc, subject: defaults.subject});
       await self.addSignature();
+      await self.loadOriginal(kind, null);
     });
     this.signatureChain = opened.catch(function () {});
     await opened;
@@ -355,6 +455,7 @@
     /* the API names the draft's uploads (attachment_files); older answers did not */
     d.attachment_files = draft.attachment_files || d.attachment_files || [];
     await this.fill(d);
+    await this.loadOriginal(d.kind || "reply", d.quote);
     if ((d.attachments || []).length && !d.attachment_files.length) {
       this.attachments = d.attachments.map(function (id) { return {id: id, filename: "upload " + id, size: 0}; });
       this.renderAttachments();
@@ -375,7 +476,9 @@
       subject: this.part("c-subject").value,
       text: htmlToText(html),
       html: html,
-      attachments: this.attachments.map(function (a) { return a.id; })
+      attachments: this.attachments.map(function (a) { return a.id; }),
+      inline: this.inlineIds(),
+      quote: this.quoteChoice()
     };
   };
 
@@ -473,6 +576,51 @@
     this.scheduleSave();
   };
 
+  /* -- pictures in the text ------------------------------------------------------------ */
+
+  /* upload ids of the pictures in the text, in order, once each */
+  Composer.prototype.inlineIds = function () {
+    var editor = this.editorEl.editor;
+    var ids = [];
+    if (!editor) { return ids; }
+    editor.getDocument().getAttachments().forEach(function (a) {
+      var m = UPLOAD_URL.exec(a.getAttribute("url") || "");
+      if (m && ids.indexOf(Number(m[1])) < 0) { ids.push(Number(m[1])); }
+    });
+    return ids;
+  };
+
+  /* A picture Trix took into the text: upload it (within the limits, counted with
+     the attachments) and show it from the upload; on failure it leaves the text. */
+  Composer.prototype.uploadInline = function (attachment) {
+    var self = this;
+    this.uploads = this.uploads.then(async function () {
+      var file = attachment.file;
+      var lim = self.options.limits;
+      var total = self.attachments.reduce(function (s, a) { return s + (a.size || 0); }, 0);
+      var problem = "";
+      if (self.attachments.length + self.inlineIds().length >= lim.max_attachments) {
+        problem = "At most " + lim.max_attachments + " attachments and pictures.";
+      } else if (total + file.size > lim.max_size) {
+        problem = file.name + " is too large: at most " + human(lim.max_size) + " in all.";
+      }
+      if (!problem) {
+        var fd = new FormData();
+        fd.append("file", file, file.name);
+        try {
+          var up = await PR.api("POST", "/api/v1/uploads", fd);
+          attachment.setUploadProgress(100);
+          attachment.setAttributes({url: "/api/v1/uploads/" + up.id});
+          self.scheduleSave();
+          return;
+        } catch (e) { problem = file.name + ": " + e.message; }
+      }
+      attachment.remove();
+      PR.toast(problem, true);
+    }).catch(function (e) { PR.toast(e.message, true); });
+    return this.uploads;
+  };
+
   /* -- canned responses --------------------------------------------------------------- */
 
   Composer.prototype.searchCanned = async function () {
@@ -505,16 +653,34 @@
     } catch (e) { PR.toast(e.message, true); }
   };
 
-  /* At the cursor if the agent placed one since the editor was filled, else at the end. */
+  /* At the cursor if the agent placed one since the editor was filled, else at the
+     end of the text (above the signature while that is unchanged), one block per
+     line like typed text, so the empty line before the signature stays. */
   Composer.prototype.insertCanned = async function () {
     if (!this.canned) { return; }
     var editor = await this.ready;
     var range = this.cursorKnown ? editor.getSelectedRange() : null;
+    var html = linesToHTML(this.canned.text || "");
     this.part("canned-preview").hidden = true;
     this.part("canned").open = false;
     this.editorEl.focus();
-    if (range) { editor.setSelectedRange(range); }
-    await this.insertText(this.canned.text || "", range ? "cursor" : "end");
+    if (!html) { return; }
+    if (range) {
+      editor.setSelectedRange(range);
+      editor.recordUndoEntry("Insert canned response");
+      editor.insertHTML(html);
+      this.scheduleSave();
+      return;
+    }
+    await this.flush();
+    var current = this.html();
+    var sig = this.signature;
+    if (sig && current.slice(-sig.length) === sig) {
+      editor.loadHTML(current.slice(0, current.length - sig.length) + html + sig);
+      this.scheduleSave();
+    } else {
+      await this.insertHTML(html, "end");
+    }
   };
 
   /* -- checks and sending ------------------------------------------------------------- */
@@ -652,18 +818,35 @@
     var c = owner(ev.target);
     if (c) { c.cursorKnown = true; }
   });
-  /* Trix's own attachments are off: files dropped or pasted into the text become
-     Postroom attachments (limits, upload API), and nothing is embedded in the HTML. */
+  /* Pictures pasted or dropped into the text stay there (uploaded in
+     trix-attachment-add); other files become Postroom attachments (limits, upload
+     API), never embedded in the HTML. */
   document.addEventListener("trix-file-accept", function (ev) {
-    ev.preventDefault();
     var c = owner(ev.target);
+    if (c && ev.file && INLINE_IMAGE.test(ev.file.type || "")) { return; }
+    ev.preventDefault();
     if (c && ev.file) { c.upload([ev.file]); }
   });
   document.addEventListener("trix-attachment-add", function (ev) {
     var c = owner(ev.target);
-    if (ev.attachment) { ev.attachment.remove(); }
-    if (c) { PR.toast("Pictures in the text are not sent: attach the file instead.", true); }
+    var a = ev.attachment;
+    if (!c || !a) { return; }
+    if (UPLOAD_URL.test(a.getAttribute("url") || "")) { return; }  /* uploaded already (a draft) */
+    if (a.file && INLINE_IMAGE.test(a.file.type || "")) { c.uploadInline(a); return; }
+    a.remove();
+    PR.toast("Only pictures (PNG, JPEG, GIF, WebP) can go inside the text: attach other files instead.", true);
   });
+  /* Capture phase, before Trix: Enter in a plain paragraph makes a new block (see
+     breakBlock). */
+  document.addEventListener("beforeinput", function (ev) {
+    if (ev.inputType !== "insertParagraph" && ev.inputType !== "insertLineBreak") { return; }
+    var c = owner(ev.target);
+    var ranges = ev.getTargetRanges ? ev.getTargetRanges() : [];
+    if (c && ev.target === c.editorEl && c.breakBlock(ranges[0])) {
+      ev.preventDefault();
+      ev.stopImmediatePropagation();
+    }
+  }, true);
   /* Capture phase, before Trix reads the clipboard: a paste that needs cleaning is
      inserted here instead (Trix still parses and sanitizes it); others go to Trix. */
   document.addEventListener("beforeinput", function (ev) {
@@ -686,6 +869,9 @@
   document.addEventListener("toggle", function (ev) {
     var c = owner(ev.target);
     if (c && ev.target.id === "canned" && ev.target.open) { c.searchCanned(); }
+    if (c && ev.target.id === "c-quote-preview") {
+      ev.target.querySelector("summary").textContent = ev.target.open ? "… hide quoted text" : "… show quoted text";
+    }
   }, true);
   ["dragenter", "dragover"].forEach(function (name) {
     document.addEventListener(name, function (ev) {

@@ -32,7 +32,7 @@
     },
     payload: function (data) {
       var body = {queue: queue(), to: data.to, cc: data.cc, bcc: data.bcc, subject: data.subject,
-        text: data.text, html: data.html, attachments: data.attachments};
+        text: data.text, html: data.html, attachments: data.attachments, inline: data.inline};
       if (agentEl) { body.agent = agentEl.value; }
       return body;
     },
