@@ -419,7 +419,7 @@ class OfferWithdrawn:
 
 @dataclass(frozen=True, slots=True)
 class FellBackToQueue:
-    """A direct offer (transfer or park return) was not accepted; the conversation is queued."""
+    """A direct offer (a transfer to an agent) was not accepted; the conversation is queued."""
 
     at: float
     conversation_id: str
