@@ -255,6 +255,34 @@ def test_not_responding_survives_a_rebuild(
     assert conv(comps, cid).agent_id == "ann"
 
 
+def _status(c: Components, agent: str) -> str:
+    with c.engine.connect() as conn:
+        return str(conn.execute(sa.select(agents.c.routing_status).where(agents.c.id == agent)).scalar_one())
+
+
+def test_presence_set_while_no_router_ran_is_the_stored_status_after_the_rebuild(
+    comps: Components, router: RoutingService, clock: Clock
+) -> None:
+    on_queue(comps, router, "ann")
+    for other in ("bob", "cat"):
+        svc.add_agent(comps.engine, comps.clock, other, queues=["support"], known_queues=["support", "billing", "vip"])
+    cid = deliver(comps)
+    router.poll()
+    assert ask(comps, router, "decline", "ann", cid) == "ok"
+    assert _status(comps, "ann") == "not_responding"
+    # While no router runs: bob and cat go on queue, ann back on queue.
+    for agent in ("bob", "cat", "ann"):
+        svc.request(comps.engine, comps.clock, "presence", agent_id=agent, data={"presence": "on_queue"})
+    fresh = RoutingService(comps.engine, comps.settings.queues, clock)
+    fresh.rebuild()
+    assert conv(comps, cid).agent_id in ("bob", "cat")
+    statuses = {a: _status(comps, a) for a in ("ann", "bob", "cat")}
+    assert statuses["ann"] == "not_responding"
+    assert sorted((statuses["bob"], statuses["cat"])) == ["idle", "interacting"]  # not off_queue
+    fresh.poll()  # ann's waiting request brings her back
+    assert _status(comps, "ann") == "idle"
+
+
 def test_an_offer_made_again_to_the_same_agent_carries_the_new_deadline(
     comps: Components, router: RoutingService, clock: Clock
 ) -> None:

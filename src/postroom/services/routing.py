@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 import sqlalchemy as sa
 
@@ -176,13 +176,22 @@ class RoutingService:
         for c in open_convs:
             if c.state == "queued" and c.queue in self.queues:
                 decisions.extend(eng.handle(self._enqueued(now, c)))
+        # The agents' stored routing status is made to say what the engine now
+        # derives (one change each at most): a presence set while no router ran is
+        # already in the agent's row, so its request changes nothing in the engine.
+        decisions = [d for d in decisions if not isinstance(d, rm.RoutingStatusChanged)]
+        for row in agent_rows:
+            view = eng.agent(row.id)
+            if view is not None and view.status != row.routing_status:
+                old = cast(rm.RoutingStatus, row.routing_status)
+                decisions.append(rm.RoutingStatusChanged(now, row.id, old, view.status))
         self._persist(decisions, [], {str(c.id) for c in open_convs}, {})
 
     def _restored(self, now: float, c: sa.Row[Any], rule: str | None) -> rm.OfferRestored:
         deadline = _ts(c.offer_deadline)
         if deadline is None:  # (not written by this router) a fresh alert time
             deadline = now + float(self.queues[c.queue].alert_timeout_s)
-        known: rm.OfferRule | None = rule if rule in _OFFER_RULES else None  # type: ignore[assignment]
+        known = cast(rm.OfferRule, rule) if rule in _OFFER_RULES else None
         return rm.OfferRestored(
             now,
             str(c.id),
