@@ -163,19 +163,24 @@ class RoutingService:
         # the agent sent meanwhile is answered against it; a deadline that passed
         # while no router ran times out on the first tick). Only when its agent is
         # gone is it queued again, and that agent told the offer is withdrawn.
+        def restorable(c: sa.Row[Any]) -> bool:
+            return bool(c.agent_id) and eng.agent(c.agent_id) is not None
+
         for c in open_convs:
-            if c.state != "alerting" or c.queue not in self.queues:
-                continue
-            if c.agent_id and eng.agent(c.agent_id) is not None:
+            if c.state == "alerting" and c.queue in self.queues and restorable(c):
                 restored = self._restored(now, c, rules.get((int(c.id), c.agent_id)))
                 decisions.extend(eng.handle(restored))
-                continue
-            if c.agent_id:
-                decisions.append(rm.OfferWithdrawn(now, str(c.id), c.agent_id, "agent_unknown"))
-            decisions.extend(eng.handle(self._enqueued(now, c)))
+        # Then the waiting ones, oldest first (an offer is made as each one enters).
         for c in open_convs:
-            if c.state == "queued" and c.queue in self.queues:
-                decisions.extend(eng.handle(self._enqueued(now, c)))
+            if c.state not in ("queued", "alerting") or c.queue not in self.queues:
+                continue
+            if c.state == "alerting":
+                if restorable(c):
+                    continue
+                if c.agent_id:
+                    withdrawn = rm.OfferWithdrawn(now, str(c.id), c.agent_id, "agent_unknown")
+                    decisions.append(withdrawn)
+            decisions.extend(eng.handle(self._enqueued(now, c)))
         # The agents' stored routing status is made to say what the engine now
         # derives (one change each at most): a presence set while no router ran is
         # already in the agent's row, so its request changes nothing in the engine.
