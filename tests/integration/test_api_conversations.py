@@ -116,10 +116,15 @@ def test_park_and_unpark(api: Api) -> None:
     c = api.client("ann")
     assert c.post(f"/api/v1/conversations/{cid}/park").status_code == 200
     api.wait_state(cid, "parked", "ann")
-    assert c.post(f"/api/v1/conversations/{cid}/unpark").status_code == 200
-    api.wait_state(cid, "alerting", "ann")  # it returns to ann as an offer
-    assert c.post(f"/api/v1/conversations/{cid}/accept").status_code == 200
-    api.wait_state(cid, "connected", "ann")
+    # ann (capacity 1) takes another conversation meanwhile: she is at capacity
+    other = api.offered_and_accepted("ann", subject="Second")
+    r = c.post(f"/api/v1/conversations/{cid}/unpark")
+    assert r.status_code == 200, r.text
+    # taken back: connected to ann again at once (no offer to accept), past her capacity
+    assert api.conv(cid).state == "connected" and api.conv(cid).agent_id == "ann"
+    assert (api.conv(other).state, api.conv(other).agent_id) == ("connected", "ann")
+    r = c.post(f"/api/v1/conversations/{cid}/unpark")
+    assert r.status_code == 409 and "not parked" in r.text
 
 
 def test_list_filter_and_search(api: Api) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from postroom.services import users as user_svc
-from postroom.store.schema import agents
+from postroom.store.schema import agents, events
 from tests.integration import test_api_fixtures as fx
 from tests.integration.test_api_fixtures import (
     Api,
@@ -188,3 +188,62 @@ def test_new_email_events_reach_its_agent_only(api: Api) -> None:
         finally:
             for s in streams.values():
                 s.close()
+
+
+def _add_events(api: Api, rows: list[tuple[str, int, dict[str, Any]]]) -> int:
+    """Append events as the router writes them; returns the id before them."""
+    with api.db.begin() as conn:
+        before = int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
+        conn.execute(
+            events.insert(),
+            [
+                {"at": api.comps.clock(), "kind": kind, "conversation_id": cid, "data": data}
+                for kind, cid, data in rows
+            ],
+        )
+    return before
+
+
+def test_a_busy_system_does_not_push_an_agents_own_events_out_of_the_replay(api: Api) -> None:
+    # 1,500 events about other agents' conversations, then 3 offers to ann.
+    others = [("offer_created", 900_000 + i, {"agent": "bob"}) for i in range(1500)]
+    mine = [("offer_created", 800_000 + i, {"agent": "ann"}) for i in range(3)]
+    last_seen = _add_events(api, others)
+    _add_events(api, mine)
+    with LiveServer(api.app) as srv:
+        ann = login(srv.url, "ann")
+        again = SseReader(ann, headers={"Last-Event-ID": str(last_seen)})
+        try:
+            got = eventually(
+                lambda: [e for e in again.events if e.get("event") == "offer_created"]
+                if len([e for e in again.events if e.get("event") == "offer_created"]) >= 3
+                else None
+            )
+            time.sleep(0.3)
+            assert "resync" not in again.kinds()
+            assert sorted(_data(e)["conversation_id"] for e in got) == [800_000, 800_001, 800_002]
+            assert all(_data(e)["data"]["agent"] == "ann" for e in again.events)
+        finally:
+            again.close()
+        # more of ann's own than the limit: resync (with an id past the backlog)
+        _add_events(api, [("offer_created", 700_000 + i, {"agent": "ann"}) for i in range(1001)])
+        again = SseReader(ann, headers={"Last-Event-ID": str(last_seen)})
+        try:
+            eventually(lambda: "resync" in again.kinds())
+            resync = next(e for e in again.events if e.get("event") == "resync")
+            assert int(resync["id"]) > last_seen
+            time.sleep(0.3)
+            assert "offer_created" not in again.kinds()
+        finally:
+            again.close()
+
+
+def test_a_supervisor_reconnecting_after_1500_events_gets_resync(api: Api) -> None:
+    last_seen = _add_events(api, [("offer_created", 900_000 + i, {"agent": "bob"}) for i in range(1500)])
+    with LiveServer(api.app) as srv:
+        sue = login(srv.url, "sue")  # sees everything: all 1,500 are hers to replay
+        again = SseReader(sue, headers={"Last-Event-ID": str(last_seen)})
+        try:
+            eventually(lambda: "resync" in again.kinds())
+        finally:
+            again.close()

@@ -13,6 +13,8 @@ from postroom.runtime.wiring import build
 from postroom.services import agents as agent_svc
 from postroom.services.routing import RoutingService
 from postroom.store.router_lock import ADVISORY_KEY, LockLost, PgAdvisoryLock, router_lock
+from postroom.store.schema import events
+from tests.integration.test_routing_service import conv, deliver
 from tests.waiting import eventually
 
 
@@ -74,6 +76,53 @@ def test_a_standby_router_takes_over_when_the_leader_stops(any_settings: Setting
         assert not standby.leading  # two routers would both act on every request
         lead.stop()
         eventually(lambda: standby.leading)
+    finally:
+        lead.stop()
+        standby.stop()
+        comps.close()
+
+
+def test_a_router_taking_over_keeps_the_offer_and_answers_the_waiting_accept(
+    any_settings: Settings,
+) -> None:
+    """The field case: the leader offered a conversation and died; the agent's accept
+    waits in routing_inbox; the router taking over must not offer it to anyone else."""
+    comps = build(any_settings)
+    known = [q.name for q in comps.settings.queues]
+    lead = RouterWorker(
+        RoutingService(comps.engine, comps.settings.queues, comps.clock),
+        comps.clock,
+        lock=router_lock(comps.engine, any_settings.data_dir),
+    )
+    standby = RouterWorker(
+        RoutingService(comps.engine, comps.settings.queues, comps.clock),
+        comps.clock,
+        lock=router_lock(comps.engine, any_settings.data_dir),
+        standby_s=0.05,
+    )
+    try:
+        lead.start()
+        eventually(lambda: lead.leading)
+        for agent in ("ann", "bob"):
+            agent_svc.add_agent(comps.engine, comps.clock, agent, queues=("support",), known_queues=known)
+            rid = agent_svc.request(comps.engine, comps.clock, "presence", agent_id=agent, data={"presence": "on_queue"})
+            assert agent_svc.wait_result(comps.engine, rid) == "ok"
+        cid = deliver(comps)
+        lead.wake()
+        offered = eventually(lambda: (r := conv(comps, cid)).state == "alerting" and r)
+        lead.stop()  # no router runs now
+        rid = agent_svc.request(comps.engine, comps.clock, "accept", agent_id=offered.agent_id, conversation_id=cid)
+        with comps.engine.connect() as c:
+            mark = int(c.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
+        standby.start()
+        assert agent_svc.wait_result(comps.engine, rid) == "ok"
+        row = conv(comps, cid)
+        assert (row.state, row.agent_id) == ("connected", offered.agent_id)
+        with comps.engine.connect() as c:
+            kinds = c.execute(
+                sa.select(events.c.kind).where(events.c.id > mark, events.c.conversation_id == cid)
+            ).scalars().all()
+        assert "offer_created" not in kinds and "offer_withdrawn" not in kinds, kinds
     finally:
         lead.stop()
         standby.stop()

@@ -23,6 +23,7 @@ from postroom.routing.model import (
     AgentCapacityChanged,
     AgentConfig,
     AgentConfigured,
+    AgentNotResponding,
     AgentPresenceChanged,
     ConversationAssigned,
     ConversationEnded,
@@ -36,6 +37,7 @@ from postroom.routing.model import (
     OfferAccepted,
     OfferDeclined,
     OfferExpired,
+    OfferRestored,
     OfferRule,
     OfferTimedOut,
     OfferWithdrawn,
@@ -48,6 +50,7 @@ from postroom.routing.model import (
     RingExpanded,
     RoutingStatusChanged,
     SkillRequirement,
+    TakenBack,
     Tick,
     TransferredToAgent,
     Unparked,
@@ -219,6 +222,8 @@ class Engine:
             AgentCapacityChanged: self._on_capacity,
             MembershipChanged: self._on_membership,
             ConversationAssigned: self._on_assigned,
+            OfferRestored: self._on_offer_restored,
+            AgentNotResponding: self._on_not_responding,
             Requeued: self._on_requeued,
             TransferredToAgent: self._on_transferred_to_agent,
             OfferDeclined: self._on_missed,
@@ -226,6 +231,7 @@ class Engine:
             WrapupCompleted: self._on_wrapup_completed,
             Parked: self._on_parked,
             Unparked: self._on_unparked,
+            TakenBack: self._on_taken_back,
         }
 
     def _on_conversation_ended(self, e: ConversationEnded) -> None:
@@ -290,6 +296,14 @@ class Engine:
         if c.state != "parked":
             raise _Reject(f"conversation is {c.state}, not parked")
         self._park_return(c, "reply")
+
+    def _on_taken_back(self, e: TakenBack) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        if c.state != "parked":
+            raise _Reject(f"conversation is {c.state}, not parked")
+        if c.agent_id != e.agent_id:
+            raise _Reject(f"conversation is parked by {c.agent_id!r}, not {e.agent_id!r}")
+        self._reconnect(c, "taken_back")
 
     def _configure_queue(self, queue: QueueConfig) -> None:
         known = queue.queue_id in self._queues
@@ -374,6 +388,44 @@ class Engine:
         self._agent_changed(a)
         if a.capacity <= len(a.load):
             self._dirty_agents.discard(a.agent_id)  # full: it can take nothing more now
+
+    def _on_offer_restored(self, e: OfferRestored) -> None:
+        if e.conversation_id in self._convs:
+            raise _Reject("conversation is already being routed")
+        queue = self._queue_or_reject(e.queue_id)
+        a = self._agent_or_reject(e.agent_id)
+        now = self._now
+        entered = now if e.enqueued_at is None else min(e.enqueued_at, now)
+        c = ConversationRecord(
+            e.conversation_id,
+            queue.queue_id,
+            e.priority,
+            self._shared_skills(e.skills),
+            e.language,
+            entered,
+            entered + queue.service_level.seconds,
+        )
+        c.preferred_until = now
+        c.last_agent_id = e.last_agent_id
+        c.last_agent_at = e.last_agent_at
+        c.state = "alerting"
+        c.agent_id = a.agent_id
+        c.offer_deadline = e.deadline
+        c.offer_direct = e.direct
+        c.offer_rule = e.rule
+        self._convs[c.conversation_id] = c
+        self._stats[c.queue_id].record_entered()  # it waits for an answer (sl_pending)
+        # Held at once, past the capacity if need be, as a `ConversationAssigned` is.
+        a.load[c.conversation_id] = None
+        self._agent_changed(a)
+        if a.capacity <= len(a.load):
+            self._dirty_agents.discard(a.agent_id)
+        self._timers.set(c.conversation_id, e.deadline)
+
+    def _on_not_responding(self, e: AgentNotResponding) -> None:
+        a = self._agent_or_reject(e.agent_id)
+        a.not_responding = True
+        self._agent_changed(a)
 
     def _on_requeued(self, e: Requeued) -> None:
         c = self._conv_or_reject(e.conversation_id)
@@ -594,20 +646,39 @@ class Engine:
         self._schedule(c)
 
     def _park_return(self, c: ConversationRecord, cause: Literal["reply", "timeout"]) -> None:
+        """A customer reply or the park time: back to the agent, connected, when they
+        are on queue and responding (even past their capacity: it is their own work);
+        otherwise to the queue, naming them as its last agent."""
         assert c.agent_id is not None
         a = self._agents[c.agent_id]
+        if a.routable:
+            self._reconnect(c, cause)
+            return
         self._unpark_slot(c)
         c.park_until = None
-        if a.free > 0:
-            self._out.append(ParkReturned(self._now, c.conversation_id, a.agent_id, cause, False))
-            self._offer(c, a, "park_return", direct=True)
-            return
         self._out.append(ParkReturned(self._now, c.conversation_id, a.agent_id, cause, True))
         self._reset_routing(c)
         # The agent is unavailable now; last-agent routing may still bring it back.
         c.last_agent_id = a.agent_id
         c.last_agent_at = self._now
         self._enter_queue(c)
+
+    def _reconnect(
+        self, c: ConversationRecord, cause: Literal["reply", "timeout", "taken_back"]
+    ) -> None:
+        """The parked conversation is connected to its agent again, held at once (past
+        the capacity if need be: free capacity is then 0, as after an assignment)."""
+        assert c.agent_id is not None
+        a = self._agents[c.agent_id]
+        self._unpark_slot(c)
+        c.park_until = None
+        c.state = "connected"
+        a.load[c.conversation_id] = None
+        self._agent_changed(a)
+        if a.capacity <= len(a.load):
+            self._dirty_agents.discard(a.agent_id)
+        self._timers.clear(c.conversation_id)
+        self._out.append(ParkReturned(self._now, c.conversation_id, a.agent_id, cause, False))
 
     def _answered(self, c: ConversationRecord) -> None:
         if c.sl_pending:

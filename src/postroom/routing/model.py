@@ -220,6 +220,40 @@ class ConversationAssigned:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferRestored:
+    """An offer that was alerting `agent_id` when the previous engine stopped (a
+    rebuild after a restart or a takeover) alerts the same agent again until the
+    same `deadline`. Nobody new is offered anything and no `Offer` decision is made:
+    the agent's screen still shows that offer. It counts toward the agent's load at
+    once, even beyond their capacity, whatever their presence or status (like a
+    `ConversationAssigned`). A deadline already past times out on the next `Tick`.
+    Afterwards it is an ordinary alerting offer (accept, decline, time-out)."""
+
+    now: float
+    conversation_id: str
+    queue_id: str
+    agent_id: str
+    deadline: float
+    priority: int = 0
+    skills: tuple[SkillRequirement, ...] = ()
+    language: str | None = None
+    enqueued_at: float | None = None  # when it entered the queue; default `now`
+    rule: OfferRule | None = None  # the rule of the original offer, when known
+    direct: bool = False  # a transfer to the agent: falls back to the queue if missed
+    last_agent_id: str | None = None
+    last_agent_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentNotResponding:
+    """The agent was `not_responding` when the previous engine stopped (a rebuild
+    restores it): no routed work until they go on queue again."""
+
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Requeued:
     """Transfer to a queue: the enqueue time restarts, earlier declines are forgotten."""
 
@@ -289,10 +323,23 @@ class Parked:
 
 @dataclass(frozen=True, slots=True)
 class Unparked:
-    """The customer replied to a parked conversation (or the agent resumed it)."""
+    """The customer replied to a parked conversation: connected to its agent again
+    when they are on queue and responding (even beyond their capacity: it is their
+    work), otherwise it goes to its queue."""
 
     now: float
     conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakenBack:
+    """The agent resumes a conversation they parked: connected to them again at
+    once, whatever their presence or status, even beyond their capacity (free
+    capacity is then 0 until they are below it again)."""
+
+    now: float
+    conversation_id: str
+    agent_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +355,8 @@ Event = (
     | MembershipChanged
     | Enqueued
     | ConversationAssigned
+    | OfferRestored
+    | AgentNotResponding
     | Requeued
     | TransferredToAgent
     | OfferAccepted
@@ -317,6 +366,7 @@ Event = (
     | WrapupCompleted
     | Parked
     | Unparked
+    | TakenBack
     | Tick
 )
 
@@ -330,7 +380,7 @@ OfferRule = Literal[
     "longest_idle",
     "agent_id_tiebreak",
     "direct_transfer",
-    "park_return",
+    "park_return",  # no longer made: a park return connects (kept for stored offers)
     "assigned",  # never on an `Offer`: how a `ConversationAssigned` one came to its agent
 ]
 
@@ -364,12 +414,12 @@ class OfferWithdrawn:
     at: float
     conversation_id: str
     agent_id: str
-    reason: Literal["conversation_ended", "transferred"]
+    reason: Literal["conversation_ended", "transferred", "agent_unknown"]
 
 
 @dataclass(frozen=True, slots=True)
 class FellBackToQueue:
-    """A direct offer (transfer or park return) was not accepted; the conversation is queued."""
+    """A direct offer (a transfer to an agent) was not accepted; the conversation is queued."""
 
     at: float
     conversation_id: str
@@ -415,8 +465,8 @@ class ParkReturned:
     at: float
     conversation_id: str
     agent_id: str
-    cause: Literal["reply", "timeout"]
-    to_queue: bool  # True when the agent could not take it back
+    cause: Literal["reply", "timeout", "taken_back"]
+    to_queue: bool  # True when the agent was not there (off queue or not responding)
 
 
 @dataclass(frozen=True, slots=True)

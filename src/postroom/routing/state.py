@@ -99,7 +99,7 @@ class ConversationRecord:
     declined_by: tuple[str, ...] = ()
     agent_id: str | None = None  # alerting, connected, wrap-up or parked with
     offer_deadline: float | None = None
-    offer_direct: bool = False  # a transfer or park return: falls back to the queue
+    offer_direct: bool = False  # a transfer to an agent: falls back to the queue if missed
     offer_rule: OfferRule | None = None
     wrapup_deadline: float | None = None
     park_until: float | None = None

@@ -4,9 +4,10 @@ The one active router reads requests from the `routing_inbox` table (written by
 the pipeline, the CLI and later the web app, in any process), feeds them to the
 engine with the time from an injected clock, and persists every decision with
 its event in one transaction per batch, marking the requests done in it. On
-start it rebuilds the engine from the database: queued and alerting work is
-enqueued again (an offer that was alerting when a process died is offered
-again), connected and wrap-up work returns to its agent.
+start it rebuilds the engine from the database: connected, wrap-up and parked
+work returns to its agent, each alerting offer stays with its agent until the
+same deadline, agents who were not responding stay so, queued work is enqueued
+again.
 
 The engine decides; this module only translates rows to events and decisions
 to rows. It opens no sockets.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, get_args
 
 import sqlalchemy as sa
 
@@ -76,6 +77,32 @@ def _skills(raw: list[list[Any]] | None) -> tuple[rm.SkillRequirement, ...]:
     return tuple(rm.SkillRequirement(str(n), float(p)) for n, p in (raw or []))
 
 
+_OFFER_RULES = frozenset(get_args(rm.OfferRule))
+
+
+def _offer_rules(
+    conn: sa.Connection, conversation_ids: Sequence[int]
+) -> dict[tuple[int, str], str]:
+    """The rule of the latest offer of each conversation to each agent (from its
+    `offer_created` events), for restoring alerting offers."""
+    found: dict[tuple[int, str], str] = {}
+    ids = sorted(set(conversation_ids))
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            sa.select(events.c.conversation_id, events.c.data)
+            .where(
+                events.c.kind == "offer_created",
+                events.c.conversation_id.in_(ids[start : start + 500]),
+            )
+            .order_by(events.c.id)
+        )
+        for cid, data in rows:
+            agent, rule = (data or {}).get("agent"), (data or {}).get("rule")
+            if isinstance(agent, str) and isinstance(rule, str):
+                found[(int(cid), agent)] = rule
+    return found
+
+
 class RoutingService:
     def __init__(
         self,
@@ -96,7 +123,9 @@ class RoutingService:
     # -- start ----------------------------------------------------------------
 
     def rebuild(self) -> None:
-        """A fresh engine from the database; earlier alerting offers are made again."""
+        """A fresh engine from the database, holding what agents were doing: held
+        work with its agent, each alerting offer with its agent and deadline, agents
+        who were not responding still not responding; queued work queued again."""
         now = self.clock().timestamp()
         eng = Engine(queues=tuple(engine_queue(q) for q in self.queues.values()))
         with self.db.connect() as conn:
@@ -106,6 +135,7 @@ class RoutingService:
                 .where(conversations.c.state != "closed")
                 .order_by(conversations.c.enqueued_at, conversations.c.id)
             ).all()
+            rules = _offer_rules(conn, [c.id for c in open_convs if c.state == "alerting"])
         for row in agent_rows:
             eng.handle(rm.AgentConfigured(now, _agent_config(row)))
         # Work an agent holds goes back to that agent as it was, whatever their
@@ -124,12 +154,66 @@ class RoutingService:
                 eng.handle(rm.ConversationEnded(now, cid))
         for row in agent_rows:
             eng.handle(rm.AgentPresenceChanged(now, row.id, row.presence))
+            if row.routing_status == "not_responding":
+                # They missed or declined an offer: still no work until they go on queue.
+                eng.handle(rm.AgentNotResponding(now, row.id))
         self.engine = eng
         decisions: list[rm.Decision] = []
+        # Each alerting offer stays with its agent until the same deadline (a request
+        # the agent sent meanwhile is answered against it; a deadline that passed
+        # while no router ran times out on the first tick). Only when its agent is
+        # gone is it queued again, and that agent told the offer is withdrawn.
+        def restorable(c: sa.Row[Any]) -> bool:
+            return bool(c.agent_id) and eng.agent(c.agent_id) is not None
+
         for c in open_convs:
-            if c.state in ("queued", "alerting") and c.queue in self.queues:
-                decisions.extend(eng.handle(self._enqueued(now, c)))
+            if c.state == "alerting" and c.queue in self.queues and restorable(c):
+                restored = self._restored(now, c, rules.get((int(c.id), c.agent_id)))
+                decisions.extend(eng.handle(restored))
+        # Then the waiting ones, oldest first (an offer is made as each one enters).
+        for c in open_convs:
+            if c.state not in ("queued", "alerting") or c.queue not in self.queues:
+                continue
+            if c.state == "alerting":
+                if restorable(c):
+                    continue
+                if c.agent_id:
+                    withdrawn = rm.OfferWithdrawn(now, str(c.id), c.agent_id, "agent_unknown")
+                    decisions.append(withdrawn)
+            decisions.extend(eng.handle(self._enqueued(now, c)))
+        # The agents' stored routing status is made to say what the engine now
+        # derives (one change each at most): a presence set while no router ran is
+        # already in the agent's row, so its request changes nothing in the engine.
+        decisions = [d for d in decisions if not isinstance(d, rm.RoutingStatusChanged)]
+        for row in agent_rows:
+            view = eng.agent(row.id)
+            if view is not None and view.status != row.routing_status:
+                old = cast(rm.RoutingStatus, row.routing_status)
+                decisions.append(rm.RoutingStatusChanged(now, row.id, old, view.status))
         self._persist(decisions, [], {str(c.id) for c in open_convs}, {})
+
+    def _restored(self, now: float, c: sa.Row[Any], rule: str | None) -> rm.OfferRestored:
+        deadline = _ts(c.offer_deadline)
+        if deadline is None:  # (not written by this router) a fresh alert time
+            deadline = now + float(self.queues[c.queue].alert_timeout_s)
+        known = cast(rm.OfferRule, rule) if rule in _OFFER_RULES else None
+        return rm.OfferRestored(
+            now,
+            str(c.id),
+            c.queue,
+            c.agent_id,
+            deadline,
+            priority=int(c.priority),
+            skills=_skills(c.skills),
+            language=c.language,
+            enqueued_at=_ts(c.enqueued_at),
+            rule=known,
+            # A transfer to the agent (or an earlier park return) falls back to the
+            # queue if missed, as it would have before the restart.
+            direct=known in ("direct_transfer", "park_return"),
+            last_agent_id=c.last_agent,
+            last_agent_at=_ts(c.last_agent_at),
+        )
 
     def _enqueued(self, now: float, c: sa.Row[Any]) -> rm.Enqueued:
         # The route's preferred window and deadline are stored as instants: what is
@@ -279,8 +363,10 @@ class RoutingService:
             return [rm.WrapupCompleted(now, cid, str(data.get("code") or ""))]
         if kind == "park":
             return [rm.Parked(now, cid)]
-        if kind == "unparked":
+        if kind == "unparked":  # the customer replied (intake)
             return [rm.Unparked(now, cid)]
+        if kind == "take_back":  # the agent resumes it
+            return [rm.TakenBack(now, cid, str(row.agent_id))]
         if kind == "transfer_queue":
             return [rm.Requeued(now, cid, str(data["queue"]))]
         if kind == "transfer_agent":
@@ -416,6 +502,14 @@ class RoutingService:
             ]
         deadline = _dt(view.offer_deadline) if view.offer_deadline is not None else None
         if (row.state, row.agent_id, row.queue) == (view.state, view.agent_id, view.queue_id):
+            # Same state, agent and queue (e.g. offered again to the same agent, or
+            # restored): the row still carries the current offer deadline.
+            if as_utc(row.offer_deadline) != deadline:
+                conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == row.id)
+                    .values(offer_deadline=deadline)
+                )
             return []
         if view.state == "connected" and view.agent_id:
             took_part = sa.select(thread_agents.c.thread_id).where(

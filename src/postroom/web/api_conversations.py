@@ -131,8 +131,9 @@ async def park(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> ActionOut
 
 @router.post("/{conversation_id}/unpark", response_model=ActionOut)
 async def unpark(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> ActionOut:
-    """Take a parked conversation back."""
-    return await _act(ctx, user, conversation_id, "unparked")
+    """Take a parked conversation back: it is connected to its agent again at once,
+    even when they already hold as many conversations as their capacity."""
+    return await _act(ctx, user, conversation_id, "take_back")
 
 
 @router.post("/{conversation_id}/disconnect", response_model=ActionOut)

@@ -5,7 +5,8 @@ only while someone listens) and fans them out in memory to every open
 stream; each stream keeps the events its user may see
 (services/conversations.py decides). Events come from the table, so they are
 only ever sent after their transaction committed. A client reconnecting with
-`Last-Event-ID` first gets the rows after that id, then the live ones.
+`Last-Event-ID` first gets the rows after that id that it may see, then the
+live ones; when those are more than BACKLOG_LIMIT it gets `resync` instead.
 Open streams also count as the agent's presence heartbeat. It changes no
 conversation or agent state; the presence time-out lives in web/presence.py.
 """
@@ -22,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio.to_thread
+import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from postroom.services import conversations as conv_svc
+from postroom.services.users import User
 from postroom.store.schema import ID_MAX
 from postroom.web.deps import AppContext, Auth, Ctx
 
@@ -34,7 +37,39 @@ log = logging.getLogger("postroom.web.events")
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 GAP_WAIT_S = 10.0  # how long a missing id may still commit (PostgreSQL) before we give up on it
+# A reconnecting client is replayed up to this many of *its own* (visible) events;
+# beyond that it gets `resync` and reloads its lists instead.
 BACKLOG_LIMIT = 1000
+BACKLOG_PAGE = 1000  # events read per query while counting a client's backlog
+# Events looked at, system-wide, before giving up on replaying (`resync` then): the
+# work one reconnect can cause stays bounded however long the client was away.
+BACKLOG_SCAN_LIMIT = 100_000
+
+
+def visible_backlog(
+    db: sa.Engine, user: User, after: int, *, limit: int = BACKLOG_LIMIT
+) -> list[dict[str, Any]] | None:
+    """The events after `after` that `user` may see, oldest first; None when they
+    are more than `limit` (or more than BACKLOG_SCAN_LIMIT events would have to be
+    read to know): the client must resync.
+
+    Counted after filtering, as the live stream filters: another agent's offers on
+    a busy system do not push this user's own events out of the replay."""
+    out: list[dict[str, Any]] = []
+    cursor, scanned = after, 0
+    while True:
+        page = conv_svc.events_after(db, cursor, limit=BACKLOG_PAGE)
+        if not page:
+            return out
+        scanned += len(page)
+        cursor = int(page[-1]["id"])
+        out.extend(conv_svc.visible_events(db, user, page))
+        if len(out) > limit:
+            return None
+        if len(page) < BACKLOG_PAGE:
+            return out
+        if scanned >= BACKLOG_SCAN_LIMIT:
+            return None
 
 
 @dataclass(eq=False)
@@ -186,16 +221,16 @@ async def stream(
             yield ServerSentEvent(comment="connected", retry=2000)
             if resume is not None and resume < live_from:
                 backlog = await anyio.to_thread.run_sync(
-                    lambda: conv_svc.events_after(ctx.db, resume, limit=BACKLOG_LIMIT)
+                    lambda: visible_backlog(ctx.db, user, resume)
                 )
-                backlog = [e for e in backlog if e["kind"] in conv_svc.STREAM_KINDS]
-                if len(backlog) >= BACKLOG_LIMIT:
-                    yield ServerSentEvent(data="{}", event="resync")
-                for e in await anyio.to_thread.run_sync(
-                    conv_svc.visible_events, ctx.db, user, backlog
-                ):
-                    sent.add(int(e["id"]))
-                    yield _sse(e)
+                if backlog is None:
+                    # Too much to replay: the client reloads its lists; the id moves it
+                    # past the backlog, so a later reconnect does not ask for it again.
+                    yield ServerSentEvent(data="{}", event="resync", id=str(live_from))
+                else:
+                    for e in backlog:
+                        sent.add(int(e["id"]))
+                        yield _sse(e)
             while True:
                 try:
                     batch = await asyncio.wait_for(sub.queue.get(), ctx.config.heartbeat_s)

@@ -162,8 +162,9 @@ def test_it_can_be_parked_and_comes_back_to_the_agent() -> None:
     assert e.agent("a").free == 1  # type: ignore[union-attr]
     out = e.handle(Unparked(3, "new"))
     assert ParkReturned(3, "new", "a", "reply", False) in out
-    offer = only_offer(out)
-    assert (offer.agent_id, offer.rule) == ("a", "park_return")
+    assert offers(out) == []  # connected again, not offered
+    view = e.conversation("new")
+    assert view is not None and (view.state, view.agent_id) == ("connected", "a")
 
 
 def test_it_can_be_transferred_to_a_queue_or_an_agent() -> None:

@@ -152,8 +152,10 @@ def test_parking_frees_capacity_and_a_reply_brings_it_back_to_the_agent() -> Non
     e.handle(ConversationEnded(12, "next"))
     out = e.handle(Unparked(20, "c"))
     assert ParkReturned(20, "c", "a", "reply", False) in out
-    offer = only_offer(out)
-    assert (offer.agent_id, offer.rule) == ("a", "park_return")
+    assert offers(out) == []  # connected again at once, nothing to accept
+    view = e.conversation("c")
+    assert view is not None and (view.state, view.agent_id) == ("connected", "a")
+    assert e.agent("a").load == ("c",)  # type: ignore[union-attr]
 
 
 def test_park_timeout_goes_to_the_queue_when_the_agent_is_unavailable() -> None:

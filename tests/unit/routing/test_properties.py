@@ -23,6 +23,7 @@ from postroom.routing.model import (
     AgentCapacityChanged,
     AgentConfig,
     AgentConfigured,
+    AgentNotResponding,
     AgentPresenceChanged,
     ConversationAssigned,
     ConversationEnded,
@@ -33,14 +34,17 @@ from postroom.routing.model import (
     Offer,
     OfferAccepted,
     OfferDeclined,
+    OfferRestored,
     OfferTimedOut,
     Parked,
+    ParkReturned,
     QueueConfig,
     QueueConfigured,
     Rejected,
     Requeued,
     Ring,
     SkillRequirement,
+    TakenBack,
     Tick,
     TransferredToAgent,
     Unparked,
@@ -123,18 +127,27 @@ class RoutingMachine(RuleBasedStateMachine):
     def check_load(
         self, event: Event, got: list[Decision], before: dict[str, tuple[int, int]]
     ) -> None:
-        """Load grows past capacity only through an assignment; over capacity, free is 0."""
-        assigned_to: str | None = None
-        if isinstance(event, ConversationAssigned) and not any(
-            isinstance(d, Rejected) for d in got
-        ):
-            assigned_to = event.agent_id
+        """Load grows past capacity only through work the agent holds already or
+        started: an assignment, a restored offer, or a parked conversation connected
+        to them again (taken back, or on a reply or the park time). Over capacity,
+        free capacity is 0."""
+        allowed: dict[str, int] = {}  # agent -> how much their load may grow past capacity
+        refused = any(isinstance(d, Rejected) for d in got)
+        if isinstance(event, ConversationAssigned | OfferRestored) and not refused:
+            allowed[event.agent_id] = 1
             assert not any(
                 isinstance(d, Offer) and d.conversation_id == event.conversation_id for d in got
             )
             view = self.engine.conversation(event.conversation_id)
             assert view is not None
-            assert (view.state, view.agent_id) == ("connected", event.agent_id)
+            expected = "connected" if isinstance(event, ConversationAssigned) else "alerting"
+            assert (view.state, view.agent_id) == (expected, event.agent_id)
+        for d in got:
+            if isinstance(d, ParkReturned) and not d.to_queue:
+                allowed[d.agent_id] = allowed.get(d.agent_id, 0) + 1
+                view = self.engine.conversation(d.conversation_id)
+                assert view is not None
+                assert (view.state, view.agent_id) == ("connected", d.agent_id)
         for a in self.engine.agents():
             load = len(a.load)
             assert 0 <= a.free <= max(0, a.capacity - load)
@@ -143,10 +156,11 @@ class RoutingMachine(RuleBasedStateMachine):
                 continue
             assert a.free == 0
             old_load, old_capacity = before.get(a.agent_id, (0, a.capacity))
-            if a.agent_id == assigned_to:
-                assert load == old_load + 1, f"{a.agent_id} got more than the assignment"
+            grew = allowed.get(a.agent_id, 0)
+            if grew:
+                assert load <= old_load + grew, f"{a.agent_id} got more than its own work"
             else:
-                assert load <= old_load, f"{a.agent_id} above capacity without an assignment"
+                assert load <= old_load, f"{a.agent_id} above capacity without its own work"
                 assert a.agent_id in self.over or a.capacity < old_capacity
             self.over.add(a.agent_id)
 
@@ -314,6 +328,54 @@ class RoutingMachine(RuleBasedStateMachine):
     @rule(i=st.integers(0, 7))
     def unpark(self, i: int) -> None:
         self.send(Unparked(self.step(1.0), self.live(i, "parked")))
+
+    @rule(i=st.integers(0, 7), agent=agent_ids)
+    def take_back(self, i: int, agent: str) -> None:
+        conv = self.live(i, "parked")
+        self.send(TakenBack(self.step(1.0), conv, self._agent_of(conv, agent)))
+
+    @rule(
+        # Mostly ids of its own (a rebuild restoring an offer), sometimes one in use.
+        conv=st.sampled_from(("r0", "r1", "r2", *CONVS)),
+        queue=st.sampled_from((*QUEUES, "q-unknown")),
+        agent=st.sampled_from((*AGENTS, "a-unknown")),
+        deadline=st.sampled_from([-5.0, 0.0, 10.0, 60.0]),
+        waited=st.sampled_from([0.0, 30.0]),
+        direct=st.booleans(),
+        priority=st.integers(0, 3),
+        skills=requirements,
+        dt=st.sampled_from([0.0, 1.0]),
+    )
+    def restore_offer(
+        self,
+        conv: str,
+        queue: str,
+        agent: str,
+        deadline: float,
+        waited: float,
+        direct: bool,
+        priority: int,
+        skills: tuple[SkillRequirement, ...],
+        dt: float,
+    ) -> None:
+        now = self.step(dt)
+        self.send(
+            OfferRestored(
+                now,
+                conv,
+                queue,
+                agent,
+                now + deadline,
+                priority=priority,
+                skills=skills,
+                enqueued_at=now - waited,
+                direct=direct,
+            )
+        )
+
+    @rule(agent=st.sampled_from((*AGENTS, "a-unknown")))
+    def restore_not_responding(self, agent: str) -> None:
+        self.send(AgentNotResponding(self.step(1.0), agent))
 
     @rule(i=st.integers(0, 7), queue=queue_ids, priority=st.none() | st.integers(0, 3))
     def requeue(self, i: int, queue: str, priority: int | None) -> None:

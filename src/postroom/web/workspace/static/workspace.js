@@ -128,7 +128,7 @@
     if (!cid) { return; }
     try {
       await PR.api("POST", "/api/v1/conversations/" + cid + "/" + action, data);
-      PR.toast({park: "Parked.", unpark: "Taken back.", disconnect: "Disconnected.",
+      PR.toast({park: "Parked.", unpark: "Taken back: it is connected to you again.", disconnect: "Disconnected.",
         transfer: "Transferred.", wrapup: "Wrapped up."}[action] || "Done.");
     } catch (e) {
       PR.toast(e.message, true);
