@@ -240,13 +240,17 @@ def test_offer_banner_says_returned_from_park(api: Api) -> None:
     cid = api.offered_and_accepted("ann", message_id="<p1@customer.example>")
     assert api.client("ann").post(f"/api/v1/conversations/{cid}/park").status_code == 200
     api.wait_state(cid, "parked", "ann")
-    # The customer answers: it comes back to Ann as an offer.
+    # Ann leaves; the customer answers: it returns to the queue and is offered to Bob.
+    api.client("ann").put("/api/v1/users/ann/presence", json={"presence": "away"})
+    api.on_queue("bob")
     assert api.deliver(
         "Re: Printer on fire", body="Any news?\n",
         in_reply_to="<p1@customer.example>", references="<p1@customer.example>",
     ) == cid
-    api.wait_state(cid, "alerting", "ann")
-    assert offer_titles(api, "ann") == {cid: "Returned from park: Printer on fire"}
+    api.wait_state(cid, "alerting", "bob")
+    titles = offer_titles(api, "bob")
+    assert titles[cid].startswith("Returned from park (parked by ")
+    assert titles[cid].endswith(": Printer on fire")
 
 
 def test_offer_banner_keeps_a_hostile_subject_as_text(api: Api) -> None:
