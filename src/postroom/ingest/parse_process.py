@@ -25,12 +25,13 @@ from typing import Any
 
 from postroom.mail.model import ParsedMessage
 from postroom.mail.parse import parse_message
-from postroom.services.intake import ParserDied, ParseTimeout
+from postroom.services.intake import ParserDied, ParserUnavailable, ParseTimeout
 
 log = logging.getLogger("postroom.pipeline")
 
 ParseFunction = Callable[..., ParsedMessage]  # (raw, *, cid_url) -> ParsedMessage
 
+START_TIMEOUT_S = 60.0  # a child that is not ready by then has failed to start
 _CONTEXT = mp.get_context("forkserver")
 # Children fork from a server that has these imported already: about 10 ms a start.
 _CONTEXT.set_forkserver_preload(["postroom.ingest.parse_process"])
@@ -38,6 +39,7 @@ _CONTEXT.set_forkserver_preload(["postroom.ingest.parse_process"])
 
 def _serve(conn: Connection, parse: ParseFunction) -> None:
     """The child: parse what arrives until the parent closes the pipe."""
+    conn.send("ready")  # the budget counts the parse, not the start of this process
     while True:
         try:
             raw, cid_url = conn.recv()
@@ -143,6 +145,14 @@ class ProcessParser:
         proc.start()
         theirs.close()
         self._proc, self._conn = proc, ours
+        try:
+            if not ours.poll(START_TIMEOUT_S) or ours.recv() != "ready":
+                raise EOFError
+        except (EOFError, OSError):
+            code = self._stop()
+            raise ParserUnavailable(
+                f"the parser process did not start (exit code {code}); see the log"
+            ) from None
 
     def _stop(self) -> int | None:
         """Kill the child (if any); return its exit code."""

@@ -108,6 +108,10 @@ class ParserDied(Exception):
         )
 
 
+class ParserUnavailable(Exception):
+    """The parser cannot run at all (its process does not start): not this message's fault."""
+
+
 class AttemptsExhausted(Exception):
     """The pipeline started on a message this often without ever finishing it."""
 
@@ -336,7 +340,7 @@ class IntakeService:
     def _stage(self, name: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except StageError:
+        except (StageError, ParserUnavailable):
             raise
         except Exception as exc:
             raise StageError(name, exc) from exc
