@@ -57,9 +57,7 @@ def main() -> None:
         comps = build(replace(settings, data_dir=Path(tmp) / "data"))
         spool = comps.spool()
         futures = [
-            spool.submit(
-                message(i, args.html), source="smtp", envelope_to=["support@example.com"]
-            )
+            spool.submit(message(i, args.html), source="smtp", envelope_to=["support@example.com"])
             for i in range(args.messages)
         ]
         for f in futures:

@@ -172,7 +172,9 @@ def test_quarantine_hold_and_discard_pending_messages(
 ) -> None:
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.eml").write_bytes(make_email(subject=f"pending {name}"))
-        run(capsys, "import", str(tmp_path / f"{name}.eml"), "--no-process", "--config", str(config))
+        run(
+            capsys, "import", str(tmp_path / f"{name}.eml"), "--no-process", "--config", str(config)
+        )
     code, out, _ = run(capsys, "quarantine", "list", "--pending", "--json", "--config", str(config))
     pending = json.loads(out)
     assert code == 0 and [(e["status"], e["attempts"]) for e in pending] == [("pending", 0)] * 3

@@ -66,9 +66,7 @@ def set_attempts(c: Components, pk: int, n: int) -> None:
 
 def n_conversations(c: Components) -> int:
     with c.engine.connect() as conn:
-        return int(
-            conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one()
-        )
+        return int(conn.execute(sa.select(sa.func.count()).select_from(conversations)).scalar_one())
 
 
 def test_message_at_its_attempts_limit_is_quarantined_not_processed_again(

@@ -75,8 +75,6 @@ def build(
         slow_message_s=settings.intake.slow_message_s,
     )
     budget = settings.intake.parse_timeout_s
-    parser = (
-        ProcessParser(budget, slow_s=settings.intake.slow_message_s) if budget > 0 else None
-    )
+    parser = ProcessParser(budget, slow_s=settings.intake.slow_message_s) if budget > 0 else None
     intake = IntakeService(engine, blobs, intake_cfg, clock, listeners, parser=parser)
     return Components(settings, engine, blobs, intake, clock)
