@@ -216,12 +216,14 @@ class IntakeService:
         """Process up to `limit` pending messages in arrival order; return how many."""
         with self.engine.connect() as conn:
             ids = repo.pending_ids(conn, limit)
-        for pos, pk in enumerate(ids):
-            # The transaction that finishes this message also counts the next one's
-            # attempt, which saves a commit per message under load.
-            self._upcoming = ids[pos + 1] if pos + 1 < len(ids) else None
-            self.process(pk)
-        self._upcoming = self._counted = None
+        try:
+            for pos, pk in enumerate(ids):
+                # The transaction that finishes this message also counts the next
+                # one's attempt, which saves a commit per message under load.
+                self._upcoming = ids[pos + 1] if pos + 1 < len(ids) else None
+                self.process(pk)
+        finally:
+            self._upcoming = self._counted = None
         return len(ids)
 
     def drain(self) -> int:
