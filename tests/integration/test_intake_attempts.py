@@ -212,3 +212,36 @@ def test_missing_blob_reason_says_what_is_missing_and_what_to_do(comps: Componen
 
     with pytest.raises(NotFoundError, match="missing from the blob store"):
         quarantine.raw_message(comps.engine, comps.blobs, pk)
+
+
+@pytest.mark.postgres
+def test_two_pipelines_on_postgresql_share_the_work_without_deadlock(
+    settings: Settings, pg_url: str
+) -> None:
+    import threading
+
+    s = replace(settings, database_url=pg_url)
+    a, b = build(s), build(s)
+    try:
+        pks = [spool(a, make_email(sender=f"c{i}@customer.example")) for i in range(40)]
+        errors: list[BaseException] = []
+
+        def run(c: Components) -> None:
+            try:
+                c.intake.drain()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        rows = [row(a, p) for p in pks]
+        assert [(r.status, r.stage, r.error) for r in rows if r.status != "processed"] == []
+        assert n_conversations(a) == 40  # each message finished once
+        assert all(1 <= r.attempts <= 2 for r in rows)
+    finally:
+        a.close()
+        b.close()
