@@ -13,9 +13,12 @@ database, no blob store, no decisions about what happens to a message.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import os
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +34,7 @@ log = logging.getLogger("postroom.pipeline")
 
 ParseFunction = Callable[..., ParsedMessage]  # (raw, *, cid_url) -> ParsedMessage
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 START_TIMEOUT_S = 60.0  # a child that is not ready by then has failed to start
 _CONTEXT = mp.get_context("forkserver")
 # Children fork from a server that has these imported already: about 10 ms a start.
@@ -39,6 +43,12 @@ _CONTEXT.set_forkserver_preload(["postroom.ingest.parse_process"])
 
 def _serve(conn: Connection, parse: ParseFunction) -> None:
     """The child: parse what arrives until the parent closes the pipe."""
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group; the
+    # parent stops in order and then closes the pipe (or kills this process), so
+    # a parse under way is not reported as a dead parser.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
     conn.send("ready")  # the budget counts the parse, not the start of this process
     while True:
         try:
@@ -54,6 +64,23 @@ def _serve(conn: Connection, parse: ParseFunction) -> None:
             conn.send(result)
         except (pickle.PicklingError, TypeError, ValueError, RecursionError) as exc:
             conn.send(("error", RuntimeError(f"cannot hand the parsed message back: {exc}")))
+
+
+def _die_with_parent() -> None:
+    """Be killed with the fork server, which exits when the server process does.
+
+    After a kill -9 of the server, a parse that never ends would otherwise keep
+    running on its own. Linux only (prctl PR_SET_PDEATHSIG); elsewhere the child
+    exits when it next reads from the closed pipe.
+    """
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the call took effect
+        os._exit(1)
 
 
 def _portable(exc: Exception) -> Exception:

@@ -74,3 +74,56 @@ def test_close_stops_the_child(parser: ProcessParser) -> None:
     assert proc is not None and proc.is_alive()
     parser.close()
     assert not proc.is_alive()
+
+
+def test_sigterm_to_the_process_group_does_not_kill_a_parse(parser: ProcessParser) -> None:
+    import signal
+
+    parse(parser, make_email())
+    proc = parser._proc
+    assert proc is not None and proc.pid is not None
+    os.kill(proc.pid, signal.SIGTERM)  # what a service manager sends every process
+    os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends
+    time.sleep(0.2)
+    assert proc.is_alive()
+    assert parse(parser, make_email(subject="still here")).subject == "still here"
+
+
+def test_a_hanging_parse_dies_with_a_killed_server(tmp_path: object) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    # A server process whose parse hangs, then kill -9 of that process.
+    script = (
+        "import functools, sys, threading\n"
+        "from postroom.ingest.parse_process import ProcessParser\n"
+        "from postroom.services.intake import cid_url\n"
+        "from tests.unit.ingest.test_parse_process import hostile_parse\n"
+        "p = ProcessParser(600, parse=hostile_parse)\n"
+        "t = threading.Thread(target=p.parse, args=(1, b'Subject: HANG\\r\\n\\r\\n',"
+        " functools.partial(cid_url, 1)), daemon=True)\n"
+        "t.start()\n"
+        "import time\n"
+        "while p._proc is None or p._proc.pid is None: time.sleep(0.01)\n"
+        "print(p._proc.pid, flush=True)\n"
+        "t.join()\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    child = int(server.stdout.readline())
+    assert _alive(child)
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait()
+    deadline = time.monotonic() + 20
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
