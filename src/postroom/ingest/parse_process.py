@@ -13,11 +13,11 @@ database, no blob store, no decisions about what happens to a message.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing as mp
 import os
 import pickle
+import select
 import signal
 import threading
 import time
@@ -34,21 +34,20 @@ log = logging.getLogger("postroom.pipeline")
 
 ParseFunction = Callable[..., ParsedMessage]  # (raw, *, cid_url) -> ParsedMessage
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 START_TIMEOUT_S = 60.0  # a child that is not ready by then has failed to start
 _CONTEXT = mp.get_context("forkserver")
 # Children fork from a server that has these imported already: about 10 ms a start.
 _CONTEXT.set_forkserver_preload(["postroom.ingest.parse_process"])
 
 
-def _serve(conn: Connection, parse: ParseFunction) -> None:
+def _serve(conn: Connection, parse: ParseFunction, owner: int) -> None:
     """The child: parse what arrives until the parent closes the pipe."""
     # Ctrl-C and a service manager's SIGTERM reach the whole process group; the
     # parent stops in order and then closes the pipe (or kills this process), so
     # a parse under way is not reported as a dead parser.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
+    _exit_with(owner)
     conn.send("ready")  # the budget counts the parse, not the start of this process
     while True:
         try:
@@ -66,21 +65,32 @@ def _serve(conn: Connection, parse: ParseFunction) -> None:
             conn.send(("error", RuntimeError(f"cannot hand the parsed message back: {exc}")))
 
 
-def _die_with_parent() -> None:
-    """Be killed with the fork server, which exits when the server process does.
+def _exit_with(owner: int) -> None:
+    """Exit as soon as process `owner` (the pipeline's) is gone, whatever we are doing.
 
-    After a kill -9 of the server, a parse that never ends would otherwise keep
-    running on its own. Linux only (prctl PR_SET_PDEATHSIG); elsewhere the child
-    exits when it next reads from the closed pipe.
+    After a kill -9 of the server, a parse that never ends would otherwise run on
+    by itself: the child's parent is the fork server, which in turn stays up as
+    long as the child does. A thread waits on a pidfd (Linux), or polls.
     """
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the call took effect
-        os._exit(1)
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(owner)
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            select.select([fd], [], [])
+            os._exit(1)
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
 
 def _portable(exc: Exception) -> Exception:
@@ -167,7 +177,10 @@ class ProcessParser:
     def _start(self) -> None:
         ours, theirs = _CONTEXT.Pipe()
         proc = _CONTEXT.Process(
-            target=_serve, args=(theirs, self._parse), name="postroom-parse", daemon=True
+            target=_serve,
+            args=(theirs, self._parse, os.getpid()),
+            name="postroom-parse",
+            daemon=True,
         )
         proc.start()
         theirs.close()

@@ -94,18 +94,23 @@ def test_a_hanging_parse_dies_with_a_killed_server(tmp_path: object) -> None:
     import subprocess
     import sys
 
-    # A server process whose parse hangs, then kill -9 of that process.
+    # A server process whose parse hangs (it says so once the parse runs), then
+    # kill -9 of that process.
     script = (
-        "import functools, sys, threading\n"
+        "import functools, logging, threading\n"
         "from postroom.ingest.parse_process import ProcessParser\n"
         "from postroom.services.intake import cid_url\n"
         "from tests.unit.ingest.test_parse_process import hostile_parse\n"
-        "p = ProcessParser(600, parse=hostile_parse)\n"
+        "running = threading.Event()\n"
+        "class H(logging.Handler):\n"
+        "    def emit(self, record):\n"
+        "        if record.getMessage() == 'message still parsing': running.set()\n"
+        "logging.getLogger('postroom.pipeline').addHandler(H())\n"
+        "p = ProcessParser(600, slow_s=0.2, parse=hostile_parse)\n"
         "t = threading.Thread(target=p.parse, args=(1, b'Subject: HANG\\r\\n\\r\\n',"
         " functools.partial(cid_url, 1)), daemon=True)\n"
         "t.start()\n"
-        "import time\n"
-        "while p._proc is None or p._proc.pid is None: time.sleep(0.01)\n"
+        "running.wait()\n"
         "print(p._proc.pid, flush=True)\n"
         "t.join()\n"
     )
