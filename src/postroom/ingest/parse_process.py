@@ -13,6 +13,7 @@ database, no blob store, no decisions about what happens to a message.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing as mp
 import os
@@ -21,6 +22,7 @@ import select
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -102,6 +104,23 @@ def _portable(exc: Exception) -> Exception:
     return exc
 
 
+_LIVE: weakref.WeakSet[ProcessParser] = weakref.WeakSet()
+
+
+@atexit.register  # after multiprocessing.util's own (imported above), so it runs first
+def _kill_children() -> None:
+    """At interpreter exit, before multiprocessing joins its children: kill ours.
+
+    The child ignores SIGTERM (see _serve), which is what multiprocessing would
+    send it, and waits for its pipe, which stays open until exit: without this
+    a process that never called close() would hang on its way out.
+    """
+    for parser in list(_LIVE):
+        proc = parser._proc
+        if proc is not None and proc.is_alive():
+            proc.kill()
+
+
 class ProcessParser:
     """`Parser` (services/intake.py) backed by one child process with a time budget."""
 
@@ -118,6 +137,7 @@ class ProcessParser:
         self._lock = threading.Lock()
         self._proc: BaseProcess | None = None
         self._conn: Connection | None = None
+        _LIVE.add(self)
 
     def parse(self, pk: int, raw: bytes, cid_url: Callable[[str], str]) -> ParsedMessage:
         with self._lock:

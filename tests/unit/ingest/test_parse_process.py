@@ -132,3 +132,20 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_process_that_never_closes_its_parser_still_exits() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import functools\n"
+        "from postroom.ingest.parse_process import ProcessParser\n"
+        "from postroom.services.intake import cid_url\n"
+        "p = ProcessParser(5)\n"
+        "print(p.parse(1, b'Subject: hi\\r\\n\\r\\nbody\\r\\n', functools.partial(cid_url, 1)).subject)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "hi\n")
