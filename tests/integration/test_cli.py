@@ -165,3 +165,48 @@ def test_user_add_keeps_the_role_of_an_existing_user_unless_given(
     assert code == 0 and "(agent)" in out
     code, out, _ = run(capsys, *base, "sam", "--role", "admin")
     assert code == 0 and "(admin)" in out
+
+
+def test_quarantine_hold_and_discard_pending_messages(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.eml").write_bytes(make_email(subject=f"pending {name}"))
+        run(
+            capsys, "import", str(tmp_path / f"{name}.eml"), "--no-process", "--config", str(config)
+        )
+    code, out, _ = run(capsys, "quarantine", "list", "--pending", "--json", "--config", str(config))
+    pending = json.loads(out)
+    assert code == 0 and [(e["status"], e["attempts"]) for e in pending] == [("pending", 0)] * 3
+    a, b, _ = (e["id"] for e in pending)
+    code, out, _ = run(capsys, "quarantine", "list", "--pending", "--config", str(config))
+    assert "0 attempt(s)" in out and "3 message(s) pending" in out
+
+    code, out, _ = run(capsys, "quarantine", "hold", str(a), "--config", str(config))
+    assert code == 0 and f"{a}: quarantined" in out
+    code, out, _ = run(capsys, "quarantine", "discard", str(b), "--config", str(config))
+    assert code == 0 and f"{b}: discarded" in out
+    code, out, _ = run(capsys, "quarantine", "list", "--json", "--config", str(config))
+    held = json.loads(out)
+    assert [(e["id"], e["stage"], e["error"]) for e in held] == [
+        (a, "operator", "held by an operator")
+    ]
+    code, _, err = run(capsys, "quarantine", "hold", str(b), "--config", str(config))
+    assert code == 2 and f"message {b} is not pending" in err
+
+    code, out, _ = run(capsys, "import", str(tmp_path / "c.eml"), "--config", str(config))
+    st = status(capsys, config)["messages"]
+    assert (st["pending"], st["processed"], st["quarantined"], st["discarded"]) == (0, 1, 1, 1)
+    code, out, _ = run(capsys, "quarantine", "retry", str(a), "--config", str(config))
+    assert code == 0 and f"{a}: processed" in out
+
+
+def test_quarantine_help_names_every_action(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["quarantine", "--help"])
+    out = capsys.readouterr().out
+    for action in ("list", "show", "retry", "hold", "discard"):
+        assert action in out
+    docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text("utf-8")
+    for command in ("quarantine list --pending", "quarantine hold", "quarantine discard"):
+        assert f"postroom {command}" in docs

@@ -146,9 +146,16 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     comps = build(_settings(args), sync_config=False)
     try:
         if args.action == "list":
-            entries = q.list_entries(comps.engine)
+            entries = q.list_entries(comps.engine, pending=args.pending)
             if args.json:
                 print(json.dumps([e.to_json() for e in entries]))
+            elif args.pending:
+                for e in entries:
+                    print(
+                        f"{e.message_pk:>6}  {e.received_at:%Y-%m-%d %H:%M}  "
+                        f"{e.attempts:>2} attempt(s)  {e.raw_size:>10,} bytes  {e.source}"
+                    )
+                print(f"{len(entries)} message(s) pending")
             else:
                 for e in entries:
                     print(
@@ -172,6 +179,10 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 status = outcome.status if outcome else "pending"
                 reason = f" ({outcome.reason})" if outcome and outcome.reason else ""
                 print(f"{pk}: {status}{reason}")
+        elif args.action == "hold":
+            for pk in args.ids:
+                q.hold(comps.engine, pk, utc_now, args.reason)
+                print(f"{pk}: quarantined")
         elif args.action == "discard":
             for pk in args.ids:
                 q.discard(comps.engine, pk, utc_now, args.reason)
@@ -553,19 +564,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("quarantine", help="manage messages that intake could not process")
+    p = sub.add_parser(
+        "quarantine", help="manage messages that intake could not process, or has not yet"
+    )
     qsub = p.add_subparsers(dest="action", required=True)
-    for name in ("list", "show", "retry", "discard"):
-        qp = qsub.add_parser(name)
+    quarantine_help = {
+        "list": "list quarantined messages (--pending: messages waiting for the pipeline)",
+        "show": "show a quarantined or pending message",
+        "retry": "send quarantined messages through the pipeline again",
+        "hold": "quarantine pending messages so the pipeline leaves them alone",
+        "discard": "discard quarantined or pending messages (kept, never processed)",
+    }
+    for name, text in quarantine_help.items():
+        qp = qsub.add_parser(name, help=text, description=text)
         _add_store_args(qp)
         if name == "list":
             qp.add_argument("--json", action="store_true")
+            qp.add_argument(
+                "--pending",
+                action="store_true",
+                help="list pending messages with their attempts instead",
+            )
         if name == "show":
             qp.add_argument("id", type=int)
             qp.add_argument("--raw", action="store_true", help="write the raw message to stdout")
         if name == "retry":
             qp.add_argument("ids", type=int, nargs="*")
             qp.add_argument("--all", action="store_true")
+        if name == "hold":
+            qp.add_argument("ids", type=int, nargs="+")
+            qp.add_argument("--reason", default="held by an operator")
         if name == "discard":
             qp.add_argument("ids", type=int, nargs="+")
             qp.add_argument("--reason", default="discarded by an operator")

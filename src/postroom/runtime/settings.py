@@ -55,6 +55,9 @@ class IntakeSettings:
     message_id_domain: str = "postroom.local"
     pipeline_batch: int = 100  # pending messages taken per pass
     pipeline_poll_s: float = 1.0  # how often a pipeline checks for mail nobody woke it for
+    parse_timeout_s: float = 30.0  # time budget to parse one message; 0: parse inline, no limit
+    max_attempts: int = 3  # starts on a message that never finish before it is quarantined
+    slow_message_s: float = 2.0  # log a warning for a message that takes longer
 
 
 @dataclass(frozen=True, slots=True)

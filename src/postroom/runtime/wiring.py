@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from postroom.ingest.parse_process import ProcessParser
 from postroom.ingest.spool import Spool
 from postroom.runtime.settings import Settings
 from postroom.services.intake import EventListener, IntakeConfig, IntakeService
@@ -40,6 +41,7 @@ class Components:
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
+        self.intake.close()
         self.engine.dispose()
 
 
@@ -69,6 +71,10 @@ def build(
         loop_guard_window_s=settings.intake.loop_guard_window_s,
         reopen_window_days=settings.intake.reopen_window_days,
         thread_token_prefix=settings.intake.thread_token_prefix,
+        max_attempts=settings.intake.max_attempts,
+        slow_message_s=settings.intake.slow_message_s,
     )
-    intake = IntakeService(engine, blobs, intake_cfg, clock, listeners)
+    budget = settings.intake.parse_timeout_s
+    parser = ProcessParser(budget, slow_s=settings.intake.slow_message_s) if budget > 0 else None
+    intake = IntakeService(engine, blobs, intake_cfg, clock, listeners, parser=parser)
     return Components(settings, engine, blobs, intake, clock)

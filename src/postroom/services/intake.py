@@ -6,16 +6,24 @@ single transaction together with its status change, so re-running after a
 crash at any point yields the same result and never a second conversation.
 A stage that fails sends the message to quarantine with the reason; intake
 goes on. No sockets, no SMTP/IMAP here: transports only fill the spool.
+
+No message can stop intake: each start on a message is counted in its row and
+committed before the work, so one that keeps crashing or hanging the process is
+quarantined after `max_attempts`; parsing, the one step whose cost depends on
+the content, goes through a `Parser` that may enforce a time budget
+(`postroom.ingest.parse_process`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -30,7 +38,7 @@ from postroom.mail.model import Address, ParsedMessage
 from postroom.mail.parse import parse_message
 from postroom.services import outbound
 from postroom.store import intake_repo as repo
-from postroom.store.blobs import BlobStore, sha256_hex
+from postroom.store.blobs import BlobNotFoundError, BlobStore, sha256_hex
 from postroom.store.db import as_utc
 from postroom.store.schema import messages
 
@@ -119,6 +127,79 @@ class StageError(Exception):
         self.parsed: ParsedMessage | None = None  # what the parse stage made, if it ran
 
 
+class ParseTimeout(Exception):
+    """Parsing one message took longer than its budget and was stopped."""
+
+    def __init__(self, pk: int, budget_s: float) -> None:
+        super().__init__(
+            f"took longer than {budget_s:g} s to parse ([intake] parse_timeout_s), so it was "
+            f"stopped; retry with `postroom quarantine retry {pk}` (same budget) or discard it "
+            f"with `postroom quarantine discard {pk}`"
+        )
+
+
+class ParserDied(Exception):
+    """The process parsing a message died (crashed, or killed from outside)."""
+
+    def __init__(self, pk: int, exit_code: int | None) -> None:
+        how = f"exit code {exit_code}" if exit_code is not None else "no exit code"
+        super().__init__(
+            f"the parser process died while parsing this message ({how}; see the log); "
+            f"retry with `postroom quarantine retry {pk}` or discard it with "
+            f"`postroom quarantine discard {pk}`"
+        )
+
+
+class ParserUnavailable(Exception):
+    """The parser cannot run at all (its process does not start): not this message's fault."""
+
+
+class AttemptsExhausted(Exception):
+    """The pipeline started on a message this often without ever finishing it."""
+
+    def __init__(self, pk: int, attempts: int) -> None:
+        super().__init__(
+            f"processing did not finish after {attempts} attempts (crash, kill or time-out); "
+            f"see the log for message_pk {pk}; retry with `postroom quarantine retry {pk}` or "
+            f"discard it with `postroom quarantine discard {pk}`"
+        )
+
+
+class RawMissing(Exception):
+    """The raw bytes of a pending message are in neither its row nor the blob store."""
+
+    def __init__(self, pk: int, sha256: str) -> None:
+        super().__init__(
+            f"the raw bytes of this message (sha256 {sha256}) are missing from the blob store "
+            f"(blobs/{sha256[:2]}/{sha256[2:4]}/{sha256} under the data folder); restore the "
+            f"file from a backup and retry with `postroom quarantine retry {pk}`, or discard "
+            f"it with `postroom quarantine discard {pk}`"
+        )
+
+
+def cid_url(pk: int, cid: str) -> str:
+    """Where the API serves inline part `cid` of message `pk` (module level: picklable)."""
+    return f"/api/v1/messages/{pk}/cid/{quote(cid, safe='')}"
+
+
+class Parser(Protocol):
+    """Turns raw bytes into a ParsedMessage; may raise ParseTimeout or ParserDied."""
+
+    def parse(self, pk: int, raw: bytes, cid_url: Callable[[str], str]) -> ParsedMessage: ...
+
+    def close(self) -> None: ...
+
+
+class InlineParser:
+    """Parses in the calling thread: no time budget (`[intake] parse_timeout_s = 0`)."""
+
+    def parse(self, pk: int, raw: bytes, cid_url: Callable[[str], str]) -> ParsedMessage:
+        return parse_message(raw, cid_url=cid_url)
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeConfig:
     routes: tuple[Route, ...]
@@ -127,6 +208,8 @@ class IntakeConfig:
     loop_guard_window_s: int = 600
     reopen_window_days: int = 30
     thread_token_prefix: str = "PR"
+    max_attempts: int = 3  # starts on one message without finishing before it is quarantined
+    slow_message_s: float = 2.0  # a message taking longer is logged as a warning
 
 
 @dataclass(slots=True)
@@ -152,12 +235,22 @@ class IntakeService:
         config: IntakeConfig,
         clock: Callable[[], datetime],
         listeners: Sequence[EventListener] = (),
+        parser: Parser | None = None,
     ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.config = config
         self.clock = clock
         self.listeners = list(listeners)
+        self.parser: Parser = parser or InlineParser()
+        # Attempt counting (see _count_attempt): the message whose next attempt the
+        # current message's final transaction also counts, and the one it counted.
+        # One thread drives a service at a time.
+        self._upcoming: int | None = None
+        self._counted: int | None = None
+
+    def close(self) -> None:
+        self.parser.close()
 
     # -- driving ------------------------------------------------------------
 
@@ -165,8 +258,14 @@ class IntakeService:
         """Process up to `limit` pending messages in arrival order; return how many."""
         with self.engine.connect() as conn:
             ids = repo.pending_ids(conn, limit)
-        for pk in ids:
-            self.process(pk)
+        try:
+            for pos, pk in enumerate(ids):
+                # The transaction that finishes this message also counts the next
+                # one's attempt, which saves a commit per message under load.
+                self._upcoming = ids[pos + 1] if pos + 1 < len(ids) else None
+                self.process(pk)
+        finally:
+            self._upcoming = self._counted = None
         return len(ids)
 
     def drain(self) -> int:
@@ -185,6 +284,7 @@ class IntakeService:
         if outcome is None:
             return None
         self._publish(outcome.events)
+        ms = round((time.perf_counter() - started) * 1000, 2)
         log.info(
             "message processed",
             extra={
@@ -194,9 +294,22 @@ class IntakeService:
                 "conversation_id": outcome.conversation_id,
                 "stage": outcome.stage,
                 "reason": outcome.reason,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "ms": ms,
             },
         )
+        if ms > self.config.slow_message_s * 1000:
+            with self.engine.connect() as conn:
+                found = repo.get_message(conn, pk)
+            log.warning(
+                "message slow to process",
+                extra={
+                    "message_pk": pk,
+                    "ms": ms,
+                    "size": found.raw_size if found is not None else None,
+                    "status": outcome.status,
+                    "stage": outcome.stage,
+                },
+            )
         return outcome
 
     # -- the stages -----------------------------------------------------------
@@ -206,6 +319,7 @@ class IntakeService:
             row = repo.get_message(conn, pk)
         if row is None or row.status != MessageStatus.PENDING:
             return None
+        self._count_attempt(row)
         raw = self._stage("spool", lambda: self._raw(row))
         parsed = self._stage("parse", lambda: self._parse(pk, raw))
         self._stage(
@@ -222,7 +336,7 @@ class IntakeService:
             raise StageError("store", exc) from exc
 
     def _route(self, pk: int, parsed: ParsedMessage) -> Outcome | None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             locked = repo.lock_pending(conn, pk)
             if locked is None:
                 return None  # another worker took it, or it is done already
@@ -241,10 +355,36 @@ class IntakeService:
             self._stage("store", lambda: self._store_parsed(conn, locked, parsed, outcome))
         return outcome
 
+    def _count_attempt(self, row: sa.Row[Any]) -> None:
+        """Record this start on the message durably before any work on it begins.
+
+        A message that was started `max_attempts` times and is still pending made
+        the process crash, be killed or hang each time: it is quarantined instead
+        of being started again, so a restart never stalls on it.
+        """
+        prepaid = self._counted == row.id  # counted by the previous message's commit
+        self._counted = None
+        started = int(row.attempts) - (1 if prepaid else 0)
+        if 0 < self.config.max_attempts <= started:
+            raise StageError("attempts", AttemptsExhausted(row.id, started))
+        if not prepaid:
+            with self.engine.begin() as conn:
+                repo.count_attempt(conn, row.id)
+
+    @contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """A write transaction that also counts the upcoming message's attempt."""
+        upcoming, self._upcoming = self._upcoming, None
+        with self.engine.begin() as conn:
+            yield conn
+            if upcoming is not None:
+                repo.count_attempt(conn, upcoming)
+        self._counted = upcoming
+
     def _stage(self, name: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except StageError:
+        except (StageError, ParserUnavailable):
             raise
         except Exception as exc:
             raise StageError(name, exc) from exc
@@ -259,7 +399,10 @@ class IntakeService:
             raw = bytes(row.raw)
             self.blobs.put(raw, sha256=row.raw_sha256)
             return raw
-        raw = self.blobs.get(row.raw_sha256)
+        try:
+            raw = self.blobs.get(row.raw_sha256)
+        except BlobNotFoundError as exc:
+            raise RawMissing(row.id, row.raw_sha256) from exc
         if sha256_hex(raw) != row.raw_sha256:
             raise ValueError(
                 "the stored raw bytes do not match their checksum (damaged by a crash "
@@ -268,9 +411,7 @@ class IntakeService:
         return raw
 
     def _parse(self, pk: int, raw: bytes) -> ParsedMessage:
-        return parse_message(
-            raw, cid_url=lambda cid: f"/api/v1/messages/{pk}/cid/{quote(cid, safe='')}"
-        )
+        return self.parser.parse(pk, raw, functools.partial(cid_url, pk))
 
     def _classify(
         self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage
@@ -619,7 +760,7 @@ class IntakeService:
     def _write_quarantine(
         self, pk: int, stage: str, error: str, known: dict[str, Any]
     ) -> dict[str, Any] | None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             locked = repo.lock_pending(conn, pk)
             if locked is None:
                 return None

@@ -323,6 +323,18 @@ def lock_pending(conn: sa.Connection, pk: int) -> sa.Row[Any] | None:
     return conn.execute(_LOCK_PENDING, {"pk": pk}).first()
 
 
+_COUNT_ATTEMPT = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_pk"), messages.c.status == "pending")
+    .values(attempts=messages.c.attempts + 1)
+)
+
+
+def count_attempt(conn: sa.Connection, pk: int) -> None:
+    """Count one more start of the pipeline on a pending message (no-op otherwise)."""
+    conn.execute(_COUNT_ATTEMPT, {"b_pk": pk})
+
+
 def find_duplicate(
     conn: sa.Connection, pk: int, raw_sha256: str, message_id: str | None, sender: str | None
 ) -> int | None:

@@ -115,6 +115,9 @@ messages = sa.Table(
     sa.Column("status", sa.String(20), nullable=False, index=True),
     sa.Column("stage", sa.String(20)),  # the stage that quarantined or discarded it
     sa.Column("error", sa.Text),
+    # Times the pipeline started on this message, committed before the work: a
+    # message that keeps crashing or hanging the pipeline is quarantined.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("header_message_id", sa.String(998), index=True),
     sa.Column("sender", sa.String(320), index=True),
     sa.Column("subject", sa.Text),
