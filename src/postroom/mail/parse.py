@@ -30,6 +30,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from postroom.mail.attachments import safe_filename, sniff_type, type_for_filename
+from postroom.mail.htmlscan import MAX_RENDER_TAGS, html_as_text, html_limit_problem
 from postroom.mail.model import Address, Attachment, ParsedMessage
 from postroom.mail.quotes import has_html_quotes, html_to_text, strip_html_quotes, strip_quotes
 from postroom.mail.sanitize import find_cids, sanitize_html
@@ -585,10 +586,24 @@ def _parse(raw: bytes, cid_url: CidUrl | None, depth: int) -> ParsedMessage:
     _walk(root, state)
 
     html_raw = state.html_raw
-    cids = find_cids(html_raw) if html_raw else set()
-    html = sanitize_html(html_raw, cid_url=cid_url) if html_raw is not None else None
+    html: str | None = None
+    cids: set[str] = set()
+    too_big = html_limit_problem(html_raw) if html_raw is not None else None
+    if html_raw is not None and too_big is None:
+        cids = find_cids(html_raw)
+        html = sanitize_html(html_raw, cid_url=cid_url)
+    elif too_big is not None:
+        # Bounded work: such HTML is neither sanitized nor shown; the text part is
+        # shown instead, or a plain-text rendering of the HTML made in one pass.
+        shown = "the text part is shown" if state.text is not None else "shown as plain text"
+        defects.append(f"{too_big}; {shown}")
     if state.text is not None:
         text = state.text
+        reply_text = strip_quotes(text)
+    elif html_raw is not None and too_big is not None:
+        text, cut = html_as_text(html_raw)
+        if cut:
+            defects.append(f"plain-text rendering stopped after {MAX_RENDER_TAGS:,} tags")
         reply_text = strip_quotes(text)
     elif html_raw is not None:
         text = html_to_text(html_raw)

@@ -6,6 +6,10 @@ Italian, Dutch, Portuguese), Outlook's "-----Original Message-----" separators a
 header blocks ("From:/Sent:", "Von:/Gesendet:", "De:/Envoyé:", ...), signatures
 after the RFC 3676 signature separator "-- ", and for HTML the Gmail/Apple/Outlook
 quote containers. Pure functions over strings: no I/O.
+
+HTML beyond the bounds of ``postroom.mail.htmlscan`` (nesting depth, size) is not
+given to lxml and inscriptis (inscriptis recurses once per element); its text
+comes from the linear plain-text rendering instead.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import re
 from inscriptis.html_engine import Inscriptis
 from lxml.html import (  # type: ignore[import-untyped]  # no stubs; inscriptis' parser
     HtmlElement,
+    HTMLParser,
     document_fromstring,
 )
+
+from postroom.mail.htmlscan import html_as_text, html_limit_problem
 
 # Attribution lines ("On <date>, <name> wrote:") in common locales. Gmail may wrap
 # them over two lines, so they are tried on a line and on a line plus the next one.
@@ -185,9 +192,21 @@ _HTML_QUOTE_XPATH = (
 
 
 def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML document or fragment (inscriptis)."""
+    """Readable plain text of an HTML document or fragment (inscriptis).
+
+    Beyond the bounds of ``htmlscan`` (or should inscriptis still run out of
+    stack), the linear plain-text rendering is used.
+    """
+    if html_limit_problem(html) is not None:
+        return html_as_text(html)[0]
     tree = _html_tree(html)
-    return Inscriptis(tree).get_text() if tree is not None else ""
+    if tree is None:
+        return ""
+    try:
+        text: str = Inscriptis(tree).get_text()
+    except RecursionError:
+        return html_as_text(html)[0]
+    return text
 
 
 def _html_tree(html: str) -> HtmlElement | None:
@@ -196,11 +215,14 @@ def _html_tree(html: str) -> HtmlElement | None:
         return None
     if content.startswith("<?xml"):
         content = content.split("?>", 1)[-1]
+    # huge_tree: libxml2 otherwise stops reading at 255 levels and drops the rest
+    # of the text; the depth is bounded by htmlscan before this point.
+    parser = HTMLParser(huge_tree=True)
     try:
-        return document_fromstring(content)
+        return document_fromstring(content, parser=parser)
     except Exception:  # lxml ParserError on fragments it cannot root
         try:
-            return document_fromstring("<pre>" + content + "</pre>")
+            return document_fromstring("<pre>" + content + "</pre>", parser=parser)
         except Exception:
             return None
 
@@ -220,7 +242,13 @@ def has_html_quotes(html: str) -> bool:
 
 
 def strip_html_quotes(html: str) -> str:
-    """Plain text of an HTML body with its quoted history removed."""
+    """Plain text of an HTML body with its quoted history removed.
+
+    Beyond the bounds of ``htmlscan``, the quotes are looked for in the linear
+    plain-text rendering instead.
+    """
+    if html_limit_problem(html) is not None:
+        return strip_quotes(html_as_text(html)[0])
     root = _html_tree(html)
     if root is None:
         return ""
@@ -241,4 +269,7 @@ def strip_html_quotes(html: str) -> str:
             else:
                 parent.text = (parent.text or "") + tail
         parent.remove(element)
-    return strip_quotes(Inscriptis(root).get_text())
+    try:
+        return strip_quotes(Inscriptis(root).get_text())
+    except RecursionError:
+        return strip_quotes(html_as_text(html)[0])
