@@ -221,12 +221,20 @@ def sanitize_html(html: str, *, cid_url: Callable[[str], str] | None) -> str:
     return cleaned
 
 
+# Attributes whose value is a URL that can name an inline part.
+_CID_ATTRIBUTES = frozenset({"src", "background", "href", "poster", "data", "xlink:href"})
+
+
 def find_cids(html: str) -> set[str]:
-    """Content-IDs referenced as ``cid:`` URLs in any attribute of raw HTML (RFC 2392)."""
-    if "cid:" not in html.lower():
+    """Content-IDs referenced as ``cid:`` URLs (RFC 2392) in the attributes of raw HTML.
+
+    Reads the attribute values as the HTML tokenizer does (character references
+    decoded, comments skipped), not the text.
+    """
+    if "cid:" not in html.lower() and "&" not in html:
         return set()
     return {
         _content_id(value.strip())
-        for _tag, _attr, value in attribute_values(html)
-        if value.strip().lower().startswith("cid:")
+        for _tag, attr, value in attribute_values(html)
+        if attr in _CID_ATTRIBUTES and value.strip().lower().startswith("cid:")
     }
