@@ -282,6 +282,47 @@ def attribute_values(html: str) -> Iterator[tuple[str, str, str]]:
                 yield token[1], attr, value
 
 
+def meta_charset(prefix: str) -> str | None:
+    """The charset a ``<meta>`` tag declares in the start of an HTML document.
+
+    ``prefix`` is the first bytes of the document decoded as Latin-1 (the HTML
+    encoding prescan reads 1,024 bytes; mail tools put long style blocks first,
+    so callers may pass more). Reads ``<meta charset>`` and ``<meta
+    http-equiv="Content-Type" content="...; charset=...">``.
+    """
+    for token in tokens(prefix):
+        if token[0] != START or token[1] != "meta":
+            continue
+        attrs = dict(attributes(prefix, token))
+        if attrs.get("charset", "").strip():
+            return attrs["charset"].strip()
+        if attrs.get("http-equiv", "").strip().lower() == "content-type":
+            found = _charset_param(attrs.get("content", ""))
+            if found:
+                return found
+    return None
+
+
+def _charset_param(content: str) -> str | None:
+    """The value after ``charset=`` in a Content-Type value (HTML's own algorithm)."""
+    low = content.lower()
+    at = low.find("charset")
+    while at >= 0:
+        rest = content[at + 7 :].lstrip(_WS)
+        if rest.startswith("="):
+            value = rest[1:].lstrip(_WS)
+            if value[:1] in ("'", '"'):
+                end = value.find(value[0], 1)
+                return value[1:end] if end > 1 else None
+            for stop, char in enumerate(value):
+                if char in _WS or char == ";":
+                    value = value[:stop]
+                    break
+            return value or None
+        at = low.find("charset", at + 7)
+    return None
+
+
 # ---------------------------------------------------------------------------
 # bounds
 
