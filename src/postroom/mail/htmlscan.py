@@ -44,9 +44,11 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 MAX_HTML_DEPTH = 512
 MAX_HTML_CHARS = 2_000_000
+MAX_HTML_WORK = 10_000_000
 # The plain-text rendering stops after this many tags (about 2 s of work); only
 # tag-dense HTML reaches it, since long attribute values and text cost one token each.
 MAX_RENDER_TAGS = 1_000_000
@@ -335,19 +337,63 @@ _TABLE_PARTS = frozenset(
 _IGNORED = frozenset({"html", "head", "body", "frameset", "frame"})
 
 
+@dataclass(frozen=True, slots=True)
+class HtmlShape:
+    """What one pass over an HTML text found (see ``measure``)."""
+
+    chars: int  # length of the HTML
+    depth: int  # deepest nesting (upper estimate); counting stopped past the limit
+    work: int  # tag-levels: the depth summed over every tag, in the same model
+    tags: int  # start tags seen
+    rows: int  # <tr> start tags
+    text_chars: int  # characters of text between the tags
+    complete: bool  # False when the pass stopped at a limit
+
+    def problem(self) -> str | None:
+        """Why this HTML is beyond the bounds of the rich path, or None."""
+        if self.chars > MAX_HTML_CHARS:
+            return f"HTML body larger than {MAX_HTML_CHARS:,} characters"
+        if self.depth > MAX_HTML_DEPTH:
+            return f"HTML body nested deeper than {MAX_HTML_DEPTH} elements"
+        if self.work > MAX_HTML_WORK:
+            return f"HTML body too complex (over {MAX_HTML_WORK:,} tag-levels)"
+        return None
+
+
+def measure(html: str) -> HtmlShape:
+    """The shape of ``html`` in one linear pass, stopping at the first bound passed.
+
+    Beyond ``MAX_HTML_CHARS`` nothing is scanned.
+    """
+    if len(html) > MAX_HTML_CHARS:
+        return HtmlShape(len(html), 0, 0, 0, 0, 0, complete=False)
+    model = _DepthModel(MAX_HTML_DEPTH, MAX_HTML_WORK)
+    complete = model.run(html)
+    return HtmlShape(
+        len(html), model.deepest, model.work, model.tags, model.rows, model.text_chars, complete
+    )
+
+
 def nesting_depth(html: str, limit: int = MAX_HTML_DEPTH) -> int:
     """Deepest element nesting html5ever may build from ``html`` (an upper estimate).
 
     Stops counting as soon as the depth passes ``limit`` and returns that depth.
     """
-    return _DepthModel(limit).run(html)
+    model = _DepthModel(limit, None)
+    model.run(html)
+    return model.deepest
 
 
 class _DepthModel:
     """html5ever's stack of open elements, simplified so it never shrinks faster."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, work_limit: int | None) -> None:
         self.limit = limit
+        self.work_limit = work_limit
+        self.work = 0
+        self.tags = 0
+        self.rows = 0
+        self.text_chars = 0
         self.stack: list[str] = []
         # Formatting elements popped by something other than their own end tag stay
         # in html5ever's list of active formatting elements and are re-opened at the
@@ -360,9 +406,17 @@ class _DepthModel:
         self.foreign = 0
         self.deepest = 0
 
-    def run(self, html: str) -> int:
-        for kind, name, self_closing, _, _ in tokens(html, raw_text=False):
+    def run(self, html: str) -> bool:
+        """Feed every token; False when a limit stopped the pass."""
+        work_limit = self.work_limit
+        for kind, name, self_closing, start, end in tokens(html, raw_text=False):
+            if kind == TEXT:
+                self.text_chars += end - start
+                continue
             if kind == START:
+                self.tags += 1
+                if name == "tr":
+                    self.rows += 1
                 if name in _RAW_TEXT or name == "plaintext":
                     self.push_phantom()  # the tree builder may have ignored it
                 else:
@@ -373,11 +427,16 @@ class _DepthModel:
             elif kind == END:
                 self.end(name)
             else:
-                continue  # text, and end tags that may be text
-            self.deepest = max(self.deepest, self.weight + len(self.reopen))
-            if self.deepest > self.limit:
-                break
-        return self.deepest
+                continue  # end tags that may be text
+            depth = self.weight + len(self.reopen)
+            self.work += depth
+            if depth > self.deepest:
+                self.deepest = depth
+                if depth > self.limit:
+                    return False
+            if work_limit is not None and self.work > work_limit:
+                return False
+        return True
 
     def find(self, names: frozenset[str], stop: frozenset[str]) -> int:
         stack = self.stack
@@ -489,11 +548,7 @@ class _DepthModel:
 
 def html_limit_problem(html: str) -> str | None:
     """Why ``html`` is beyond the bounds of the rich path, or None when it is within."""
-    if len(html) > MAX_HTML_CHARS:
-        return f"HTML body larger than {MAX_HTML_CHARS:,} characters"
-    if nesting_depth(html) > MAX_HTML_DEPTH:
-        return f"HTML body nested deeper than {MAX_HTML_DEPTH} elements"
-    return None
+    return measure(html).problem()
 
 
 # ---------------------------------------------------------------------------

@@ -30,12 +30,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from postroom.mail import charsets
 from postroom.mail.attachments import safe_filename, sniff_type, type_for_filename
-from postroom.mail.htmlscan import (
-    MAX_RENDER_TAGS,
-    html_as_text,
-    html_limit_problem,
-    meta_charset,
-)
+from postroom.mail.htmlscan import MAX_RENDER_TAGS, html_as_text, measure, meta_charset
 from postroom.mail.model import Address, Attachment, ParsedMessage
 from postroom.mail.quotes import has_html_quotes, html_to_text, strip_html_quotes, strip_quotes
 from postroom.mail.sanitize import find_cids, sanitize_html
@@ -560,10 +555,11 @@ def _parse(raw: bytes, cid_url: CidUrl | None, depth: int) -> ParsedMessage:
     html_raw = state.html_raw
     html: str | None = None
     cids: set[str] = set()
-    too_big = html_limit_problem(html_raw) if html_raw is not None else None
+    shape = measure(html_raw) if html_raw is not None else None
+    too_big = shape.problem() if shape is not None else None
     if html_raw is not None and too_big is None:
         cids = find_cids(html_raw)
-        html = sanitize_html(html_raw, cid_url=cid_url)
+        html = sanitize_html(html_raw, cid_url=cid_url, shape=shape)
     elif too_big is not None:
         # Bounded work: such HTML is neither sanitized nor shown; the text part is
         # shown instead, or a plain-text rendering of the HTML made in one pass.
@@ -578,9 +574,11 @@ def _parse(raw: bytes, cid_url: CidUrl | None, depth: int) -> ParsedMessage:
             defects.append(f"plain-text rendering stopped after {MAX_RENDER_TAGS:,} tags")
         reply_text = strip_quotes(text)
     elif html_raw is not None:
-        text = html_to_text(html_raw)
+        text = html_to_text(html_raw, shape=shape)
         reply_text = (
-            strip_html_quotes(html_raw) if has_html_quotes(html_raw) else strip_quotes(text)
+            strip_html_quotes(html_raw, shape=shape)
+            if has_html_quotes(html_raw)
+            else strip_quotes(text)
         )
     else:
         text = ""

@@ -7,23 +7,72 @@ header blocks ("From:/Sent:", "Von:/Gesendet:", "De:/Envoyé:", ...), signatures
 after the RFC 3676 signature separator "-- ", and for HTML the Gmail/Apple/Outlook
 quote containers. Pure functions over strings: no I/O.
 
-HTML beyond the bounds of ``postroom.mail.htmlscan`` (nesting depth, size) is not
-given to lxml and inscriptis (inscriptis recurses once per element); its text
-comes from the linear plain-text rendering instead.
+HTML beyond the bounds of ``postroom.mail.htmlscan`` (nesting depth, size, work) is
+not given to lxml and inscriptis (inscriptis recurses once per element); its text
+comes from the linear plain-text rendering instead. Within them, inscriptis lays
+out tables (padding every cell to its column's width) and indents nested lists
+only while that cannot blow up: a 96 KB table of one wide cell and 4,000 rows
+became 80 MB of text. Larger HTML is rendered with tables as lines of cells and
+lists without indentation, whose text is never much longer than the HTML.
 """
 
 from __future__ import annotations
 
 import re
 
+from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.html_engine import Inscriptis
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_element import HtmlElement as CssElement
+from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from lxml.html import (  # type: ignore[import-untyped]  # no stubs; inscriptis' parser
     HtmlElement,
     HTMLParser,
     document_fromstring,
 )
 
-from postroom.mail.htmlscan import html_as_text, html_limit_problem
+from postroom.mail.htmlscan import HtmlShape, html_as_text, measure
+
+# Laid out (aligned tables, indented lists) while rows x text and tags x depth stay
+# below these: the layout's text is then at most a few MB.
+_LAYOUT_ROWS_X_TEXT = 4_000_000
+_LAYOUT_TAGS_X_DEPTH = 1_000_000
+
+
+def _no_handler(*_args: object) -> None:
+    return None
+
+
+def _flat_config() -> ParserConfig:
+    css = {name: _copy_without_padding(element) for name, element in CSS_PROFILES["strict"].items()}
+    for cell in ("td", "th"):
+        css[cell] = CssElement(display=Display.inline, suffix="  ")
+    for block in ("table", "tr", "caption"):
+        css[block] = CssElement(display=Display.block)
+    table_tags = ("table", "tr", "td", "th")
+    return ParserConfig(
+        css=css,
+        custom_html_tag_handler_mapping=CustomHtmlTagHandlerMapping(
+            start_tag_mapping=dict.fromkeys(table_tags, _no_handler),
+            end_tag_mapping=dict.fromkeys(("table", "td", "th"), _no_handler),
+        ),
+    )
+
+
+def _copy_without_padding(element: CssElement) -> CssElement:
+    copy: CssElement = element.__copy__()
+    copy.padding_inline = 0
+    return copy
+
+
+def _inscriptis_text(tree: HtmlElement, shape: HtmlShape) -> str:
+    laid_out = (
+        shape.rows * shape.text_chars <= _LAYOUT_ROWS_X_TEXT
+        and shape.tags * shape.depth <= _LAYOUT_TAGS_X_DEPTH
+    )
+    text: str = Inscriptis(tree, None if laid_out else _flat_config()).get_text()
+    return text
 
 # Attribution lines ("On <date>, <name> wrote:") in common locales. Gmail may wrap
 # them over two lines, so they are tried on a line and on a line plus the next one.
@@ -191,22 +240,23 @@ _HTML_QUOTE_XPATH = (
 )
 
 
-def html_to_text(html: str) -> str:
+def html_to_text(html: str, *, shape: HtmlShape | None = None) -> str:
     """Readable plain text of an HTML document or fragment (inscriptis).
 
     Beyond the bounds of ``htmlscan`` (or should inscriptis still run out of
-    stack), the linear plain-text rendering is used.
+    stack), the linear plain-text rendering is used. ``shape`` is ``measure(html)``
+    when the caller has it already.
     """
-    if html_limit_problem(html) is not None:
+    shape = shape or measure(html)
+    if shape.problem() is not None:
         return html_as_text(html)[0]
     tree = _html_tree(html)
     if tree is None:
         return ""
     try:
-        text: str = Inscriptis(tree).get_text()
+        return _inscriptis_text(tree, shape)
     except RecursionError:
         return html_as_text(html)[0]
-    return text
 
 
 def _html_tree(html: str) -> HtmlElement | None:
@@ -241,13 +291,14 @@ def has_html_quotes(html: str) -> bool:
     return _HTML_QUOTE_MARKER.search(html) is not None
 
 
-def strip_html_quotes(html: str) -> str:
+def strip_html_quotes(html: str, *, shape: HtmlShape | None = None) -> str:
     """Plain text of an HTML body with its quoted history removed.
 
     Beyond the bounds of ``htmlscan``, the quotes are looked for in the linear
     plain-text rendering instead.
     """
-    if html_limit_problem(html) is not None:
+    shape = shape or measure(html)
+    if shape.problem() is not None:
         return strip_quotes(html_as_text(html)[0])
     root = _html_tree(html)
     if root is None:
@@ -270,6 +321,6 @@ def strip_html_quotes(html: str) -> str:
                 parent.text = (parent.text or "") + tail
         parent.remove(element)
     try:
-        return strip_quotes(Inscriptis(root).get_text())
+        return strip_quotes(_inscriptis_text(root, shape))
     except RecursionError:
         return strip_quotes(html_as_text(html)[0])

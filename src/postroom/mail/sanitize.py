@@ -41,7 +41,7 @@ from lxml.html import (  # type: ignore[import-untyped]  # no stubs
     document_fromstring,
 )
 
-from postroom.mail.htmlscan import VOID, attribute_values, html_as_text, html_limit_problem
+from postroom.mail.htmlscan import VOID, HtmlShape, attribute_values, html_as_text, measure
 
 _TAGS: frozenset[str] = frozenset(
     {
@@ -196,13 +196,15 @@ def _as_text_block(html: str) -> str:
     return '<div style="white-space: pre-wrap">' + html_lib.escape(text, quote=False) + "</div>"
 
 
-def sanitize_html(html: str, *, cid_url: Callable[[str], str] | None) -> str:
+def sanitize_html(
+    html: str, *, cid_url: Callable[[str], str] | None, shape: HtmlShape | None = None
+) -> str:
     """Sanitized HTML fragment (see the module docstring for the rules).
 
     ``cid_url`` maps a Content-ID (without angle brackets) to the URL the workspace
     serves that inline part from; when None, ``cid:`` URLs are kept as they are.
     """
-    if html_limit_problem(html) is not None:
+    if (shape or measure(html)).problem() is not None:
         return _as_text_block(html)
     cleaned = nh3.clean(
         html,
