@@ -19,7 +19,6 @@ for parameters).
 from __future__ import annotations
 
 import binascii
-import codecs
 import hashlib
 import re
 from collections.abc import Callable
@@ -29,7 +28,9 @@ from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
+from postroom.mail import charsets
 from postroom.mail.attachments import safe_filename, sniff_type, type_for_filename
+from postroom.mail.htmlscan import MAX_RENDER_TAGS, html_as_text, measure, meta_charset
 from postroom.mail.model import Address, Attachment, ParsedMessage
 from postroom.mail.quotes import has_html_quotes, html_to_text, strip_html_quotes, strip_quotes
 from postroom.mail.sanitize import find_cids, sanitize_html
@@ -51,23 +52,6 @@ _QP_BAD = re.compile(rb"=(?![0-9A-Fa-f]{2}|\r?\n|[ \t]*(?:\r?\n|$))")
 _ENCODED_WORD = "=?"
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
-# Charset labels seen in the wild that Python does not know or that mean "unknown".
-_CHARSET_ALIASES = {
-    "unknown-8bit": "utf-8",
-    "x-unknown": "utf-8",
-    "unknown": "utf-8",
-    "default": "utf-8",
-    "ansi_x3.4-1968": "ascii",
-    "x-user-defined": "cp1252",
-    "windows-874": "cp874",
-    "ks_c_5601-1987": "cp949",
-    "gb2312": "gb18030",  # GB2312 mail is routinely GBK/GB18030 in practice
-    "gbk": "gb18030",
-    "iso-8859-8-i": "iso-8859-8",
-    "x-mac-roman": "mac_roman",
-}
-
-
 @dataclass(slots=True)
 class _Part:
     headers: list[tuple[str, str]]  # name as written, unfolded raw value (not RFC 2047 decoded)
@@ -146,45 +130,13 @@ class _State:
 # charsets and headers
 
 
-def _codec(charset: str | None) -> str | None:
-    if not charset:
-        return None
-    label = charset.strip().strip("\"'").lower()
-    label = _CHARSET_ALIASES.get(label, label)
-    try:
-        info = codecs.lookup(label)
-    except (LookupError, ValueError):
-        return None
-    # Only text encodings: "base64", "rot13", "zlib" etc. are codecs too.
-    if not getattr(info, "_is_text_encoding", True):
-        return None
-    return info.name
-
-
 def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = None) -> str:
-    """Text from bytes: the declared charset, then UTF-8, then cp1252, then Latin-1.
+    """Text from bytes: the declared charset, then the fallbacks of ``mail.charsets``.
 
     Never raises. A charset Python does not know, or bytes that do not decode with
     the declared one, add a defect (when ``defects`` is given).
     """
-    codec = _codec(charset)
-    if codec is not None:
-        try:
-            return data.decode(codec)
-        except (UnicodeDecodeError, ValueError, LookupError):
-            if defects is not None:
-                defects.append(f"text does not decode as declared charset {charset!r}")
-    elif charset and defects is not None:
-        defects.append(f"unknown charset {charset!r}")
-    if codec != "utf-8":
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    return charsets.decode(data, charset, defects)
 
 
 def _decode_2231(text: str, charset: str | None) -> str:
@@ -252,12 +204,20 @@ def _split_head(raw: bytes, defects: list[str]) -> tuple[list[tuple[str, str]], 
             body = head[offset:] + sep + body
             break
         if name is not None:
-            fields.append((name, "".join(value_parts).strip()))
+            fields.append((name, _unescape_iso2022("".join(value_parts).strip())))
         name = found.group(1)
         value_parts = [found.group(2)]
     if name is not None:
-        fields.append((name, "".join(value_parts).strip()))
+        fields.append((name, _unescape_iso2022("".join(value_parts).strip())))
     return fields, body
+
+
+def _unescape_iso2022(value: str) -> str:
+    # Old Japanese and Korean mailers write raw 7-bit ISO-2022 in header fields
+    # instead of RFC 2047 encoded words.
+    if "\x1b" not in value or not value.isascii():
+        return value
+    return charsets.decode(value.encode("ascii"), None)
 
 
 def _addresses(values: list[str]) -> tuple[Address, ...]:
@@ -342,9 +302,17 @@ def _uudecode(body: bytes, defects: list[str]) -> bytes:
     return b"".join(out)
 
 
+# How much of an HTML part is searched for a <meta> charset when the MIME header
+# names none (style blocks often come first).
+_META_PRESCAN = 8192
+
+
 def _text_of(part: _Part, state: _State) -> str:
     data = _transfer_decode(part, state.defects)
-    text = decode_bytes(data, part.param("charset"), state.defects)
+    charset = part.param("charset")
+    if not charset and part.content_type == "text/html":
+        charset = meta_charset(data[:_META_PRESCAN].decode("latin-1"))
+    text = decode_bytes(data, charset, state.defects)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     return text
@@ -585,15 +553,32 @@ def _parse(raw: bytes, cid_url: CidUrl | None, depth: int) -> ParsedMessage:
     _walk(root, state)
 
     html_raw = state.html_raw
-    cids = find_cids(html_raw) if html_raw else set()
-    html = sanitize_html(html_raw, cid_url=cid_url) if html_raw is not None else None
+    html: str | None = None
+    cids: set[str] = set()
+    shape = measure(html_raw) if html_raw is not None else None
+    too_big = shape.problem() if shape is not None else None
+    if html_raw is not None and too_big is None:
+        cids = find_cids(html_raw)
+        html = sanitize_html(html_raw, cid_url=cid_url, shape=shape)
+    elif too_big is not None:
+        # Bounded work: such HTML is neither sanitized nor shown; the text part is
+        # shown instead, or a plain-text rendering of the HTML made in one pass.
+        shown = "the text part is shown" if state.text is not None else "shown as plain text"
+        defects.append(f"{too_big}; {shown}")
     if state.text is not None:
         text = state.text
         reply_text = strip_quotes(text)
+    elif html_raw is not None and too_big is not None:
+        text, cut = html_as_text(html_raw)
+        if cut:
+            defects.append(f"plain-text rendering stopped after {MAX_RENDER_TAGS:,} tags")
+        reply_text = strip_quotes(text)
     elif html_raw is not None:
-        text = html_to_text(html_raw)
+        text = html_to_text(html_raw, shape=shape)
         reply_text = (
-            strip_html_quotes(html_raw) if has_html_quotes(html_raw) else strip_quotes(text)
+            strip_html_quotes(html_raw, shape=shape)
+            if has_html_quotes(html_raw)
+            else strip_quotes(text)
         )
     else:
         text = ""

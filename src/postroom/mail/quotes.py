@@ -6,17 +6,73 @@ Italian, Dutch, Portuguese), Outlook's "-----Original Message-----" separators a
 header blocks ("From:/Sent:", "Von:/Gesendet:", "De:/Envoyé:", ...), signatures
 after the RFC 3676 signature separator "-- ", and for HTML the Gmail/Apple/Outlook
 quote containers. Pure functions over strings: no I/O.
+
+HTML beyond the bounds of ``postroom.mail.htmlscan`` (nesting depth, size, work) is
+not given to lxml and inscriptis (inscriptis recurses once per element); its text
+comes from the linear plain-text rendering instead. Within them, inscriptis lays
+out tables (padding every cell to its column's width) and indents nested lists
+only while that cannot blow up: a 96 KB table of one wide cell and 4,000 rows
+became 80 MB of text. Larger HTML is rendered with tables as lines of cells and
+lists without indentation, whose text is never much longer than the HTML.
 """
 
 from __future__ import annotations
 
 import re
 
+from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.html_engine import Inscriptis
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_element import HtmlElement as CssElement
+from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from lxml.html import (  # type: ignore[import-untyped]  # no stubs; inscriptis' parser
     HtmlElement,
+    HTMLParser,
     document_fromstring,
 )
+
+from postroom.mail.htmlscan import HtmlShape, html_as_text, measure
+
+# Laid out (aligned tables, indented lists) while rows x text and tags x depth stay
+# below these: the layout's text is then at most a few MB.
+_LAYOUT_ROWS_X_TEXT = 4_000_000
+_LAYOUT_TAGS_X_DEPTH = 1_000_000
+
+
+def _no_handler(*_args: object) -> None:
+    return None
+
+
+def _flat_config() -> ParserConfig:
+    css = {name: _copy_without_padding(element) for name, element in CSS_PROFILES["strict"].items()}
+    for cell in ("td", "th"):
+        css[cell] = CssElement(display=Display.inline, suffix="  ")
+    for block in ("table", "tr", "caption"):
+        css[block] = CssElement(display=Display.block)
+    table_tags = ("table", "tr", "td", "th")
+    return ParserConfig(
+        css=css,
+        custom_html_tag_handler_mapping=CustomHtmlTagHandlerMapping(
+            start_tag_mapping=dict.fromkeys(table_tags, _no_handler),
+            end_tag_mapping=dict.fromkeys(("table", "td", "th"), _no_handler),
+        ),
+    )
+
+
+def _copy_without_padding(element: CssElement) -> CssElement:
+    copy: CssElement = element.__copy__()
+    copy.padding_inline = 0
+    return copy
+
+
+def _inscriptis_text(tree: HtmlElement, shape: HtmlShape) -> str:
+    laid_out = (
+        shape.rows * shape.text_chars <= _LAYOUT_ROWS_X_TEXT
+        and shape.tags * shape.depth <= _LAYOUT_TAGS_X_DEPTH
+    )
+    text: str = Inscriptis(tree, None if laid_out else _flat_config()).get_text()
+    return text
 
 # Attribution lines ("On <date>, <name> wrote:") in common locales. Gmail may wrap
 # them over two lines, so they are tried on a line and on a line plus the next one.
@@ -184,10 +240,23 @@ _HTML_QUOTE_XPATH = (
 )
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML document or fragment (inscriptis)."""
+def html_to_text(html: str, *, shape: HtmlShape | None = None) -> str:
+    """Readable plain text of an HTML document or fragment (inscriptis).
+
+    Beyond the bounds of ``htmlscan`` (or should inscriptis still run out of
+    stack), the linear plain-text rendering is used. ``shape`` is ``measure(html)``
+    when the caller has it already.
+    """
+    shape = shape or measure(html)
+    if shape.problem() is not None:
+        return html_as_text(html)[0]
     tree = _html_tree(html)
-    return Inscriptis(tree).get_text() if tree is not None else ""
+    if tree is None:
+        return ""
+    try:
+        return _inscriptis_text(tree, shape)
+    except RecursionError:
+        return html_as_text(html)[0]
 
 
 def _html_tree(html: str) -> HtmlElement | None:
@@ -196,11 +265,14 @@ def _html_tree(html: str) -> HtmlElement | None:
         return None
     if content.startswith("<?xml"):
         content = content.split("?>", 1)[-1]
+    # huge_tree: libxml2 otherwise stops reading at 255 levels and drops the rest
+    # of the text; the depth is bounded by htmlscan before this point.
+    parser = HTMLParser(huge_tree=True)
     try:
-        return document_fromstring(content)
+        return document_fromstring(content, parser=parser)
     except Exception:  # lxml ParserError on fragments it cannot root
         try:
-            return document_fromstring("<pre>" + content + "</pre>")
+            return document_fromstring("<pre>" + content + "</pre>", parser=parser)
         except Exception:
             return None
 
@@ -219,8 +291,15 @@ def has_html_quotes(html: str) -> bool:
     return _HTML_QUOTE_MARKER.search(html) is not None
 
 
-def strip_html_quotes(html: str) -> str:
-    """Plain text of an HTML body with its quoted history removed."""
+def strip_html_quotes(html: str, *, shape: HtmlShape | None = None) -> str:
+    """Plain text of an HTML body with its quoted history removed.
+
+    Beyond the bounds of ``htmlscan``, the quotes are looked for in the linear
+    plain-text rendering instead.
+    """
+    shape = shape or measure(html)
+    if shape.problem() is not None:
+        return strip_quotes(html_as_text(html)[0])
     root = _html_tree(html)
     if root is None:
         return ""
@@ -241,4 +320,7 @@ def strip_html_quotes(html: str) -> str:
             else:
                 parent.text = (parent.text or "") + tail
         parent.remove(element)
-    return strip_quotes(Inscriptis(root).get_text())
+    try:
+        return strip_quotes(_inscriptis_text(root, shape))
+    except RecursionError:
+        return strip_quotes(html_as_text(html)[0])

@@ -4,10 +4,23 @@ Turns sender-controlled HTML into a fragment that is safe to embed: no scripts,
 no event handlers, no forms/frames/plugins, no javascript:/data: URLs, no CSS that
 loads or executes anything, and no remote resources fetched on display.
 
-Remote images: an ``<img src="http(s)://...">`` loses its ``src`` and keeps the URL
-in ``data-remote-src`` instead, so the UI can offer "show images" later (loading
-them on open would tell the sender that, when and where the mail was read).
-Inline images (``cid:``) are rewritten through the ``cid_url`` callback.
+How: nh3 (html5ever's parser and an allowlist of tags, attributes, URL schemes and
+CSS properties) cleans the markup; the one attribute in the allowlist that loads
+anything, ``img src``, is then rewritten on the parsed tree (lxml) of nh3's output,
+never with a pattern over HTML text:
+
+- Remote images: an ``<img src="http(s)://...">`` (or ``//host/...``) loses its
+  ``src`` and keeps the URL in ``data-remote-src`` instead, so the UI can offer
+  "show images" later (loading them on open would tell the sender that, when and
+  where the mail was read).
+- Inline images (``cid:``) are rewritten through the ``cid_url`` callback.
+- Every other resource-loading attribute (``srcset``, ``background``, ``poster``,
+  ``href`` outside ``<a>``, ``src`` outside ``<img>``) is outside the allowlist; the
+  tree pass drops any that appears anyway.
+
+Bounded work: HTML beyond the bounds of ``postroom.mail.htmlscan`` (nesting depth,
+size) is not given to nh3 at all, whose cost grows with tokens x depth; it comes
+back as a plain-text rendering, escaped, in a ``white-space: pre-wrap`` block.
 
 This module must not fetch anything or do any other I/O. It is one layer: the
 workspace must also serve message HTML with a restrictive Content-Security-Policy.
@@ -21,6 +34,14 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 import nh3
+from lxml import etree  # type: ignore[import-untyped]  # no stubs
+from lxml.html import (  # type: ignore[import-untyped]  # no stubs
+    HtmlElement,
+    HTMLParser,
+    document_fromstring,
+)
+
+from postroom.mail.htmlscan import VOID, HtmlShape, attribute_values, html_as_text, measure
 
 _TAGS: frozenset[str] = frozenset(
     {
@@ -79,10 +100,9 @@ _STYLE_PROPERTIES = {
 # @import) or execute (IE expression(), javascript:, behavior) is dropped; CSS escapes
 # (backslash) and comments are dropped too because they can hide those words.
 _BAD_CSS = re.compile(r"url\s*\(|image-set|expression|javascript:|@import|behavior|[\\]|/\*", re.I)
-# nh3 output is canonical: attribute values are double-quoted and never contain '"',
-# so this walks <img> attributes reliably (a '>' inside a value cannot end the match).
-_IMG_TAG = re.compile(r'<img((?:\s+[^\s=>"]+(?:="[^"]*")?)*)\s*/?>')
-_SRC_ATTR = re.compile(r'(\s)src="([^"]*)"')
+# Attributes that make a browser fetch something, by element ("*": any element).
+# None is in the allowlist above; the tree pass removes them should one appear.
+_FETCHING = ("srcset", "background", "poster", "lowsrc", "dynsrc", "longdesc", "data")
 
 
 def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
@@ -92,37 +112,100 @@ def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
     if tag == "img" and attr == "src":
         low = value.strip().lower()
         # Only inline (cid:) and remote http(s) images survive; remote ones are
-        # neutralized after cleaning. data:, javascript:, relative paths: dropped.
+        # neutralized on the tree after cleaning. data:, javascript:, relative: dropped.
         if low.startswith(("cid:", "http://", "https://", "//")):
             return value.strip()
         return None
     return value
 
 
-def _rewrite_img(match: re.Match[str], cid_url: Callable[[str], str] | None) -> str:
-    attrs = match.group(1)
-
-    def fix_src(src_match: re.Match[str]) -> str:
-        url = html_lib.unescape(src_match.group(2))
-        low = url.lower()
-        if low.startswith("cid:"):
-            if cid_url is None:
-                return src_match.group(0)
-            content_id = unquote(url[4:].strip()).strip("<>")
-            target = cid_url(content_id)
-            return f'{src_match.group(1)}src="{html_lib.escape(target, quote=True)}"'
+def _rewrite_tree(cleaned: str, cid_url: Callable[[str], str] | None) -> str:
+    """nh3's output with image sources rewritten on its parsed tree."""
+    parser = HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
+    # Parsed as a whole document: lxml's fragment helpers set leading text through
+    # its API, which refuses control characters that HTML allows.
+    document = document_fromstring(f"<html><body>{cleaned}</body></html>", parser=parser)
+    root: HtmlElement = document.find("body")
+    for element in root.iter(etree.Element):
+        if element is root:
+            continue
+        tag = element.tag
+        attrib = element.attrib
+        for name in _FETCHING:
+            attrib.pop(name, None)
+        if tag != "a":
+            attrib.pop("href", None)
+        if tag != "img":
+            attrib.pop("src", None)
+            continue
+        src = attrib.get("src")
+        if src is None:
+            continue
+        url = src.strip()
+        if url.lower().startswith("cid:"):
+            if cid_url is not None:
+                attrib["src"] = _printable(cid_url(_content_id(url)))
+            continue
         # Remote: do not load on display; keep the address for an explicit opt-in.
-        return f'{src_match.group(1)}data-remote-src="{src_match.group(2)}"'
+        del attrib["src"]
+        attrib["data-remote-src"] = _printable(url)
+    return _serialize_children(root)
 
-    return "<img" + _SRC_ATTR.sub(fix_src, attrs) + ">"
+
+def _serialize_children(root: HtmlElement) -> str:
+    """HTML of the children of ``root``, attribute values double-quoted (like nh3's).
+
+    Iterative (``iterwalk``), so a deep tree cannot exhaust the stack.
+    """
+    out: list[str] = []
+    escape = html_lib.escape
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        tag = element.tag
+        if not isinstance(tag, str):
+            continue  # comments and processing instructions: removed by the parser
+        if event == "start":
+            if element is not root:
+                attrs = "".join(f' {k}="{escape(v, quote=True)}"' for k, v in element.items())
+                out.append(f"<{tag}{attrs}>")
+            if element.text:
+                out.append(escape(element.text, quote=False))
+        else:
+            if element is root:
+                break
+            if tag not in VOID:
+                out.append(f"</{tag}>")
+            if element.tail:
+                out.append(escape(element.tail, quote=False))
+    return "".join(out)
 
 
-def sanitize_html(html: str, *, cid_url: Callable[[str], str] | None) -> str:
+def _printable(url: str) -> str:
+    # Control characters are not valid in a URL (nor settable through lxml's API):
+    # percent-encode them, as a browser would.
+    if url.isprintable():
+        return url
+    return "".join(f"%{ord(c):02X}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in url)
+
+
+def _content_id(url: str) -> str:
+    return unquote(url[4:].strip()).strip().strip("<>")
+
+
+def _as_text_block(html: str) -> str:
+    text, _cut = html_as_text(html)
+    return '<div style="white-space: pre-wrap">' + html_lib.escape(text, quote=False) + "</div>"
+
+
+def sanitize_html(
+    html: str, *, cid_url: Callable[[str], str] | None, shape: HtmlShape | None = None
+) -> str:
     """Sanitized HTML fragment (see the module docstring for the rules).
 
     ``cid_url`` maps a Content-ID (without angle brackets) to the URL the workspace
     serves that inline part from; when None, ``cid:`` URLs are kept as they are.
     """
+    if (shape or measure(html)).problem() is not None:
+        return _as_text_block(html)
     cleaned = nh3.clean(
         html,
         tags=set(_TAGS),
@@ -136,15 +219,24 @@ def sanitize_html(html: str, *, cid_url: Callable[[str], str] | None) -> str:
         strip_comments=True,
     )
     if "<img" in cleaned:
-        cleaned = _IMG_TAG.sub(lambda m: _rewrite_img(m, cid_url), cleaned)
+        cleaned = _rewrite_tree(cleaned, cid_url)
     return cleaned
 
 
+# Attributes whose value is a URL that can name an inline part.
+_CID_ATTRIBUTES = frozenset({"src", "background", "href", "poster", "data", "xlink:href"})
+
+
 def find_cids(html: str) -> set[str]:
-    """Content-IDs referenced as ``cid:`` URLs anywhere in raw HTML (RFC 2392)."""
-    if "cid:" not in html.lower():
+    """Content-IDs referenced as ``cid:`` URLs (RFC 2392) in the attributes of raw HTML.
+
+    Reads the attribute values as the HTML tokenizer does (character references
+    decoded, comments skipped), not the text.
+    """
+    if "cid:" not in html.lower() and "&" not in html:
         return set()
-    return {unquote(html_lib.unescape(m)).strip().strip("<>") for m in _CID_REF.findall(html)}
-
-
-_CID_REF = re.compile(r"""cid:([^"'\s>)]+)""", re.I)
+    return {
+        _content_id(value.strip())
+        for _tag, attr, value in attribute_values(html)
+        if attr in _CID_ATTRIBUTES and value.strip().lower().startswith("cid:")
+    }
