@@ -381,13 +381,7 @@ class Engine:
         c.offer_rule = "assigned"
         c.sl_pending = False  # it never waited: not counted in the service level
         self._convs[c.conversation_id] = c
-        # Held at once, past the capacity if need be (`free` is then 0, so nothing
-        # more is offered until the agent is below capacity again). Presence and
-        # not_responding stay as they are; the status follows from the load.
-        a.load[c.conversation_id] = None
-        self._agent_changed(a)
-        if a.capacity <= len(a.load):
-            self._dirty_agents.discard(a.agent_id)  # full: it can take nothing more now
+        self._hold(a, c)
 
     def _on_offer_restored(self, e: OfferRestored) -> None:
         if e.conversation_id in self._convs:
@@ -415,11 +409,7 @@ class Engine:
         c.offer_rule = e.rule
         self._convs[c.conversation_id] = c
         self._stats[c.queue_id].record_entered()  # it waits for an answer (sl_pending)
-        # Held at once, past the capacity if need be, as a `ConversationAssigned` is.
-        a.load[c.conversation_id] = None
-        self._agent_changed(a)
-        if a.capacity <= len(a.load):
-            self._dirty_agents.discard(a.agent_id)
+        self._hold(a, c)
         self._timers.set(c.conversation_id, e.deadline)
 
     def _on_not_responding(self, e: AgentNotResponding) -> None:
@@ -673,12 +663,19 @@ class Engine:
         self._unpark_slot(c)
         c.park_until = None
         c.state = "connected"
+        self._hold(a, c)
+        self._timers.clear(c.conversation_id)
+        self._out.append(ParkReturned(self._now, c.conversation_id, a.agent_id, cause, False))
+
+    def _hold(self, a: AgentState, c: ConversationRecord) -> None:
+        """The agent holds `c` at once, past the capacity if need be (`free` is then 0,
+        so nothing more is offered until they are below capacity again): an assignment,
+        a restored offer, a park return. Presence and not_responding stay as they are;
+        the status follows from the load."""
         a.load[c.conversation_id] = None
         self._agent_changed(a)
         if a.capacity <= len(a.load):
-            self._dirty_agents.discard(a.agent_id)
-        self._timers.clear(c.conversation_id)
-        self._out.append(ParkReturned(self._now, c.conversation_id, a.agent_id, cause, False))
+            self._dirty_agents.discard(a.agent_id)  # full: it can take nothing more now
 
     def _answered(self, c: ConversationRecord) -> None:
         if c.sl_pending:
