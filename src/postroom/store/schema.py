@@ -49,6 +49,8 @@ rules = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("config", sa.JSON, nullable=False),
+    # A disabled rule is kept in its place but not evaluated (migration 0008).
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 threads = sa.Table(
@@ -227,6 +229,10 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTC, nullable=False),
     sa.Column("last_used_at", UTC),
     sa.Column("revoked_at", UTC),
+    # Migration 0008: a token may act with a lower role than its user's (None: the
+    # user's role) and may expire.
+    sa.Column("role", sa.String(20)),
+    sa.Column("expires_at", UTC),
 )
 
 web_sessions = sa.Table(
@@ -274,6 +280,9 @@ canned_responses = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("html", sa.Text),
     sa.Column("created_at", UTC, nullable=False),
+    # Migration 0008: the library folder it is filed under ("" : the top level).
+    sa.Column("folder", sa.String(200), nullable=False, server_default=""),
+    sa.Column("updated_at", UTC),
 )
 
 # Uploaded files waiting to be attached to a draft or an outbound message.
@@ -323,4 +332,63 @@ awaited_references = sa.Table(
     sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), nullable=False),
     sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), nullable=False),
     sa.Column("sender", sa.String(320)),  # of the referencing message, lower-cased
+)
+
+
+# -- administration (migration 0008) -----------------------------------------
+# The configuration's version: every change to queues, routes, rules, agents'
+# settings or the catalogs below bumps it in the change's transaction, so every
+# process (intake, router, web, on any node) sees that it must re-read.
+config_state = sa.Table(
+    "config_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # always 1
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTC, nullable=False),
+    # Where the configuration came from at the first start ("file", "demo"), and
+    # the sha256 of the configuration file's queues/routes/rules last seeded or
+    # compared, so a start with a changed file can say so instead of overwriting.
+    sa.Column("seeded_from", sa.String(40)),
+    sa.Column("file_sha256", sa.String(64)),
+)
+
+# Append-only: one row per configuration, user, token or quarantine change,
+# written in the change's own transaction.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTC, nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False, index=True),  # user id, or "system"/"cli"
+    sa.Column("via", sa.String(20), nullable=False),  # session | token | cli | system
+    sa.Column("action", sa.String(60), nullable=False, index=True),  # e.g. queue.update
+    sa.Column("target_type", sa.String(40), nullable=False, index=True),  # queue, route, ...
+    sa.Column("target_id", sa.String(320)),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+)
+
+# Catalogs agents and routes refer to by name.
+skills = sa.Table(
+    "skills",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UTC, nullable=False),
+)
+
+languages = sa.Table(
+    "languages",
+    metadata,
+    sa.Column("code", sa.String(35), primary_key=True),  # a BCP 47 tag: en, de, pt-BR
+    sa.Column("name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("created_at", UTC, nullable=False),
+)
+
+wrapup_codes = sa.Table(
+    "wrapup_codes",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UTC, nullable=False),
 )

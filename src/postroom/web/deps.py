@@ -20,6 +20,8 @@ from fastapi import Depends, Request
 from pwdlib import PasswordHash
 from pydantic import Field
 
+from postroom.domain import permissions
+from postroom.domain.permissions import Permission
 from postroom.domain.routes import QueueConfig, Route
 from postroom.services import users as user_svc
 from postroom.services.users import Forbidden, NotAuthenticated, User
@@ -268,6 +270,35 @@ def require_role(*roles: str) -> Callable[[User], Any]:
 
 
 Supervisor = Annotated[User, Depends(require_role("supervisor", "admin"))]
+
+
+def require(permission: Permission) -> Callable[[User], User]:
+    """A dependency that lets through users whose role has `permission`
+    (the table in domain/permissions.py) and refuses others with 403."""
+
+    def check(user: CurrentUser) -> User:
+        if not permissions.allows(user.role, permission):
+            roles = " or ".join(permissions.roles_with(permission))
+            raise Forbidden(
+                f"this needs the {permission.value} permission, which the {roles} role has; "
+                "ask an administrator"
+            )
+        return user
+
+    return check
+
+
+# One alias per permission, for endpoint signatures (`user: CanConfigure`).
+CanSeeAllWork = Annotated[User, Depends(require(Permission.SEE_ALL_WORK))]
+CanActOnBacklog = Annotated[User, Depends(require(Permission.ACT_ON_BACKLOG))]
+CanManageAgentStatus = Annotated[User, Depends(require(Permission.MANAGE_AGENT_STATUS))]
+CanManageCanned = Annotated[User, Depends(require(Permission.MANAGE_CANNED))]
+CanViewConfig = Annotated[User, Depends(require(Permission.VIEW_CONFIG))]
+CanConfigure = Annotated[User, Depends(require(Permission.CONFIGURE))]
+CanManageUsers = Annotated[User, Depends(require(Permission.MANAGE_USERS))]
+CanManageTokens = Annotated[User, Depends(require(Permission.MANAGE_TOKENS))]
+CanManageQuarantine = Annotated[User, Depends(require(Permission.MANAGE_QUARANTINE))]
+CanViewAudit = Annotated[User, Depends(require(Permission.VIEW_AUDIT))]
 
 
 def allowed_for_agent(user: User, agent_id: str, what: Sequence[str] = ("act",)) -> None:
