@@ -73,7 +73,7 @@ def record(
             after=redact(after),
         )
     )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return int(result.inserted_primary_key[0])
 
 
 def entries(
@@ -107,7 +107,7 @@ def entries(
     return [
         {
             "id": row.id,
-            "at": as_utc(row.at).isoformat() if row.at else None,
+            "at": _iso(row.at),
             "actor": row.actor,
             "via": row.via,
             "action": row.action,
@@ -118,3 +118,8 @@ def entries(
         }
         for row in conn.execute(query)
     ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    at = as_utc(value)
+    return at.isoformat() if at is not None else None
