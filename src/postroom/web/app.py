@@ -25,6 +25,7 @@ from postroom.services.users import password_hasher
 from postroom.store.blobs import BlobStore, FileBlobStore
 from postroom.store.intake_repo import status_counts
 from postroom.web import (
+    admin,
     api_canned,
     api_conversations,
     api_docs,
@@ -121,4 +122,5 @@ def create_app(
     ):
         app.include_router(module.router)
     workspace.mount(app, settings)
+    admin.mount(app)
     return app

@@ -34,7 +34,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from postroom.domain import permissions
 from postroom.domain.errors import NotFoundError
+from postroom.domain.permissions import Permission
 from postroom.domain.routes import send_address
 from postroom.mail.threading import thread_token
 from postroom.services import agents as agent_svc
@@ -237,6 +239,7 @@ def _nav(ctx: AppContext, principal: Principal) -> dict[str, Any]:
     return {
         "can_send": not _new_email_options(ctx, principal)["reason"],
         "queues": principal.user.sees_everything,
+        "admin": permissions.allows(principal.user.role, Permission.VIEW_CONFIG),
     }
 
 
