@@ -234,7 +234,7 @@ def _parse_skills(text: str | None) -> list[tuple[str, float]]:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.runtime.wiring import configured, open_store, utc_now
     from postroom.services import agents as svc
 
     settings = _settings(args)
@@ -255,7 +255,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 if args.languages is not None
                 else None,
                 capacity=args.capacity,
-                known_queues=[q.name for q in settings.queues],
+                known_queues=configured(db).queue_names,
             )
             print(f"agent {args.agent} saved")
             return 0
@@ -320,7 +320,7 @@ def _password(args: argparse.Namespace, prompt: str = "Password: ") -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.runtime.wiring import configured, open_store, utc_now
     from postroom.services import users as svc
 
     settings = _settings(args)
@@ -345,7 +345,7 @@ def cmd_user(args: argparse.Namespace) -> int:
                 if args.languages is not None
                 else None,
                 capacity=args.capacity,
-                known_queues=[q.name for q in settings.queues],
+                known_queues=configured(db).queue_names,
             )
             print(f"user {user.id} saved ({user.role})")
         elif args.action == "passwd":
@@ -386,13 +386,13 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.runtime.wiring import configured, open_store, utc_now
     from postroom.services import agents as svc
 
     settings = _settings(args)
     db = open_store(settings)
     try:
-        names = [q.name for q in settings.queues if not args.name or q.name == args.name]
+        names = [n for n in configured(db).queue_names if not args.name or n == args.name]
         if not names:
             raise PostroomError(f"no queue named {args.name!r}")
         figures = svc.queue_figures(db, names, utc_now())

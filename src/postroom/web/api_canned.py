@@ -50,9 +50,10 @@ async def list_canned(
 @router.post("", status_code=201)
 async def add_canned(body: CannedIn, ctx: Ctx, _user: Supervisor) -> dict[str, Any]:
     """Add one. Fields: {customer_name}, {agent_name}, {queue_name}, {reference}."""
-    if body.queue is not None and ctx.config.queue(body.queue) is None:
+    if body.queue is not None and ctx.configured.queue(body.queue) is None:
         raise PostroomError(
-            f"queue {body.queue!r} is not configured; queues: {', '.join(ctx.config.queue_names)}"
+            f"queue {body.queue!r} is not configured; "
+            f"queues: {', '.join(ctx.configured.queue_names)}"
         )
     return await anyio.to_thread.run_sync(
         lambda: conv_svc.add_canned(
@@ -72,9 +73,10 @@ async def render(canned_id: RowId, body: RenderIn, ctx: Ctx, user: CurrentUser) 
     email from `queue` (no customer name or reference yet)."""
     if body.conversation_id is None and body.queue is None:
         raise PostroomError("give conversation_id, or queue for a new email")
-    if body.queue is not None and ctx.config.queue(body.queue) is None:
+    if body.queue is not None and ctx.configured.queue(body.queue) is None:
         raise PostroomError(
-            f"queue {body.queue!r} is not configured; queues: {', '.join(ctx.config.queue_names)}"
+            f"queue {body.queue!r} is not configured; "
+            f"queues: {', '.join(ctx.configured.queue_names)}"
         )
     return await anyio.to_thread.run_sync(
         lambda: conv_svc.render_canned(

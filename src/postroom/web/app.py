@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse
 from pwdlib import PasswordHash
 
 from postroom import __version__
+from postroom.services.configuration import ConfigSource
 from postroom.services.users import password_hasher
 from postroom.store.blobs import BlobStore, FileBlobStore
 from postroom.store.intake_repo import status_counts
@@ -55,13 +56,14 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     hasher: PasswordHash | None = None,
     presence_watch: bool = True,
+    live: ConfigSource | None = None,
 ) -> FastAPI:
     """The app; `config` (tests) overrides what `settings` would give."""
     if config is None:
         config = WebConfig.from_settings(settings) if settings is not None else WebConfig()
     if blobs is None:
         blobs = FileBlobStore(Path(tempfile.mkdtemp(prefix="postroom-blobs-")))
-    ctx = AppContext(engine, config, blobs, hasher or password_hasher(), clock)
+    ctx = AppContext(engine, config, blobs, hasher or password_hasher(), clock, live)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ from postroom.domain import permissions
 from postroom.domain.permissions import Permission
 from postroom.domain.routes import QueueConfig, Route
 from postroom.services import users as user_svc
+from postroom.services.configuration import ConfigSource, Snapshot, StaticConfig
 from postroom.services.users import Forbidden, NotAuthenticated, User
 from postroom.store.blobs import BlobStore
 from postroom.store.schema import ID_MAX
@@ -94,8 +95,10 @@ class WebConfig:
     max_attachments: int = 50
     max_message_size: int = 25 * 1024 * 1024
     reference_prefix: str = "PR"
+    # Only when the app runs without a store's configuration (tests): AppContext.live
+    # is what the app reads.
     queues: tuple[QueueConfig, ...] = ()
-    routes: tuple[Route, ...] = ()  # new emails go out from a queue's route address
+    routes: tuple[Route, ...] = ()
     message_id_domain: str = "postroom.local"
     request_wait_s: float = 10.0  # how long an agent action waits for the router
     heartbeat_s: float = 15.0  # stream keep-alive and presence heartbeat
@@ -124,12 +127,6 @@ class WebConfig:
     def secure_cookies(self) -> bool:
         return self.base_url.lower().startswith("https://")
 
-    @property
-    def queue_names(self) -> list[str]:
-        return [q.name for q in self.queues]
-
-    def queue(self, name: str) -> QueueConfig | None:
-        return next((q for q in self.queues if q.name == name), None)
 
 
 @dataclass
@@ -139,10 +136,21 @@ class AppContext:
     blobs: BlobStore
     hasher: PasswordHash
     clock: Callable[[], datetime] = utc_now
+    # Queues, routes and rules: the stored configuration (LiveConfig), or, when
+    # none is given (tests), the queues and routes of `config`.
+    live: ConfigSource | None = None
     limiter: user_svc.LoginLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = user_svc.LoginLimiter(self.config.login_attempts_per_minute)
+        if self.live is None:
+            self.live = StaticConfig(self.config.queues, self.config.routes)
+
+    @property
+    def configured(self) -> Snapshot:
+        """The configuration in force now (re-read when an admin changed it)."""
+        assert self.live is not None
+        return self.live.current()
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,11 +185,11 @@ def _new_email_options(ctx: AppContext, principal: Principal) -> dict[str, Any]:
     everyone = agent_svc.list_agents(ctx.db)
     me = next((a for a in everyone if a["id"] == user.id), None)
     if user.sees_everything:
-        names = ctx.config.queue_names
+        names = ctx.configured.queue_names
     else:
         mine = set(me["queues"] or []) if me else set()
-        names = [q for q in ctx.config.queue_names if q in mine]
-    routes = tuple(ctx.config.routes)
+        names = [q for q in ctx.configured.queue_names if q in mine]
+    routes = tuple(ctx.configured.routes)
     queues = []
     for name in names:
         found = send_address(routes, name)
@@ -325,7 +325,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
             customer = [a for a in _addresses(sent["to"]) if a not in own]
             cc = [a for a in _addresses(sent["cc"]) if a not in own and a not in customer]
     subject = conv["subject"] or ""
-    queue = ctx.config.queue(conv["queue"])
+    queue = ctx.configured.queue(conv["queue"])
     defaults = {
         "reply": {"to": customer, "cc": [], "subject": ""},
         "reply_all": {"to": _unique(customer + everyone_else), "cc": cc, "subject": ""},
@@ -347,7 +347,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
         "participants": known,
         "codes": list(queue.wrapup_codes) if queue else [],
         "wrapup_prompt": queue.wrapup_prompt if queue else "optional",
-        "queues": ctx.config.queue_names,
+        "queues": ctx.configured.queue_names,
         "agents": transfer_targets(everyone, user.id),
         "mine": conv["agent"] == user.id or user.sees_everything,
         "limits": limits,
@@ -623,11 +623,11 @@ def _queues_view(ctx: AppContext) -> dict[str, Any]:
     achieved service level) with its service level target, and every agent with
     presence, routing status and held work."""
     now = ctx.clock()
-    targets = agent_svc.service_level_targets(ctx.config.queues)
-    figures = agent_svc.queue_figures(ctx.db, ctx.config.queue_names, now, targets)
+    targets = agent_svc.service_level_targets(ctx.configured.queues)
+    figures = agent_svc.queue_figures(ctx.db, ctx.configured.queue_names, now, targets)
     queues = []
     for fig in figures:
-        conf = ctx.config.queue(fig.name)
+        conf = ctx.configured.queue(fig.name)
         target = None
         if conf is not None:
             target = {
