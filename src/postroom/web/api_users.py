@@ -14,7 +14,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from postroom.domain import permissions
 from postroom.domain.errors import NotFoundError
+from postroom.domain.permissions import Permission
 from postroom.services import agents as agent_svc
 from postroom.services import users as user_svc
 from postroom.services.users import Forbidden
@@ -50,7 +52,7 @@ def _not_disabled(db: Any, user_id: str) -> None:
 @router.get("")
 async def list_users(ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """Everyone (supervisors and admins), or just yourself (agents)."""
-    if not user.sees_everything:
+    if not permissions.allows(user.role, Permission.SEE_ALL_WORK):
         return {"users": [user.to_json()]}
     rows = await anyio.to_thread.run_sync(user_svc.list_users, ctx.db)
     return {"users": [u.to_json() for u in rows]}
@@ -65,7 +67,9 @@ async def me(user: CurrentUser) -> dict[str, Any]:
 @router.get("/{user_id}/routing-status")
 async def routing_status(user_id: UserId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """Presence, routing status, queues and the conversations an agent holds."""
-    allowed_for_agent(user, user_id, ("read the routing status",))
+    allowed_for_agent(
+        user, user_id, ("read the routing status",), permission=Permission.SEE_ALL_WORK
+    )
     return await anyio.to_thread.run_sync(_agent_row, ctx.db, user_id)
 
 

@@ -40,7 +40,7 @@ from postroom.web import (
     events_stream,
     workspace,
 )
-from postroom.web.deps import AppContext, SettingsLike, Supervisor, WebConfig, utc_now
+from postroom.web.deps import PUBLIC, AppContext, CanSeeAllWork, SettingsLike, WebConfig, utc_now
 from postroom.web.presence import watch_presence
 
 FAVICON = Path(workspace.__file__).parent / "static" / "favicon.ico"
@@ -89,20 +89,20 @@ def create_app(
     errors.install(app)
     app.add_middleware(edge.EdgeGuard)
 
-    @app.get("/healthz", tags=["status"])
+    @app.get("/healthz", tags=["status"], openapi_extra=PUBLIC)
     def healthz() -> dict[str, str]:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 
-    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False, openapi_extra=PUBLIC)
     def favicon() -> FileResponse:
         return FileResponse(
             FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
         )
 
     @app.get("/api/v1/status", tags=["status"])
-    def status(_user: Supervisor) -> dict[str, Any]:
+    def status(_user: CanSeeAllWork) -> dict[str, Any]:
         """Intake figures (`postroom status --json`), for supervisors and administrators;
         `/healthz` is the public probe for load balancers."""
         with engine.connect() as conn:
