@@ -44,7 +44,16 @@ from postroom.services import conversations as conv_svc
 from postroom.services.users import NotAuthenticated
 from postroom.store.schema import conversations
 from postroom.web.api_workspace import visible_message
-from postroom.web.deps import PUBLIC, AppContext, Principal, RowId, authenticate, get_ctx, needs
+from postroom.web.deps import (
+    PUBLIC,
+    AppContext,
+    Principal,
+    RowId,
+    authenticate,
+    get_ctx,
+    needs,
+    refusal,
+)
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -658,7 +667,7 @@ async def queues_page(request: Request) -> Response:
                 request,
                 principal,
                 "Queues",
-                "The queues page is for supervisors and administrators.",
+                str(refusal(Permission.SEE_ALL_WORK)).capitalize() + ".",
             )
         )
     view = await anyio.to_thread.run_sync(_queues_view, get_ctx(request))
@@ -677,7 +686,7 @@ async def part_queues(request: Request) -> Response:
         return _to_login(request)
     if not permissions.allows(principal.user.role, Permission.SEE_ALL_WORK):
         return Response(
-            "the queues are for supervisors and administrators",
+            str(refusal(Permission.SEE_ALL_WORK)),
             status_code=403,
             media_type="text/plain",
         )
