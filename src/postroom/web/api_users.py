@@ -1,8 +1,9 @@
 """User endpoints: who exists, presence and routing status of agents.
 
 Presence changes go to the router (web/actions.py); an agent may change and
-read only their own, supervisors and admins anyone's. No user administration
-here: users are added with `postroom user add`.
+read only their own, supervisors and admins anyone's (the permission table).
+No user administration here: creating, editing and disabling users is in
+web/admin/users.py.
 """
 
 from __future__ import annotations

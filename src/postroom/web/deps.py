@@ -175,6 +175,11 @@ def _same_origin(request: Request, ctx: AppContext) -> bool:
     origin = request.headers.get("origin")
     if not origin:
         return True
+    if origin == "null":
+        # A browser's form post from a page with `Referrer-Policy: no-referrer` (all
+        # of ours) carries `Origin: null`; its Sec-Fetch-Site, which no page can set,
+        # still says where it came from.
+        return (request.headers.get("sec-fetch-site") or "").lower() == "same-origin"
     allowed = {
         "{0.scheme}://{0.netloc}".format(urlsplit(ctx.config.base_url)).lower(),
         f"{request.url.scheme}://{request.url.netloc}".lower(),
