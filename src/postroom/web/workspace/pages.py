@@ -667,7 +667,9 @@ async def queues_page(request: Request) -> Response:
                 request,
                 principal,
                 "Queues",
-                str(refusal(Permission.SEE_ALL_WORK)).capitalize() + ".",
+                "The queues page is for supervisors and administrators: "
+                + str(refusal(Permission.SEE_ALL_WORK))
+                + ".",
             )
         )
     view = await anyio.to_thread.run_sync(_queues_view, get_ctx(request))
@@ -686,7 +688,8 @@ async def part_queues(request: Request) -> Response:
         return _to_login(request)
     if not permissions.allows(principal.user.role, Permission.SEE_ALL_WORK):
         return Response(
-            str(refusal(Permission.SEE_ALL_WORK)),
+            "the queues are for supervisors and administrators: "
+            + str(refusal(Permission.SEE_ALL_WORK)),
             status_code=403,
             media_type="text/plain",
         )
