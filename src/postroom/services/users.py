@@ -164,7 +164,10 @@ def _audit_user(row: sa.Row[Any] | None) -> dict[str, Any] | None:
 def _enabled_admins(conn: sa.Connection) -> list[str]:
     return list(
         conn.execute(
-            sa.select(users.c.id).where(users.c.role == "admin", users.c.disabled.is_(False))
+            sa.select(users.c.id)
+            .where(users.c.role == "admin", users.c.disabled.is_(False))
+            .order_by(users.c.id)
+            .with_for_update()  # two admins stepping down at once: one waits, then sees
         ).scalars()
     )
 
