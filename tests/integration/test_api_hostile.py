@@ -140,6 +140,7 @@ def _baseline(api: Api) -> dict[str, str]:
         "user_id": "ann",
         "name": "support",
         "content_id": "logo@x",
+        "token_id": "1",
     }
 
 

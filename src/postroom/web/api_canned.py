@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from postroom.domain.errors import PostroomError
 from postroom.services import conversations as conv_svc
-from postroom.web.deps import Ctx, CurrentUser, RowId, Supervisor
+from postroom.web.deps import CanManageCanned, Ctx, CurrentUser, RowId
 
 router = APIRouter(prefix="/api/v1/canned-responses", tags=["canned responses"])
 
@@ -48,7 +48,7 @@ async def list_canned(
 
 
 @router.post("", status_code=201)
-async def add_canned(body: CannedIn, ctx: Ctx, _user: Supervisor) -> dict[str, Any]:
+async def add_canned(body: CannedIn, ctx: Ctx, _user: CanManageCanned) -> dict[str, Any]:
     """Add one. Fields: {customer_name}, {agent_name}, {queue_name}, {reference}."""
     if body.queue is not None and ctx.configured.queue(body.queue) is None:
         raise PostroomError(
@@ -63,7 +63,7 @@ async def add_canned(body: CannedIn, ctx: Ctx, _user: Supervisor) -> dict[str, A
 
 
 @router.delete("/{canned_id}", status_code=204)
-async def delete_canned(canned_id: RowId, ctx: Ctx, _user: Supervisor) -> None:
+async def delete_canned(canned_id: RowId, ctx: Ctx, _user: CanManageCanned) -> None:
     await anyio.to_thread.run_sync(conv_svc.delete_canned, ctx.db, canned_id)
 
 

@@ -30,7 +30,14 @@ from postroom.domain.errors import (
 from postroom.services.agents import RequestRefused
 from postroom.services.conversations import LimitExceeded
 from postroom.services.new_email import NotAnAgent
-from postroom.services.users import Forbidden, InvalidCredentials, NotAuthenticated, TooManyAttempts
+from postroom.services.users import (
+    Forbidden,
+    InvalidCredentials,
+    InvalidField,
+    LastAdmin,
+    NotAuthenticated,
+    TooManyAttempts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,8 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (CsrfRejected, 403, "csrf_rejected"),
     (NotFoundError, 404, "not_found"),
     (RequestRefused, 409, "refused"),
+    (LastAdmin, 409, "last_admin"),
+    (InvalidField, 422, "invalid_field"),
     (MessageTooLargeError, 413, "too_large"),
     (LimitExceeded, 422, "limit_exceeded"),
     (TooManyRecipientsError, 422, "limit_exceeded"),
@@ -83,7 +92,10 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(error_body(code, str(exc)), status_code=status, headers=headers)
+        body = error_body(code, str(exc))
+        if isinstance(exc, InvalidField):
+            body["error"]["field"] = exc.field
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from postroom.domain import permissions
 from postroom.domain.permissions import Permission
 from postroom.services.users import NotAuthenticated
-from postroom.web.deps import Principal, authenticate, get_ctx
+from postroom.web.deps import Principal, authenticate, get_ctx, needs
 from postroom.web.workspace import pages as workspace_pages
 
 HERE = Path(__file__).parent
@@ -150,7 +150,7 @@ def form_errors(exc: ValidationError, aliases: Mapping[str, str] | None = None) 
     return found
 
 
-@router.get("/admin", response_model=None)
+@router.get("/admin", response_model=None, openapi_extra=needs(Permission.VIEW_CONFIG))
 async def admin_home(request: Request) -> Response:
     """The admin home: links to each area this user may open."""
     found = await guard(request, Permission.VIEW_CONFIG)
