@@ -609,3 +609,72 @@ def test_serve_has_a_webhooks_role_on_by_default() -> None:
 
     assert "webhooks" in serve.ROLES
     assert inspect.signature(serve.serve).parameters["roles"].default == serve.ROLES
+
+
+def test_hostile_form_posts_never_fail_with_500(api: Api) -> None:
+    c = api.client("adam")
+    tok = c.headers["X-CSRF-Token"]
+    bad = ["\x00", "a" * 300000, "é" * 1000, "*", "https://\x00x/", "http://[::1", "http://x:0/", "%00"]
+    for v in bad:
+        for f in ("name", "url", "event_types", "secret", "enabled"):
+            data = {"csrf_token": tok, "name": "n", "url": "https://a.example/", "event_types": "*"}
+            data[f] = v
+            r = c.post("/admin/webhooks", data=data, headers={"X-CSRF-Token": ""})
+            assert r.status_code < 500, (f, v[:20], r.status_code)
+            r = c.post("/admin/webhooks/1", data=data, headers={"X-CSRF-Token": ""})
+            assert r.status_code < 500, (f, v[:20], r.status_code)
+    for path in ("/admin/webhooks/0", "/admin/webhooks/99999999999", "/admin/webhooks/x", "/admin/webhooks/5/deliveries/0/redeliver"):
+        assert c.get(path).status_code < 500
+        assert c.post(path, data={"csrf_token": tok}, headers={"X-CSRF-Token": ""}).status_code < 500
+
+
+@pytest.mark.slow
+def test_postroom_serve_posts_events_of_new_mail_to_a_webhook(
+    tmp_path: Any, receiver: Receiver
+) -> None:
+    """The `webhooks` role of a real `postroom serve` (on by default) delivers."""
+    import signal
+    import smtplib
+    import subprocess
+    import sys
+
+    from postroom.store.db import create_engine, migrate
+    from tests.mailfactory import make_email
+
+    data = tmp_path / "data"
+    data.mkdir()
+    engine = create_engine(f"sqlite:///{(data / 'postroom.db').resolve()}")
+    migrate(engine)
+    hook = svc.create_webhook(
+        engine, lambda: datetime.now(UTC), ADMIN, name="crm", url=receiver.url,
+        event_types=["conversation_created"],
+    )
+    engine.dispose()
+    smtp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom.runtime.cli", "serve", "--data-dir", str(data),
+         "--smtp-port", str(smtp), "--http-port", str(http)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        routes = roles = ""
+        while not roles:
+            line = proc.stdout.readline()
+            assert line, "serve ended before it started"
+            if line.startswith("Routes:"):
+                routes = line.split(":", 1)[1].strip()
+            if line.startswith("Roles:"):
+                roles = line
+        assert "webhooks" in roles
+        to = routes.split(",")[0].strip()
+        with smtplib.SMTP("127.0.0.1", smtp, timeout=30) as client:
+            client.sendmail("alice@customer.example", [to], make_email(to=to))
+        eventually(lambda: receiver.hits, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    hit = receiver.hits[0]
+    assert hit.doc["type"] == "conversation_created"
+    t = int(hit.headers["postroom-signature"].split(",")[0].removeprefix("t="))
+    assert verify(hook["secret"], hit.headers["postroom-signature"], hit.body, now=t)
