@@ -678,3 +678,20 @@ def test_postroom_serve_posts_events_of_new_mail_to_a_webhook(
     assert hit.doc["type"] == "conversation_created"
     t = int(hit.headers["postroom-signature"].split(",")[0].removeprefix("t="))
     assert verify(hook["secret"], hit.headers["postroom-signature"], hit.body, now=t)
+
+
+def test_old_delivery_history_is_pruned_but_pending_deliveries_are_kept(api: Api) -> None:
+    clock = FakeClock()
+    hook = subscribe(api, "http://127.0.0.1:9/")
+    service = hook_service(api, clock, keep_days=30)
+    for _ in range(3):
+        svc.ping(api.db, clock, hook["id"])
+    done, failed, _pending = service.claim_due(10)
+    service.record([(done, svc.Answer(True, 200))])
+    service.config = WebhookConfig(max_attempts=1, keep_days=30)
+    service.record([(failed, svc.Answer(False, 500, "answered 500"))])
+    clock.advance(29 * 86400)
+    assert service.prune() == 0
+    clock.advance(2 * 86400)
+    assert service.prune() == 2
+    assert statuses(api) == ["pending"]

@@ -41,6 +41,7 @@ RESPONSE_KEEP = 300  # bytes of a refusing receiver's answer kept for the admin
 POLL_S = 1.0
 BATCH = 50
 PARALLEL = 8  # posts in flight at once
+PRUNE_EVERY_S = 3600.0  # how often old delivery history is deleted
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -155,6 +156,7 @@ class WebhookWorker:
         self.clock = clock
         self.poll_s = poll_s
         self.batch = batch
+        self._pruned_at: datetime | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="webhook-post")
@@ -186,6 +188,10 @@ class WebhookWorker:
             if not claimed:
                 break
             tried += self._deliver(claimed)
+        now = self.clock()
+        if self._pruned_at is None or (now - self._pruned_at).total_seconds() >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            self.service.prune()
         return tried
 
     def _deliver(self, claimed: Sequence[Outgoing]) -> int:

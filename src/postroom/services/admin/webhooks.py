@@ -59,6 +59,7 @@ GAP_WAIT_S = 3600.0  # a hole older than this was a rolled-back insert: forget i
 MAX_GAPS = 10_000
 DISPATCH_BATCH = 500
 ERROR_MAX = 500  # characters of an error or response kept per attempt
+KEEP_DAYS = 30  # delivered and failed deliveries are deleted this long after their last attempt
 
 # The event kinds a webhook may subscribe to (docs/intake.md and docs/routing.md
 # describe their data). "*" is every kind, including ones added later.
@@ -438,6 +439,7 @@ class WebhookConfig:
     gap_wait_s: float = GAP_WAIT_S
     max_gaps: int = MAX_GAPS
     dispatch_batch: int = DISPATCH_BATCH
+    keep_days: float = KEEP_DAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -732,6 +734,26 @@ class WebhookService:
                 )
                 .values(next_attempt_at=self.clock())
             )
+
+    def prune(self, limit: int = 1000) -> int:
+        """Delete up to `limit` delivered or failed deliveries whose last attempt is older
+        than `keep_days`; returns how many. Pending ones are never deleted."""
+        before = self.clock() - timedelta(days=self.config.keep_days)
+        d = webhook_deliveries
+        with self.engine.begin() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(d.c.id)
+                    .where(d.c.status.in_((DELIVERED, FAILED)), d.c.last_attempt_at < before)
+                    .order_by(d.c.id)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                conn.execute(d.delete().where(d.c.id.in_(ids)))
+        return len(ids)
 
     def next_due(self) -> datetime | None:
         with self.engine.connect() as conn:
