@@ -582,6 +582,7 @@ def test_the_page_lists_deliveries_with_codes_and_a_redeliver_button(api: Api) -
         headers={"X-CSRF-Token": ""},
     )
     assert r.status_code == 200 and "will be sent again" in r.text
+    assert r.history and r.history[0].status_code == 303  # a reload repeats nothing
     assert statuses(api) == ["pending"]
 
 

@@ -201,7 +201,12 @@ async def test_webhook(webhook_id: RowId, ctx: Ctx, _user: CanConfigure) -> dict
 
 # -- the admin page --------------------------------------------------------------------
 
-FORM_FIELDS = ("name", "url", "event_types", "secret", "enabled")
+# What the edit page says after an action redirected back to it (Post/Redirect/Get,
+# so a reload does not repeat the action).
+DONE = {
+    "ping": "A test delivery (ping) is queued; reload to see its result.",
+    "redeliver": "The delivery will be sent again; reload to see its result.",
+}
 
 
 def _form_values(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -329,12 +334,14 @@ async def edit_page(request: Request, webhook_id: RowId) -> Response:
         return found
     ctx = get_ctx(request)
 
+    notice = DONE.get(request.query_params.get("done", ""))
+
     def run() -> Response:
         try:
             values = _edit_values(ctx, webhook_id)
         except NotFoundError as exc:
             return _render(request, found, status_code=404, notice=str(exc))
-        return _render(request, found, **values)
+        return _render(request, found, notice=notice, **values)
 
     return await anyio.to_thread.run_sync(run)
 
@@ -412,17 +419,11 @@ async def test_from_page(request: Request, webhook_id: RowId) -> Response:
     if isinstance(found, Response):
         return found
     ctx = get_ctx(request)
-
-    def run() -> Response:
-        try:
-            svc.ping(ctx.db, ctx.clock, webhook_id)
-            values = _edit_values(ctx, webhook_id)
-        except NotFoundError as exc:
-            return _render(request, found, status_code=404, notice=str(exc))
-        notice = "A test delivery (ping) is queued; reload to see its result."
-        return _render(request, found, notice=notice, **values)
-
-    return await anyio.to_thread.run_sync(run)
+    try:
+        await anyio.to_thread.run_sync(svc.ping, ctx.db, ctx.clock, webhook_id)
+    except NotFoundError:
+        return RedirectResponse(SECTION, status_code=303)
+    return RedirectResponse(f"{SECTION}/{webhook_id}?done=ping", status_code=303)
 
 
 @pages.post(SECTION + "/{webhook_id}/deliveries/{delivery_id}/redeliver", response_model=None)
@@ -431,15 +432,8 @@ async def redeliver_from_page(request: Request, webhook_id: RowId, delivery_id: 
     if isinstance(found, Response):
         return found
     ctx = get_ctx(request)
-
-    def run() -> Response:
-        try:
-            svc.redeliver(ctx.db, ctx.clock, webhook_id, delivery_id)
-            values = _edit_values(ctx, webhook_id)
-        except NotFoundError as exc:
-            return _render(request, found, status_code=404, notice=str(exc))
-        return _render(
-            request, found, notice=f"Delivery {delivery_id} will be sent again.", **values
-        )
-
-    return await anyio.to_thread.run_sync(run)
+    try:
+        await anyio.to_thread.run_sync(svc.redeliver, ctx.db, ctx.clock, webhook_id, delivery_id)
+    except NotFoundError:
+        return RedirectResponse(f"{SECTION}/{webhook_id}", status_code=303)
+    return RedirectResponse(f"{SECTION}/{webhook_id}?done=redeliver", status_code=303)
