@@ -696,3 +696,15 @@ def test_old_delivery_history_is_pruned_but_pending_deliveries_are_kept(api: Api
     clock.advance(2 * 86400)
     assert service.prune() == 2
     assert statuses(api) == ["pending"]
+
+
+def test_a_new_webhook_gets_no_events_from_before_it_existed(api: Api, receiver: Receiver) -> None:
+    clock = FakeClock()
+    service = hook_service(api, clock)
+    service.dispatch()
+    api.deliver("Before the webhook")  # the dispatcher has not looked at it yet
+    hook = subscribe(api, receiver.url, ["*"])
+    cid = api.deliver("After the webhook")
+    service.dispatch()
+    got = {d["conversation_id"] for d in svc.list_deliveries(api.db, hook["id"])}
+    assert got - {None} == {cid}  # (thread events carry no conversation)

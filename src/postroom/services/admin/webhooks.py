@@ -548,9 +548,14 @@ class WebhookService:
             rows = conn.execute(
                 sa.select(events).where(cond).order_by(events.c.id).limit(cfg.dispatch_batch)
             ).all()
-            hooks = conn.execute(
-                sa.select(webhooks.c.id, webhooks.c.event_types).where(webhooks.c.enabled)
-            ).all()
+            hooks = [
+                (int(h.id), list(h.event_types or []), as_utc(h.created_at))
+                for h in conn.execute(
+                    sa.select(webhooks.c.id, webhooks.c.event_types, webhooks.c.created_at).where(
+                        webhooks.c.enabled
+                    )
+                )
+            ]
             # Holes young enough that the events after them wait for them.
             young = {g for g, seen in gaps.items() if (now - seen).total_seconds() < cfg.settle_s}
             taken: list[sa.Row[Any]] = []
@@ -576,11 +581,16 @@ class WebhookService:
             if len(gaps) > cfg.max_gaps:
                 gaps = dict(sorted(gaps.items())[-cfg.max_gaps :])
             for r in taken:
-                for hook in hooks:
-                    if matches(list(hook.event_types or []), str(r.kind)):
+                at = as_utc(r.at)
+                for hook_id, kinds, created in hooks:
+                    # A webhook gets the events from its creation on, even when the
+                    # dispatcher catches up on older ones after it was created.
+                    if created is not None and at is not None and at < created:
+                        continue
+                    if matches(kinds, str(r.kind)):
                         conn.execute(
                             webhook_deliveries.insert().values(
-                                webhook_id=hook.id,
+                                webhook_id=hook_id,
                                 event_id=r.id,
                                 conversation_id=r.conversation_id,
                                 kind=r.kind,
