@@ -102,3 +102,11 @@ class NoQueueAddressError(OutboundError):
             f'queue = "{queue}" and an exact address or a reply_from, or send from another queue'
         )
         self.queue = queue
+
+
+# -- webhooks -----------------------------------------------------------------------
+
+
+class InvalidWebhookError(PostroomError, ValueError):
+    """A webhook's URL, event types, name or secret is not acceptable (a ValueError
+    too, so the shared schema's validators report it beside the field)."""

@@ -24,9 +24,11 @@ from postroom.ingest.ports import Accepted, IntakeSink
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.ingest.spool import Spool
 from postroom.outbound.sender import MaildirTransport, SenderWorker, SmtpTransport, Transport
+from postroom.outbound.webhooks import HttpTransport, WebhookWorker
 from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
+from postroom.services.admin.webhooks import WebhookService
 from postroom.services.outbound import OutboundConfig, OutboundService, from_names
 from postroom.services.routing import RoutingService
 from postroom.store.intake_repo import SqlCursorStore
@@ -36,7 +38,7 @@ from postroom.web.app import create_app
 log = logging.getLogger("postroom.serve")
 
 
-ROLES = ("smtp", "http", "imap", "pipeline", "router", "sender")
+ROLES = ("smtp", "http", "imap", "pipeline", "router", "sender", "webhooks")
 
 
 async def serve(
@@ -78,6 +80,15 @@ async def serve(
         sender = build_sender(settings, comps)
         comps.intake.listeners.append(sender.wake)  # acknowledgement requests: answer now
         sender.start()
+    hooks: WebhookWorker | None = None  # events to subscribed outside systems
+    if "webhooks" in roles:
+        hooks = WebhookWorker(
+            WebhookService(comps.engine, comps.clock), HttpTransport(), comps.clock
+        )
+        comps.intake.listeners.append(hooks.wake)  # new conversations and messages: now
+        if router is not None:
+            router.service.listeners.append(hooks.wake)  # offers and state changes: now
+        hooks.start()
     spool = comps.spool(on_committed=worker.wake if worker else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -136,6 +147,8 @@ async def serve(
             router.stop()
         if sender is not None:
             sender.stop()
+        if hooks is not None:
+            hooks.stop()
         comps.close()
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.domain.errors import (
+    InvalidWebhookError,
     MessageTooLargeError,
     NoQueueAddressError,
     NotFoundError,
@@ -66,6 +67,7 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (TooManyAttachmentsError, 422, "limit_exceeded"),
     (NoQueueAddressError, 422, "no_send_address"),
     (NotAnAgent, 422, "not_an_agent"),
+    (InvalidWebhookError, 422, "invalid_webhook"),
     (TooManyAttempts, 429, "too_many_attempts"),
     (RouterUnavailable, 503, "router_unavailable"),
     (PostroomError, 400, "bad_request"),

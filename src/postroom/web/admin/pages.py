@@ -100,7 +100,10 @@ def page(
         name,
         context,
         status_code=status_code,
-        headers=workspace_pages._headers(workspace_pages.PAGE_CSP.format(nonce=nonce)),
+        headers=workspace_pages._headers(workspace_pages.PAGE_CSP.format(nonce=nonce))
+        # With "no-referrer" browsers send `Origin: null` on a plain form post, which the
+        # CSRF check refuses as another site; "same-origin" still sends no referrer out.
+        | {"Referrer-Policy": "same-origin"},
     )
 
 
