@@ -12,10 +12,10 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from postroom.web.admin import pages
+from postroom.web.admin import pages, quarantine
 
 # Area modules, in the order of the admin navigation. Each has `api` and `pages`.
-AREAS: tuple[object, ...] = ()
+AREAS: tuple[object, ...] = (quarantine,)
 
 
 def mount(app: FastAPI) -> None:
