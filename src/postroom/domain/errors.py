@@ -31,6 +31,14 @@ class NotFoundError(PostroomError):
     """A named object does not exist."""
 
 
+class InvalidField(PostroomError):
+    """One field of an object someone is saving has a value it may not have."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
 class MessageTooLargeError(PostroomError):
     """A message exceeds the configured size limit."""
 

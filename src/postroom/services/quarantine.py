@@ -152,7 +152,8 @@ def _change_in(
 ) -> None:
     at = clock()
     before = conn.execute(
-        sa.select(*(messages.c[name] for name in _AUDITED)).where(
+        sa.select(*(messages.c[name] for name in _AUDITED))
+        .where(
             messages.c.id == pk,
             messages.c.direction == "in",
             messages.c.status.in_(wanted),
@@ -300,9 +301,7 @@ def search(
     if stage:
         query = query.where(messages.c.stage == stage)
     if reason:
-        query = query.where(
-            sa.func.lower(messages.c.error).like(like_pattern(reason), escape="\\")
-        )
+        query = query.where(sa.func.lower(messages.c.error).like(like_pattern(reason), escape="\\"))
     if sender:
         query = query.where(sa.func.lower(messages.c.sender) == sender.strip().lower())
     if after is not None:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.domain.errors import (
+    InvalidField,
     MessageTooLargeError,
     NoQueueAddressError,
     NotFoundError,
@@ -50,6 +51,7 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (Forbidden, 403, "forbidden"),
     (CsrfRejected, 403, "csrf_rejected"),
     (NotFoundError, 404, "not_found"),
+    (InvalidField, 422, "invalid_field"),
     (RequestRefused, 409, "refused"),
     (MessageTooLargeError, 413, "too_large"),
     (LimitExceeded, 422, "limit_exceeded"),
@@ -83,7 +85,10 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(error_body(code, str(exc)), status_code=status, headers=headers)
+        body = error_body(code, str(exc))
+        if isinstance(exc, InvalidField):
+            body["error"]["field"] = exc.field
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,7 +97,13 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
             parts.append(f"{where}: {err.get('msg')}")
         message = "invalid request: " + "; ".join(parts) + " (see /api/v1/docs)"
-        return JSONResponse(error_body("invalid_request", message), status_code=422)
+        body = error_body("invalid_request", message)
+        first = exc.errors()[:1]
+        if first:
+            body["error"]["field"] = ".".join(
+                str(x) for x in first[0].get("loc", ()) if x not in ("body", "query", "path")
+            )
+        return JSONResponse(body, status_code=422)
 
     async def unstorable(request: Request, exc: Exception) -> JSONResponse:
         log.warning(

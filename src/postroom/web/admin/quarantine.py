@@ -266,8 +266,10 @@ async def quarantine_act(message_id: RowId, action: str, request: Request) -> Re
         return await _detail_page(
             request,
             message_id,
-            errors={"discard.confirm": "Tick the box to confirm: a discarded message is "
-                    "never processed."},
+            errors={
+                "discard.confirm": "Tick the box to confirm: a discarded message is "
+                "never processed."
+            },
             status=422,
         )
     try:
@@ -287,9 +289,7 @@ async def quarantine_act(message_id: RowId, action: str, request: Request) -> Re
             )
             return _done("discarded", id=message_id)
         ids = await anyio.to_thread.run_sync(
-            lambda: q_svc.release_loop_guard(
-                ctx.db, ctx.clock, message_id=message_id, actor=actor
-            )
+            lambda: q_svc.release_loop_guard(ctx.db, ctx.clock, message_id=message_id, actor=actor)
         )
         return _done("released", count=len(ids))
     except PostroomError as exc:
