@@ -240,3 +240,21 @@ def test_page_refuses_agents_supervisors_and_cross_site_posts(api: Api) -> None:
     bare.cookies.update(api.client("adam").cookies)
     assert bare.post(f"/admin/quarantine/{pk}/retry", data={}).status_code == 403
     assert status_of(api, pk).status == "quarantined"
+
+
+def test_page_forms_posted_by_a_browser_with_origin_null_pass(api: Api) -> None:
+    """Pages send `Referrer-Policy: no-referrer`, so Chromium posts their forms with
+    `Origin: null`; `Sec-Fetch-Site` still says whether the form was ours."""
+    a, b = quarantined(api, subject="a"), quarantined(api, subject="b")
+    adam = api.client("adam")
+    csrf = adam.headers["X-CSRF-Token"]
+    bare = TestClient(api.app)
+    bare.cookies.update(adam.cookies)
+    other = {"Origin": "null", "Sec-Fetch-Site": "cross-site"}
+    r = bare.post(f"/admin/quarantine/{a}/retry", data={"csrf_token": csrf}, headers=other)
+    assert r.status_code == 403 and status_of(api, a).status == "quarantined"
+    ours = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    r = bare.post(
+        f"/admin/quarantine/{b}/retry", data={"csrf_token": csrf}, headers=ours, follow_redirects=False
+    )
+    assert r.status_code == 303 and status_of(api, b).status == "pending"

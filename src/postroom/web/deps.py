@@ -175,6 +175,11 @@ def _same_origin(request: Request, ctx: AppContext) -> bool:
     origin = request.headers.get("origin")
     if not origin:
         return True
+    if origin == "null":
+        # Pages are served with `Referrer-Policy: no-referrer`, so a browser posting one
+        # of our own forms says `Origin: null`; it still names the site in the header
+        # pages cannot set. (The CSRF token is checked as well.)
+        return request.headers.get("sec-fetch-site", "").lower() == "same-origin"
     allowed = {
         "{0.scheme}://{0.netloc}".format(urlsplit(ctx.config.base_url)).lower(),
         f"{request.url.scheme}://{request.url.netloc}".lower(),
