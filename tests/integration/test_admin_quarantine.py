@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from postroom.runtime.settings import Settings
 from postroom.services import quarantine as q_svc
+from postroom.services import users as user_svc
 from postroom.services.admin import audit
 from postroom.store.schema import audit_log, messages
 from tests.integration import test_api_fixtures as fx
@@ -258,3 +259,15 @@ def test_page_forms_posted_by_a_browser_with_origin_null_pass(api: Api) -> None:
         f"/admin/quarantine/{b}/retry", data={"csrf_token": csrf}, headers=ours, follow_redirects=False
     )
     assert r.status_code == 303 and status_of(api, b).status == "pending"
+
+
+def test_a_token_change_is_recorded_as_via_token(api: Api) -> None:
+    pk = quarantined(api)
+    token = user_svc.create_token(api.db, api.comps.clock, "adam", "ops script")
+    c = TestClient(api.app, headers={"Authorization": f"Bearer {token}"})
+    assert c.post(f"/api/v1/quarantine/{pk}/retry").status_code == 200
+    (row,) = [r for r in audit_rows(api) if r.target_type == "quarantine"]
+    assert (row.actor, row.via) == ("adam", "token")
+    sue_token = user_svc.create_token(api.db, api.comps.clock, "sue", "sue script")
+    c = TestClient(api.app, headers={"Authorization": f"Bearer {sue_token}"})
+    assert c.get("/api/v1/quarantine").status_code == 403
