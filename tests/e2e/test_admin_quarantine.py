@@ -61,3 +61,35 @@ def test_admin_retries_a_quarantined_message_and_the_audit_log_shows_it(
     expect(entry.locator("ins").first).to_be_visible()
     shot(page, "admin-audit")
     assert csp_violations(page) == [] and console_errors == []
+
+
+def test_supervisor_edits_a_canned_response_with_a_live_preview(
+    page: Page, ops_server: Server
+) -> None:
+    server = ops_server
+    console_errors = watch_csp(page)
+    login(page, server, "sue")
+    page.goto(server.url + "/admin/canned")
+    page.get_by_role("link", name="New canned response").click()
+    page.get_by_label("Folder").fill("Billing/Refunds")
+    page.get_by_label("Text").fill("Dear {customer_name}, your refund is on its way. {agent_name}")
+    # The preview fills in sample values as one types (htmx, with the CSRF header).
+    expect(page.locator("#preview-text")).to_have_text(
+        "Dear Alex Example, your refund is on its way. Sue", timeout=10_000
+    )
+    page.get_by_role("button", name="Save").click()
+    # No name: the error is beside the Name field, and the typing is kept.
+    expect(page.locator("#f-name-error")).to_contain_text("at least 1 character")
+    expect(page.get_by_label("Text")).to_have_value(
+        "Dear {customer_name}, your refund is on its way. {agent_name}"
+    )
+    page.get_by_label("Name").fill("Refund sent")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved.")
+    shot(page, "admin-canned-editor")
+    page.goto(server.url + "/admin/canned")
+    page.get_by_role("navigation", name="Folders").get_by_role("link", name="Refunds").click()
+    expect(page.locator("table.canned-list")).to_contain_text("Refund sent")
+    # The form sent back with its errors is a 422 page, which Chromium logs.
+    unexpected = [e for e in console_errors if "status of 422" not in e]
+    assert csp_violations(page) == [] and unexpected == []
