@@ -224,3 +224,9 @@ def test_editor_preview_fragment_escapes(api: Api) -> None:
     assert "Hi Alex Example &lt;script&gt;x&lt;/script&gt;" in r.text
     assert "&lt;p&gt;Sue&lt;/p&gt;" in r.text and "<script>" not in r.text
     assert api.client("ann").post("/admin/canned/preview", data={"text": "x"}).status_code == 403
+
+
+def test_library_page_ignores_a_folder_no_one_could_make(api: Api) -> None:
+    add(api, name="Hello", text="Hi")
+    r = api.client("sue").get("/admin/canned", params={"folder": "x" * 61})
+    assert r.status_code == 200 and ">Hello<" in r.text

@@ -51,7 +51,10 @@ async def library(
     if isinstance(found, Response):
         return found
     ctx = get_ctx(request)
-    current = canned_svc.normalize_folder(folder) if folder else ""
+    try:
+        current = canned_svc.normalize_folder(folder) if folder else ""
+    except InvalidField:
+        current = ""  # not a folder anyone could have made: show the whole library
 
     def read() -> tuple[list[dict[str, Any]], list[str]]:
         return (
