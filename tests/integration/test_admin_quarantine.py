@@ -271,3 +271,26 @@ def test_a_token_change_is_recorded_as_via_token(api: Api) -> None:
     sue_token = user_svc.create_token(api.db, api.comps.clock, "sue", "sue script")
     c = TestClient(api.app, headers={"Authorization": f"Bearer {sue_token}"})
     assert c.get("/api/v1/quarantine").status_code == 403
+
+
+def test_retry_several_at_once(api: Api) -> None:
+    a, b = quarantined(api, subject="a"), quarantined(api, subject="b")
+    adam = api.client("adam")
+    r = adam.post("/api/v1/quarantine/retry", json={"ids": [a, b, a, 999999]})
+    assert r.status_code == 200
+    assert r.json()["retried"] == [a, b] and list(r.json()["refused"]) == ["999999"]
+    assert [x.action for x in audit_rows(api)] == ["quarantine.retry"] * 2
+    assert adam.post("/api/v1/quarantine/retry", json={"ids": []}).status_code == 422
+    assert adam.post("/api/v1/quarantine/retry", json={"ids": list(range(1, 102))}).status_code == 422
+    assert api.client("sue").post("/api/v1/quarantine/retry", json={"ids": [a]}).status_code == 403
+
+
+def test_page_retries_all_shown(api: Api) -> None:
+    a, b = quarantined(api, subject="a"), quarantined(api, subject="b")
+    adam = api.client("adam")
+    page = adam.get("/admin/quarantine").text
+    assert "Retry all 2 shown" in page
+    r = adam.post("/admin/quarantine/retry", data={"id": [str(a), str(b), "x", "99999999999"]}, follow_redirects=False)
+    assert r.status_code == 303 and "count=2" in r.headers["location"]
+    assert {status_of(api, a).status, status_of(api, b).status} == {"pending"}
+    assert "2 message(s) are pending again" in adam.get(r.headers["location"]).text

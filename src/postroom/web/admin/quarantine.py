@@ -31,6 +31,10 @@ class ReasonIn(BaseModel):
     reason: str = Field(default="", max_length=1000, description="why (kept with the message)")
 
 
+class RetryManyIn(BaseModel):
+    ids: list[RowId] = Field(min_length=1, max_length=100, description="message ids, up to 100")
+
+
 class ReleaseIn(BaseModel):
     sender: str | None = Field(
         default=None, min_length=3, max_length=320, description="the sender's address"
@@ -65,6 +69,28 @@ async def list_quarantine(
         )
     )
     return {"messages": [e.to_json() for e in found.entries], "next_cursor": found.next_cursor}
+
+
+@api.post("/retry")
+async def retry_many(
+    body: RetryManyIn, ctx: Ctx, principal: Auth, _user: CanManageQuarantine
+) -> dict[str, Any]:
+    """Retry several quarantined messages (as `postroom quarantine retry ID ...`), each
+    in its own transaction: `{"retried": [ids], "refused": {"id": "why"}}`."""
+    actor = shell.actor_of(principal)
+
+    def run() -> dict[str, Any]:
+        retried: list[int] = []
+        refused: dict[str, str] = {}
+        for pk in dict.fromkeys(body.ids):
+            try:
+                q_svc.release(ctx.db, pk, ctx.clock, actor=actor)
+                retried.append(pk)
+            except NotFoundError as exc:
+                refused[str(pk)] = str(exc)
+        return {"retried": retried, "refused": refused}
+
+    return await anyio.to_thread.run_sync(run)
 
 
 @api.get("/{message_id}")
@@ -147,6 +173,8 @@ NOTICES = {
     "held": "Message {id} is held in quarantine.",
     "discarded": "Message {id} is discarded.",
     "released": "The loop guard released {count} message(s) from that sender.",
+    "retried_many": "{count} message(s) are pending again; the pipeline takes them within a "
+    "few seconds.",
 }
 
 
@@ -241,6 +269,30 @@ async def quarantine_detail(message_id: RowId, request: Request) -> Response:
 def _done(what: str, **values: Any) -> Response:
     target = SECTION + "?" + urlencode({"done": what, **values})
     return RedirectResponse(target, status_code=303)
+
+
+@pages.post(SECTION + "/retry", response_model=None)
+async def quarantine_retry_shown(request: Request) -> Response:
+    """The list's "Retry all shown" button: the ids of the page's rows."""
+    found = await shell.guard(request, Permission.MANAGE_QUARANTINE)
+    if isinstance(found, Response):
+        return found
+    ctx = get_ctx(request)
+    actor = shell.actor_of(found)
+    form = await request.form()
+    ids = [int(v) for v in form.getlist("id") if isinstance(v, str) and v.isdigit() and len(v) < 10]
+
+    def run() -> int:
+        done = 0
+        for pk in dict.fromkeys(ids[: q_svc.PAGE_MAX]):
+            try:
+                q_svc.release(ctx.db, pk, ctx.clock, actor=actor)
+                done += 1
+            except NotFoundError:
+                pass  # taken or changed meanwhile
+        return done
+
+    return _done("retried_many", count=await anyio.to_thread.run_sync(run))
 
 
 @pages.post(SECTION + "/{message_id}/{action}", response_model=None)
