@@ -294,3 +294,18 @@ def test_page_retries_all_shown(api: Api) -> None:
     assert r.status_code == 303 and "count=2" in r.headers["location"]
     assert {status_of(api, a).status, status_of(api, b).status} == {"pending"}
     assert "2 message(s) are pending again" in adam.get(r.headers["location"]).text
+
+
+def test_page_holds_a_pending_message_with_a_reason(api: Api) -> None:
+    pk = api.comps.spool().accept_sync(
+        make_email(subject="wait"), source="smtp", envelope_to=["support@example.com"]
+    ).message_pk
+    adam = api.client("adam")
+    assert f'href="/admin/quarantine/{pk}"' in adam.get("/admin/quarantine", params={"pending": "true"}).text
+    assert 'id="hold"' in adam.get(f"/admin/quarantine/{pk}").text
+    r = adam.post(f"/admin/quarantine/{pk}/hold", data={"hold.reason": "x" * 1001})
+    assert r.status_code == 422 and "under 1000" in r.text
+    r = adam.post(f"/admin/quarantine/{pk}/hold", data={"hold.reason": "mail bomb?"}, follow_redirects=False)
+    assert r.status_code == 303 and status_of(api, pk).error == "mail bomb?"
+    r = adam.post(f"/admin/quarantine/{pk}/hold", data={})  # no longer pending
+    assert r.status_code == 409 and "not pending" in r.text
