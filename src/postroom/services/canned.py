@@ -23,7 +23,7 @@ from postroom.services import conversations as conv_svc
 from postroom.services.admin import audit
 from postroom.services.admin.audit import Actor
 from postroom.services.users import User
-from postroom.store.db import as_utc
+from postroom.store.db import LIKE_ESCAPE, as_utc, like_contains, like_escaped
 from postroom.store.schema import agents, canned_responses
 
 NAME_MAX = 200
@@ -108,12 +108,6 @@ def _json(r: sa.Row[Any]) -> dict[str, Any]:
     }
 
 
-def like_pattern(text: str) -> str:
-    """A LIKE pattern that finds `text` literally (with ESCAPE '\\'): % and _ are text."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def list_canned(
     db: sa.Engine,
     *,
@@ -128,21 +122,21 @@ def list_canned(
     if queue:
         q = q.where(sa.or_(canned_responses.c.queue.is_(None), canned_responses.c.queue == queue))
     if search and search.strip():
-        like = like_pattern(search.strip())
+        like = like_contains(search.strip())
         q = q.where(
             sa.or_(
-                sa.func.lower(canned_responses.c.name).like(like, escape="\\"),
-                sa.func.lower(canned_responses.c.text).like(like, escape="\\"),
-                sa.func.lower(canned_responses.c.folder).like(like, escape="\\"),
+                sa.func.lower(canned_responses.c.name).like(like, escape=LIKE_ESCAPE),
+                sa.func.lower(canned_responses.c.text).like(like, escape=LIKE_ESCAPE),
+                sa.func.lower(canned_responses.c.folder).like(like, escape=LIKE_ESCAPE),
             )
         )
     if folder is not None and folder.strip("/ "):
         path = normalize_folder(folder)
-        below = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+        below = like_escaped(path) + "/%"
         q = q.where(
             sa.or_(
                 canned_responses.c.folder == path,
-                canned_responses.c.folder.like(below, escape="\\"),
+                canned_responses.c.folder.like(below, escape=LIKE_ESCAPE),
             )
         )
     order = (canned_responses.c.folder, canned_responses.c.name, canned_responses.c.id)

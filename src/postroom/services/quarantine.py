@@ -27,7 +27,7 @@ from postroom.services.admin import audit
 from postroom.services.admin.audit import Actor
 from postroom.services.intake import RELEASED, RawMissing
 from postroom.store.blobs import BlobStore
-from postroom.store.db import as_utc
+from postroom.store.db import LIKE_ESCAPE, as_utc, like_contains
 from postroom.store.schema import events, messages
 
 
@@ -266,12 +266,6 @@ PAGE_MAX = 200
 HEADER_BYTES = 64 * 1024  # the most of a message's start read to show its headers
 
 
-def like_pattern(text: str) -> str:
-    """A LIKE pattern that finds `text` literally anywhere (with ESCAPE '\\')."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 @dataclass(frozen=True, slots=True)
 class Page:
     entries: list[QuarantineEntry]
@@ -301,7 +295,9 @@ def search(
     if stage:
         query = query.where(messages.c.stage == stage)
     if reason:
-        query = query.where(sa.func.lower(messages.c.error).like(like_pattern(reason), escape="\\"))
+        query = query.where(
+            sa.func.lower(messages.c.error).like(like_contains(reason), escape=LIKE_ESCAPE)
+        )
     if sender:
         query = query.where(sa.func.lower(messages.c.sender) == sender.strip().lower())
     if after is not None:

@@ -1,5 +1,5 @@
-"""The canned response library's pure parts: substitution with escaped HTML,
-folder paths, and LIKE patterns that take % and _ as text."""
+"""The canned response library's pure parts: substitution with escaped HTML
+and folder paths."""
 
 from __future__ import annotations
 
@@ -34,8 +34,3 @@ def test_folder_limits_name_the_field() -> None:
     assert exc.value.field == "folder"
     with pytest.raises(InvalidField):
         canned.normalize_folder("/".join(["abcdefghij"] * 19))  # 208 characters
-
-
-def test_like_patterns_escape_wildcards() -> None:
-    assert canned.like_pattern("100%_a\\b") == "%100\\%\\_a\\\\b%"
-    assert canned.like_pattern("ABC") == "%abc%"
