@@ -116,7 +116,10 @@ def make_api(settings: Settings, *, router: bool = True, presence_watch: bool = 
     comps = build(settings)
     make_users(comps)
     cfg = WebConfig.from_settings(settings, request_wait_s=config.pop("request_wait_s", 5.0), **config)
-    app = create_app(comps.engine, blobs=comps.blobs, config=cfg, hasher=FAST, presence_watch=presence_watch)
+    app = create_app(
+        comps.engine, blobs=comps.blobs, config=cfg, hasher=FAST, presence_watch=presence_watch,
+        live=comps.live,
+    )
     rt = RouterThread(comps) if router else None
     if rt is not None:
         rt.thread.start()

@@ -130,8 +130,15 @@ def _baseline(api: Api) -> dict[str, str]:
     upload = api.client("adam").post(
         "/api/v1/uploads", files={"file": ("n.txt", b"hello", "text/plain")}
     ).json()["id"]
+    hook = api.client("adam").post(
+        "/api/v1/webhooks",
+        json={"name": "crm", "url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
+    ).json()["id"]
+    ping = api.client("adam").post(f"/api/v1/webhooks/{hook}/test").json()["id"]
     return {
         "id": str(cid),
+        "webhook_id": str(hook),
+        "delivery_id": str(ping),
         "conversation_id": str(cid),
         "message_id": str(mid),
         "attachment_id": str(att),
@@ -140,6 +147,7 @@ def _baseline(api: Api) -> dict[str, str]:
         "user_id": "ann",
         "name": "support",
         "content_id": "logo@x",
+        "token_id": "1",
     }
 
 

@@ -31,14 +31,6 @@ class NotFoundError(PostroomError):
     """A named object does not exist."""
 
 
-class InvalidField(PostroomError):
-    """One field of an object someone is saving has a value it may not have."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-
 class MessageTooLargeError(PostroomError):
     """A message exceeds the configured size limit."""
 
@@ -110,3 +102,11 @@ class NoQueueAddressError(OutboundError):
             f'queue = "{queue}" and an exact address or a reply_from, or send from another queue'
         )
         self.queue = queue
+
+
+# -- webhooks -----------------------------------------------------------------------
+
+
+class InvalidWebhookError(PostroomError, ValueError):
+    """A webhook's URL, event types, name or secret is not acceptable (a ValueError
+    too, so the shared schema's validators report it beside the field)."""

@@ -246,7 +246,7 @@ def _parse_skills(text: str | None) -> list[tuple[str, float]]:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.runtime.wiring import configured, open_store, utc_now
     from postroom.services import agents as svc
 
     settings = _settings(args)
@@ -267,7 +267,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 if args.languages is not None
                 else None,
                 capacity=args.capacity,
-                known_queues=[q.name for q in settings.queues],
+                known_queues=configured(db).queue_names,
             )
             print(f"agent {args.agent} saved")
             return 0
@@ -332,9 +332,11 @@ def _password(args: argparse.Namespace, prompt: str = "Password: ") -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.runtime.wiring import configured, open_store, utc_now
     from postroom.services import users as svc
+    from postroom.services.admin.audit import Actor
 
+    cli = Actor.cli()
     settings = _settings(args)
     db = open_store(settings)
     try:
@@ -357,25 +359,36 @@ def cmd_user(args: argparse.Namespace) -> int:
                 if args.languages is not None
                 else None,
                 capacity=args.capacity,
-                known_queues=[q.name for q in settings.queues],
+                known_queues=configured(db).queue_names,
+                actor=cli,
             )
             print(f"user {user.id} saved ({user.role})")
         elif args.action == "passwd":
-            svc.set_password(db, args.user, _password(args), svc.password_hasher())
+            svc.set_password(
+                db, args.user, _password(args), svc.password_hasher(), clock=utc_now, actor=cli
+            )
             print(f"password of {args.user} changed; their browser sessions ended")
         elif args.action == "token":
             if args.revoke:
-                n = svc.revoke_tokens(db, utc_now, args.user, args.name)
+                n = svc.revoke_tokens(db, utc_now, args.user, args.name, actor=cli)
                 print(f"revoked {n} token(s) named {args.name!r} of {args.user}")
             else:
-                token = svc.create_token(db, utc_now, args.user, args.name)
+                token = svc.create_token(
+                    db,
+                    utc_now,
+                    args.user,
+                    args.name,
+                    role=args.role,
+                    expires_in_days=args.expires_days,
+                    actor=cli,
+                )
                 print(token)
                 print(
                     "send it as 'Authorization: Bearer <token>'; it is shown only once",
                     file=sys.stderr,
                 )
         elif args.action in ("disable", "enable"):
-            user = svc.set_disabled(db, utc_now, args.user, args.action == "disable")
+            user = svc.set_disabled(db, utc_now, args.user, args.action == "disable", actor=cli)
             if user.disabled:
                 print(
                     f"{user.id} disabled: signed out, API tokens refused, cannot sign in"
@@ -398,13 +411,13 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.runtime.wiring import configured, open_store, utc_now
     from postroom.services import agents as svc
 
     settings = _settings(args)
     db = open_store(settings)
     try:
-        names = [q.name for q in settings.queues if not args.name or q.name == args.name]
+        names = [n for n in configured(db).queue_names if not args.name or n == args.name]
         if not names:
             raise PostroomError(f"no queue named {args.name!r}")
         figures = svc.queue_figures(db, names, utc_now())
@@ -543,6 +556,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("user")
     up.add_argument("--name", default="api", help="a label for the token")
     up.add_argument("--revoke", action="store_true", help="revoke the user's tokens of that name")
+    up.add_argument(
+        "--role",
+        choices=("agent", "supervisor", "admin"),
+        help="what the token may do, at most the user's role (default: the user's role)",
+    )
+    up.add_argument(
+        "--expires-days", type=int, metavar="DAYS", help="the token stops working after DAYS days"
+    )
     up = usub.add_parser(
         "disable", help="stop a user at once: sessions end, tokens refused, agents off queue"
     )

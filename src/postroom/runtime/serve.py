@@ -24,10 +24,12 @@ from postroom.ingest.ports import Accepted, IntakeSink
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.ingest.spool import Spool
 from postroom.outbound.sender import MaildirTransport, SenderWorker, SmtpTransport, Transport
+from postroom.outbound.webhooks import HttpTransport, WebhookWorker
 from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
-from postroom.services.outbound import OutboundConfig, OutboundService
+from postroom.services.admin.webhooks import WebhookService
+from postroom.services.outbound import OutboundConfig, OutboundService, from_names
 from postroom.services.routing import RoutingService
 from postroom.store.intake_repo import SqlCursorStore
 from postroom.store.router_lock import router_lock
@@ -36,7 +38,7 @@ from postroom.web.app import create_app
 log = logging.getLogger("postroom.serve")
 
 
-ROLES = ("smtp", "http", "imap", "pipeline", "router", "sender")
+ROLES = ("smtp", "http", "imap", "pipeline", "router", "sender", "webhooks")
 
 
 async def serve(
@@ -64,7 +66,7 @@ async def serve(
         worker.wake()  # messages left pending by an earlier run
     router: RouterWorker | None = None
     if "router" in roles:
-        routing = RoutingService(comps.engine, settings.queues, comps.clock)
+        routing = RoutingService(comps.engine, (), comps.clock, live=comps.live)
         router = RouterWorker(
             routing,
             comps.clock,
@@ -78,6 +80,15 @@ async def serve(
         sender = build_sender(settings, comps)
         comps.intake.listeners.append(sender.wake)  # acknowledgement requests: answer now
         sender.start()
+    hooks: WebhookWorker | None = None  # events to subscribed outside systems
+    if "webhooks" in roles:
+        hooks = WebhookWorker(
+            WebhookService(comps.engine, comps.clock), HttpTransport(), comps.clock
+        )
+        comps.intake.listeners.append(hooks.wake)  # new conversations and messages: now
+        if router is not None:
+            router.service.listeners.append(hooks.wake)  # offers and state changes: now
+        hooks.start()
     spool = comps.spool(on_committed=worker.wake if worker else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -89,7 +100,7 @@ async def serve(
     smtp_server = None
     if settings.smtp.enabled and "smtp" in roles:
         handler = IntakeHandler(
-            spool, lambda: settings.routes, max_recipients=settings.smtp.max_recipients
+            spool, lambda: comps.live.current().routes, max_recipients=settings.smtp.max_recipients
         )
         smtp_server = await start_smtp_server(
             handler,
@@ -104,7 +115,7 @@ async def serve(
         tasks.extend(_imap_tasks(settings, spool, comps, stop))
     http_server = None
     if settings.http.enabled and "http" in roles:
-        app = create_app(comps.engine, settings, comps.blobs)
+        app = create_app(comps.engine, settings, comps.blobs, live=comps.live)
         if router is not None:  # offers reach browsers without waiting for the next poll
             router.service.listeners.append(app.state.hub.wake)
         http_server = uvicorn.Server(http_config(app, settings))
@@ -112,7 +123,7 @@ async def serve(
         # which then reaches the loop handler above and stops everything else.
         tasks.append(asyncio.create_task(http_server.serve()))
         print(f"HTTP: http://{settings.http.host}:{settings.http.port}/", flush=True)
-    routes = ", ".join(r.address for r in settings.routes) or "(none)"
+    routes = ", ".join(r.address for r in comps.live.current().routes) or "(none)"
     print(f"Routes: {routes}", flush=True)
     print(f"Data: {settings.data_dir.resolve()}", flush=True)
     print(f"Roles: {', '.join(r for r in ROLES if r in roles)}", flush=True)
@@ -136,6 +147,8 @@ async def serve(
             router.stop()
         if sender is not None:
             sender.stop()
+        if hooks is not None:
+            hooks.stop()
         comps.close()
 
 
@@ -162,7 +175,9 @@ def build_sender(settings: Settings, comps: Components) -> SenderWorker:
     service = OutboundService(
         comps.engine,
         comps.blobs,
-        OutboundConfig.from_settings(out, settings.intake, settings.queues),
+        OutboundConfig.from_settings(
+            out, settings.intake, names=lambda: from_names(comps.live.current().queues)
+        ),
         comps.clock,
     )
     transport: Transport
@@ -253,13 +268,14 @@ def _seed_demo(comps: Components, settings: Settings) -> None:
     """First start of the demo: create its users and show their passwords once."""
     from postroom.services import demo
 
-    created = demo.seed(comps.engine, comps.clock, [q.name for q in settings.queues])
+    configured = comps.live.current()
+    created = demo.seed(comps.engine, comps.clock, configured.queue_names)
     if not created:
         return
     print("Demo users (passwords are shown only now; `postroom user passwd` sets new ones):")
     for login, role, password in created:
         print(f"  {login:<8} {role:<11} {password}", flush=True)
-    first = settings.routes[0].address if settings.routes else "support@example.com"
+    first = configured.routes[0].address if configured.routes else "support@example.com"
     print(
         f"Send sample mail with `postroom demo send` (to {first}); replies are delivered to "
         f"{(settings.data_dir / 'sent-mail').resolve()} unless [outbound] relay_host is set.",

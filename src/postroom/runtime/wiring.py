@@ -14,10 +14,12 @@ import sqlalchemy as sa
 from postroom.ingest.parse_process import ProcessParser
 from postroom.ingest.spool import Spool
 from postroom.runtime.settings import Settings
+from postroom.services import configuration
+from postroom.services.admin.schema import Configuration, QueueModel, RouteModel, RuleModel
+from postroom.services.configuration import LiveConfig
 from postroom.services.intake import EventListener, IntakeConfig, IntakeService
 from postroom.store import db
 from postroom.store.blobs import FileBlobStore
-from postroom.store.intake_repo import sync_configuration
 
 
 def utc_now() -> datetime:
@@ -31,6 +33,7 @@ class Components:
     blobs: FileBlobStore
     intake: IntakeService
     clock: Callable[[], datetime]
+    live: LiveConfig
     _spool: Spool | None = field(default=None)
 
     def spool(self, on_committed: Callable[[], None] | None = None) -> Spool:
@@ -45,11 +48,38 @@ class Components:
         self.engine.dispose()
 
 
-def open_store(settings: Settings) -> sa.Engine:
+def open_store(
+    settings: Settings, *, seed: bool = True, clock: Callable[[], datetime] = utc_now
+) -> sa.Engine:
+    """The migrated database; a new one is seeded with the file's configuration."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.create_engine(settings.effective_database_url)
     db.migrate(engine)
+    if seed:
+        seed_configuration(engine, settings, clock)
     return engine
+
+
+def configured(engine: sa.Engine) -> configuration.Snapshot:
+    """The stored configuration now (for commands that run once)."""
+    with engine.connect() as conn:
+        return configuration.load(conn)
+
+
+def file_configuration(settings: Settings) -> Configuration:
+    """The queues, routes and rules of the settings (the TOML file) as schema models."""
+    return Configuration(
+        queues=[QueueModel.from_domain(q) for q in settings.queues],
+        routes=[RouteModel.from_domain(r) for r in settings.routes],
+        rules=[RuleModel.from_domain(r) for r in settings.rules],
+    )
+
+
+def seed_configuration(engine: sa.Engine, settings: Settings, clock: Callable[[], datetime]) -> str:
+    """A new database takes the file's queues, routes and rules; after that the
+    database is the source of truth (services/configuration.py `seed`)."""
+    with engine.begin() as conn:
+        return configuration.seed(conn, file_configuration(settings), clock(), source="file")
 
 
 def build(
@@ -59,10 +89,8 @@ def build(
     listeners: tuple[EventListener, ...] = (),
     sync_config: bool = True,
 ) -> Components:
-    engine = open_store(settings)
-    if sync_config:
-        with engine.begin() as conn:
-            sync_configuration(conn, settings.queues, settings.routes, settings.rules)
+    engine = open_store(settings, seed=sync_config, clock=clock)
+    live = LiveConfig(engine)
     blobs = FileBlobStore(settings.blob_dir)
     intake_cfg = IntakeConfig(
         routes=settings.routes,
@@ -76,5 +104,5 @@ def build(
     )
     budget = settings.intake.parse_timeout_s
     parser = ProcessParser(budget, slow_s=settings.intake.slow_message_s) if budget > 0 else None
-    intake = IntakeService(engine, blobs, intake_cfg, clock, listeners, parser=parser)
-    return Components(settings, engine, blobs, intake, clock)
+    intake = IntakeService(engine, blobs, intake_cfg, clock, listeners, parser=parser, live=live)
+    return Components(settings, engine, blobs, intake, clock, live)

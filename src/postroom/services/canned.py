@@ -17,12 +17,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postroom.domain.errors import InvalidField, NotFoundError, PostroomError
+from postroom.domain.errors import NotFoundError, PostroomError
 from postroom.mail.threading import thread_token
 from postroom.services import conversations as conv_svc
 from postroom.services.admin import audit
 from postroom.services.admin.audit import Actor
-from postroom.services.users import User
+from postroom.services.users import InvalidField, User
 from postroom.store.db import LIKE_ESCAPE, as_utc, like_contains, like_escaped
 from postroom.store.schema import agents, canned_responses
 

@@ -37,6 +37,7 @@ from postroom.mail import threading as thread_keys
 from postroom.mail.model import Address, ParsedMessage
 from postroom.mail.parse import parse_message
 from postroom.services import outbound
+from postroom.services.configuration import ConfigSource, Snapshot, StaticConfig
 from postroom.store import intake_repo as repo
 from postroom.store.blobs import BlobNotFoundError, BlobStore, sha256_hex
 from postroom.store.db import as_utc
@@ -236,10 +237,17 @@ class IntakeService:
         clock: Callable[[], datetime],
         listeners: Sequence[EventListener] = (),
         parser: Parser | None = None,
+        live: ConfigSource | None = None,
     ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.config = config
+        # Routes and rules: the stored configuration (re-read when it changes), or
+        # the ones in `config` when there is none (tests).
+        self.live: ConfigSource = live or StaticConfig(routes=config.routes, rules=config.rules)
+        # The configuration the current message is decided with: taken before its
+        # transaction opens (a read inside it would wait for SQLite's write lock).
+        self._configured: Snapshot = self.live.current()
         self.clock = clock
         self.listeners = list(listeners)
         self.parser: Parser = parser or InlineParser()
@@ -320,6 +328,7 @@ class IntakeService:
         if row is None or row.status != MessageStatus.PENDING:
             return None
         self._count_attempt(row)
+        self._configured = self.live.current()  # new routes and rules: from this message on
         raw = self._stage("spool", lambda: self._raw(row))
         parsed = self._stage("parse", lambda: self._parse(pk, raw))
         self._stage(
@@ -527,10 +536,11 @@ class IntakeService:
             delivered = msg.header("Delivered-To") or msg.header("X-Original-To")
             if delivered:
                 recipients.insert(0, delivered.strip().strip("<>").lower())
-        route = find_route(self.config.routes, recipients)
+        snapshot = self._configured  # one view for the route and its rules
+        route = find_route(snapshot.routes, recipients)
         if route is None:
             raise NoRouteError(recipients)
-        return rule_engine.decide(route, self.config.rules, msg, recipients)
+        return rule_engine.decide(route, snapshot.rules, msg, recipients)
 
     def _conversation(
         self,
@@ -666,7 +676,8 @@ class IntakeService:
         """One of ours (a route's address or reply address): never a participant."""
         low = address.lower()
         return any(
-            r.matches(low) or (r.reply_from or "").lower() == low for r in self.config.routes
+            r.matches(low) or (r.reply_from or "").lower() == low
+            for r in self._configured.routes
         )
 
     def _held(

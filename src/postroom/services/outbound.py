@@ -103,6 +103,8 @@ class OutboundConfig:
     lease_s: float = 300.0  # a claimed row is due again after this (its sender died)
     # (queue, name in From) pairs; a queue not named here sends without a name
     from_names: tuple[tuple[str, str], ...] = ()
+    # When set, asked for the pairs at each message instead (the live configuration).
+    names: Callable[[], tuple[tuple[str, str], ...]] | None = None
 
     @classmethod
     def from_settings(
@@ -110,11 +112,14 @@ class OutboundConfig:
         outbound: _OutboundSettingsLike,
         intake: _IntakeSettingsLike,
         queues: Sequence[QueueConfig] = (),
+        *,
+        names: Callable[[], tuple[tuple[str, str], ...]] | None = None,
     ) -> OutboundConfig:
         """From runtime settings' ``[outbound]`` and ``[intake]`` sections (and the
-        queues, for the names in From)."""
+        queues, or a function that gives their names in From now)."""
         return cls(
             from_names=from_names(queues),
+            names=names,
             message_id_domain=intake.message_id_domain,
             thread_token_prefix=intake.thread_token_prefix,
             limits=mc.Limits(
@@ -369,7 +374,8 @@ class OutboundService:
         )
         if not from_address:
             raise NoReplyAddressError(conversation_id)
-        from_name = dict(self.config.from_names).get(conv.queue, "")
+        pairs = self.config.names() if self.config.names else self.config.from_names
+        from_name = dict(pairs).get(conv.queue, "")
         if include is not None and parent is not None:
             original = self._original(conn, parent)
             if include == "quote":

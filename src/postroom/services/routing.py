@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from postroom.domain.routes import QueueConfig
 from postroom.routing import model as rm
 from postroom.routing.engine import Engine
+from postroom.services.configuration import ConfigSource
 from postroom.store.db import as_utc
 from postroom.store.schema import agents, conversations, events, routing_inbox, thread_agents
 
@@ -110,9 +111,14 @@ class RoutingService:
         queues: Sequence[QueueConfig],
         clock: Callable[[], datetime],
         listeners: Sequence[EventListener] = (),
+        *,
+        live: ConfigSource | None = None,
     ) -> None:
         self.db = db
         self.queues = {q.name: q for q in queues}
+        # The stored configuration: a rebuild takes its queues from it (then
+        # `queues` is only the start), and configuration requests re-read it.
+        self.live = live
         self.clock = clock
         self.listeners = list(listeners)
         self.engine = Engine()
@@ -127,6 +133,8 @@ class RoutingService:
         work with its agent, each alerting offer with its agent and deadline, agents
         who were not responding still not responding; queued work queued again."""
         now = self.clock().timestamp()
+        if self.live is not None:
+            self.queues = {q.name: q for q in self.live.refresh().queues}
         eng = Engine(queues=tuple(engine_queue(q) for q in self.queues.values()))
         with self.db.connect() as conn:
             agent_rows = conn.execute(sa.select(agents).order_by(agents.c.id)).all()
@@ -373,7 +381,24 @@ class RoutingService:
             return [rm.TransferredToAgent(now, cid, str(data["agent"]))]
         if kind == "adopt":
             return self._adopt(row, now)
+        if kind == "config_changed":  # an admin changed queues (services/configuration.py)
+            return self._queues_changed(now)
         raise ValueError(f"unknown request {kind!r}")
+
+    def _queues_changed(self, now: float) -> list[rm.Event]:
+        """The stored configuration moved on: every queue that is new or changed is
+        configured in the engine again (`QueueConfigured`); waiting work keeps its
+        place. A queue that is gone stops taking new work here (its conversations
+        were moved before it could be deleted)."""
+        if self.live is None:
+            return []
+        snapshot = self.live.refresh()
+        out: list[rm.Event] = []
+        for q in snapshot.queues:
+            if self.queues.get(q.name) != q:
+                out.append(rm.QueueConfigured(now, engine_queue(q)))
+        self.queues = {q.name: q for q in snapshot.queues}
+        return out
 
     # -- agent-initiated conversations ---------------------------------------------
 

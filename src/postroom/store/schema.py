@@ -392,3 +392,53 @@ wrapup_codes = sa.Table(
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", UTC, nullable=False),
 )
+
+# -- webhooks (migration 0009) -------------------------------------------------
+# Outside systems subscribed to event kinds. The `events` table is the outbox: a
+# dispatcher reads it past `webhook_cursor` and writes one `webhook_deliveries`
+# row per matching enabled webhook; a deliverer POSTs them, signed, with retries.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("event_types", sa.JSON, nullable=False),  # event kinds, or ["*"]
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTC, nullable=False),
+    sa.Column("updated_at", UTC, nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("webhook_id", sa.Integer, sa.ForeignKey("webhooks.id"), nullable=False),
+    sa.Column("event_id", sa.Integer),  # None for a test ping
+    sa.Column("conversation_id", sa.Integer),
+    sa.Column("kind", sa.String(60), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),  # pending|delivered|failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTC, index=True),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_attempt_at", UTC),
+    sa.Column("delivered_at", UTC),
+    sa.Column("created_at", UTC, nullable=False),
+    # One delivery per event and webhook: a dispatcher that repeats a batch adds none.
+    sa.UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+    sa.Index("ix_webhook_deliveries_webhook_conversation", "webhook_id", "conversation_id"),
+)
+
+# The dispatcher's place in `events` (one row, id 1): every id up to `last_event_id`
+# was looked at, except `gaps` — ids below it not seen yet (on PostgreSQL a lower id
+# can commit after a higher one), each with the time it was first missed.
+webhook_cursor = sa.Table(
+    "webhook_cursor",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+    sa.Column("gaps", sa.JSON, nullable=False),  # {"<event id>": "<first missed, ISO>"}
+    sa.Column("updated_at", UTC, nullable=False),
+)

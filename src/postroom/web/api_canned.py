@@ -14,8 +14,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from postroom.domain.errors import InvalidField, PostroomError
+from postroom.domain.errors import PostroomError
 from postroom.services import canned as canned_svc
+from postroom.services.users import InvalidField
 from postroom.web.admin.pages import actor_of
 from postroom.web.deps import AppContext, Auth, CanManageCanned, Ctx, CurrentUser, RowId
 
@@ -64,10 +65,10 @@ class PreviewIn(BaseModel):
 
 
 def check_queue(ctx: AppContext, queue: str | None) -> None:
-    if queue and ctx.config.queue(queue) is None:
+    if queue and ctx.configured.queue(queue) is None:
         raise InvalidField(
             "queue",
-            f"queue {queue!r} does not exist; queues: {', '.join(ctx.config.queue_names)}",
+            f"queue {queue!r} does not exist; queues: {', '.join(ctx.configured.queue_names)}",
         )
 
 
@@ -105,7 +106,7 @@ async def add_canned(
     actor = actor_of(principal)
     return await anyio.to_thread.run_sync(
         lambda: canned_svc.create(
-            ctx.db, ctx.clock, actor, body.model_dump(), known_queues=ctx.config.queue_names
+            ctx.db, ctx.clock, actor, body.model_dump(), known_queues=ctx.configured.queue_names
         )
     )
 
@@ -146,7 +147,7 @@ async def replace_canned(
             actor,
             canned_id,
             body.model_dump(),
-            known_queues=ctx.config.queue_names,
+            known_queues=ctx.configured.queue_names,
         )
     )
 
@@ -165,7 +166,7 @@ async def change_canned(
         changes["folder"] = ""
     return await anyio.to_thread.run_sync(
         lambda: canned_svc.update(
-            ctx.db, ctx.clock, actor, canned_id, changes, known_queues=ctx.config.queue_names
+            ctx.db, ctx.clock, actor, canned_id, changes, known_queues=ctx.configured.queue_names
         )
     )
 

@@ -114,10 +114,10 @@ async def transfer(
 ) -> ActionOut:
     """Transfer to a queue (it waits there) or to an agent (offered to them)."""
     if body.queue is not None:
-        if ctx.config.queue(body.queue) is None:
+        if ctx.configured.queue(body.queue) is None:
             raise PostroomError(
                 f"queue {body.queue!r} is not configured; queues: "
-                + ", ".join(ctx.config.queue_names)
+                + ", ".join(ctx.configured.queue_names)
             )
         return await _act(ctx, user, conversation_id, "transfer_queue", {"queue": body.queue})
     return await _act(ctx, user, conversation_id, "transfer_agent", {"agent": body.agent})
@@ -146,7 +146,7 @@ async def disconnect(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> Act
 async def wrapup(conversation_id: RowId, body: WrapupIn, ctx: Ctx, user: CurrentUser) -> ActionOut:
     """Finish with a wrap-up code (from the queue's list) and notes; ends it first if needed."""
     holder = await anyio.to_thread.run_sync(conv_svc.holder, ctx.db, user, conversation_id)
-    conv_svc.check_wrapup_code(ctx.config.queue(holder.queue), body.code)
+    conv_svc.check_wrapup_code(ctx.configured.queue(holder.queue), body.code)
     if holder.state in ("connected", "parked"):
         await _act(ctx, user, conversation_id, "end")
     out = await _act(ctx, user, conversation_id, "wrapup", {"code": body.code})
@@ -167,7 +167,7 @@ async def wrapup(conversation_id: RowId, body: WrapupIn, ctx: Ctx, user: Current
 async def wrapup_codes(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """The wrap-up codes of the conversation's queue."""
     holder = await anyio.to_thread.run_sync(conv_svc.holder, ctx.db, user, conversation_id)
-    q = ctx.config.queue(holder.queue)
+    q = ctx.configured.queue(holder.queue)
     return {
         "queue": holder.queue,
         "codes": list(q.wrapup_codes) if q else [],
@@ -179,7 +179,7 @@ async def wrapup_codes(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> d
 async def signature(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """The signature of the conversation's queue, rendered for you and this conversation."""
     holder = await anyio.to_thread.run_sync(conv_svc.holder, ctx.db, user, conversation_id)
-    q = ctx.config.queue(holder.queue)
+    q = ctx.configured.queue(holder.queue)
     if q is None:  # a queue no longer configured has no signature
         q = QueueConfig(name=holder.queue)
     rendered = await anyio.to_thread.run_sync(

@@ -12,6 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from postroom.web.deps import PUBLIC
+
 SWAGGER_UI = "5.35.0"
 VENDOR = "/static/workspace/vendor"
 
@@ -43,7 +45,7 @@ PAGE = f"""<!doctype html>
 """
 
 
-@router.get("/api/v1/docs")
+@router.get("/api/v1/docs", openapi_extra=PUBLIC)
 def docs_page() -> HTMLResponse:
     return HTMLResponse(
         PAGE,

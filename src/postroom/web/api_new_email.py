@@ -70,8 +70,8 @@ def _start(ctx: AppContext, service: OutboundService, user: User, body: NewEmail
         ctx.clock,
         user,
         email,
-        queues=ctx.config.queues,
-        routes=ctx.config.routes,
+        queues=ctx.configured.queues,
+        routes=ctx.configured.routes,
         max_recipients=ctx.config.max_recipients,
         max_attachments=ctx.config.max_attachments,
     )

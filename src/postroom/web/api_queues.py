@@ -23,9 +23,9 @@ router = APIRouter(prefix="/api/v1/queues", tags=["queues"])
 async def list_queues(ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     """Every queue: waiting, alerting, interacting, parked, wrap-up, longest waiting
     (seconds), agents on queue and today's achieved service level."""
-    targets = agent_svc.service_level_targets(ctx.config.queues)
+    targets = agent_svc.service_level_targets(ctx.configured.queues)
     figures = await anyio.to_thread.run_sync(
-        agent_svc.queue_figures, ctx.db, ctx.config.queue_names, ctx.clock(), targets
+        agent_svc.queue_figures, ctx.db, ctx.configured.queue_names, ctx.clock(), targets
     )
     return {"queues": [f.to_json() for f in figures]}
 
@@ -33,9 +33,9 @@ async def list_queues(ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
 @router.get("/{name}")
 async def get_queue(name: str, ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     """One queue's live figures and its wrap-up codes."""
-    q = ctx.config.queue(name)
+    q = ctx.configured.queue(name)
     if q is None:
-        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
+        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.configured.queue_names)}")
     targets = agent_svc.service_level_targets([q])
     (fig,) = await anyio.to_thread.run_sync(
         agent_svc.queue_figures, ctx.db, [name], ctx.clock(), targets
@@ -58,9 +58,9 @@ async def signature(
     ] = None,
 ) -> dict[str, Any]:
     """The queue's signature rendered for you: text and sanitized HTML (null without one)."""
-    q = ctx.config.queue(name)
+    q = ctx.configured.queue(name)
     if q is None:
-        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
+        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.configured.queue_names)}")
     rendered = await anyio.to_thread.run_sync(
         lambda: signatures.render_for(
             ctx.db, user, q, conversation_id, prefix=ctx.config.reference_prefix
@@ -72,7 +72,7 @@ async def signature(
 @router.get("/{name}/wrapup-codes")
 async def wrapup_codes(name: str, ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     """The queue's wrap-up codes (empty: any code, or none, is accepted)."""
-    q = ctx.config.queue(name)
+    q = ctx.configured.queue(name)
     if q is None:
-        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.config.queue_names)}")
+        raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.configured.queue_names)}")
     return {"queue": name, "codes": list(q.wrapup_codes), "prompt": q.wrapup_prompt}

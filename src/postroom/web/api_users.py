@@ -1,8 +1,9 @@
 """User endpoints: who exists, presence and routing status of agents.
 
 Presence changes go to the router (web/actions.py); an agent may change and
-read only their own, supervisors and admins anyone's. No user administration
-here: users are added with `postroom user add`.
+read only their own, supervisors and admins anyone's (the permission table).
+No user administration here: creating, editing and disabling users is in
+web/admin/users.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from postroom.domain import permissions
 from postroom.domain.errors import NotFoundError
+from postroom.domain.permissions import Permission
 from postroom.services import agents as agent_svc
 from postroom.services import users as user_svc
 from postroom.services.users import Forbidden
@@ -50,7 +53,7 @@ def _not_disabled(db: Any, user_id: str) -> None:
 @router.get("")
 async def list_users(ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """Everyone (supervisors and admins), or just yourself (agents)."""
-    if not user.sees_everything:
+    if not permissions.allows(user.role, Permission.SEE_ALL_WORK):
         return {"users": [user.to_json()]}
     rows = await anyio.to_thread.run_sync(user_svc.list_users, ctx.db)
     return {"users": [u.to_json() for u in rows]}
@@ -65,7 +68,9 @@ async def me(user: CurrentUser) -> dict[str, Any]:
 @router.get("/{user_id}/routing-status")
 async def routing_status(user_id: UserId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """Presence, routing status, queues and the conversations an agent holds."""
-    allowed_for_agent(user, user_id, ("read the routing status",))
+    allowed_for_agent(
+        user, user_id, ("read the routing status",), permission=Permission.SEE_ALL_WORK
+    )
     return await anyio.to_thread.run_sync(_agent_row, ctx.db, user_id)
 
 

@@ -71,7 +71,7 @@ def outbound_config(request: Request, ctx: AppContext) -> OutboundConfig:
     return OutboundConfig(
         message_id_domain=str(getattr(intake, "message_id_domain", ctx.config.message_id_domain)),
         thread_token_prefix=ctx.config.reference_prefix,
-        from_names=from_names(ctx.config.queues),
+        from_names=from_names(ctx.configured.queues),
         limits=mc.Limits(
             max_recipients=ctx.config.max_recipients,
             max_attachments=ctx.config.max_attachments,
@@ -118,7 +118,7 @@ def _send(ctx: AppContext, config: OutboundConfig, user: User, cid: int, body: S
     )
     # A reply without recipients goes to the customer; a forward names its own.
     to = body.to if (body.to or body.kind == "forward") else None
-    queue = ctx.config.queue(holder.queue)
+    queue = ctx.configured.queue(holder.queue)
     include: Include | None = None
     if body.kind == "forward":
         include = "forward" if body.quote is not False else None
@@ -160,7 +160,7 @@ def _quote(
     ctx: AppContext, config: OutboundConfig, user: User, cid: int, kind: str, message: int | None
 ) -> dict[str, Any]:
     holder = conv_svc.holder(ctx.db, user, cid)
-    queue = ctx.config.queue(holder.queue)
+    queue = ctx.configured.queue(holder.queue)
     service = OutboundService(ctx.db, ctx.blobs, config, ctx.clock)
     include: Include = "forward" if kind == "forward" else "quote"
     found = service.quote_preview(cid, include, message)

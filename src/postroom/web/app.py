@@ -18,9 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from pwdlib import PasswordHash
 
 from postroom import __version__
+from postroom.services.configuration import ConfigSource
 from postroom.services.users import password_hasher
 from postroom.store.blobs import BlobStore, FileBlobStore
 from postroom.store.intake_repo import status_counts
@@ -40,7 +42,16 @@ from postroom.web import (
     events_stream,
     workspace,
 )
-from postroom.web.deps import AppContext, SettingsLike, Supervisor, WebConfig, utc_now
+from postroom.web.deps import (
+    PERMISSION_KEY,
+    PUBLIC,
+    AppContext,
+    CanSeeAllWork,
+    SettingsLike,
+    WebConfig,
+    route_permission,
+    utc_now,
+)
 from postroom.web.presence import watch_presence
 
 FAVICON = Path(workspace.__file__).parent / "static" / "favicon.ico"
@@ -55,13 +66,14 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     hasher: PasswordHash | None = None,
     presence_watch: bool = True,
+    live: ConfigSource | None = None,
 ) -> FastAPI:
     """The app; `config` (tests) overrides what `settings` would give."""
     if config is None:
         config = WebConfig.from_settings(settings) if settings is not None else WebConfig()
     if blobs is None:
         blobs = FileBlobStore(Path(tempfile.mkdtemp(prefix="postroom-blobs-")))
-    ctx = AppContext(engine, config, blobs, hasher or password_hasher(), clock)
+    ctx = AppContext(engine, config, blobs, hasher or password_hasher(), clock, live)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,20 +101,20 @@ def create_app(
     errors.install(app)
     app.add_middleware(edge.EdgeGuard)
 
-    @app.get("/healthz", tags=["status"])
+    @app.get("/healthz", tags=["status"], openapi_extra=PUBLIC)
     def healthz() -> dict[str, str]:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 
-    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False, openapi_extra=PUBLIC)
     def favicon() -> FileResponse:
         return FileResponse(
             FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
         )
 
     @app.get("/api/v1/status", tags=["status"])
-    def status(_user: Supervisor) -> dict[str, Any]:
+    def status(_user: CanSeeAllWork) -> dict[str, Any]:
         """Intake figures (`postroom status --json`), for supervisors and administrators;
         `/healthz` is the public probe for load balancers."""
         with engine.connect() as conn:
@@ -123,4 +135,33 @@ def create_app(
         app.include_router(module.router)
     workspace.mount(app, settings)
     admin.mount(app)
+    _document_permissions(app)
     return app
+
+
+def _document_permissions(app: FastAPI) -> None:
+    """Every operation's OpenAPI entry says what it needs (`x-permission`: a
+    permission of domain/permissions.py, or "public")."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for route in routes(app):
+            needed = route_permission(route)
+            for method in route.methods or ():
+                entry = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+                if entry is not None and needed is not None:
+                    entry[PERMISSION_KEY] = needed
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def routes(app: FastAPI) -> list[Any]:
+    """Every HTTP endpoint and page of `app` as FastAPI sees it (path, methods,
+    dependant, openapi_extra), including those of included routers."""
+    return [
+        rc
+        for rc in iter_route_contexts(app.routes)
+        if isinstance(rc.original_route, APIRoute)
+    ]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from postroom.services import users as user_svc
 from postroom.services.users import InvalidCredentials
-from postroom.web.deps import SESSION_COOKIE, Auth, Ctx, refuse_cross_site
+from postroom.web.deps import PUBLIC, SESSION_COOKIE, Ctx, SignedIn, refuse_cross_site
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -45,6 +45,7 @@ async def _login_input(request: Request) -> LoginIn:
     "/login",
     response_model=SessionOut,
     openapi_extra={
+        **PUBLIC,
         "requestBody": {"content": {"application/json": {"schema": LoginIn.model_json_schema()}}}
     },
 )
@@ -82,7 +83,7 @@ async def login(request: Request, response: Response, ctx: Ctx) -> SessionOut:
 
 
 @router.post("/logout", status_code=204)
-async def logout(response: Response, principal: Auth, ctx: Ctx) -> Response:
+async def logout(response: Response, principal: SignedIn, ctx: Ctx) -> Response:
     """End this browser session (needs the CSRF token like every change)."""
     if principal.via == "session":
         await anyio.to_thread.run_sync(user_svc.end_session, ctx.db, principal.secret)
@@ -94,7 +95,7 @@ async def logout(response: Response, principal: Auth, ctx: Ctx) -> Response:
 
 
 @router.get("/session", response_model=SessionOut)
-async def current_session(principal: Auth) -> SessionOut:
+async def current_session(principal: SignedIn) -> SessionOut:
     """Who you are, and the CSRF token to send as X-CSRF-Token with changes."""
     return SessionOut(
         user=principal.user.to_json(), csrf_token=principal.csrf_token, via=principal.via

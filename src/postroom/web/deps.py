@@ -24,6 +24,7 @@ from postroom.domain import permissions
 from postroom.domain.permissions import Permission
 from postroom.domain.routes import QueueConfig, Route
 from postroom.services import users as user_svc
+from postroom.services.configuration import ConfigSource, Snapshot, StaticConfig
 from postroom.services.users import Forbidden, NotAuthenticated, User
 from postroom.store.blobs import BlobStore
 from postroom.store.schema import ID_MAX
@@ -94,8 +95,10 @@ class WebConfig:
     max_attachments: int = 50
     max_message_size: int = 25 * 1024 * 1024
     reference_prefix: str = "PR"
+    # Only when the app runs without a store's configuration (tests): AppContext.live
+    # is what the app reads.
     queues: tuple[QueueConfig, ...] = ()
-    routes: tuple[Route, ...] = ()  # new emails go out from a queue's route address
+    routes: tuple[Route, ...] = ()
     message_id_domain: str = "postroom.local"
     request_wait_s: float = 10.0  # how long an agent action waits for the router
     heartbeat_s: float = 15.0  # stream keep-alive and presence heartbeat
@@ -124,12 +127,6 @@ class WebConfig:
     def secure_cookies(self) -> bool:
         return self.base_url.lower().startswith("https://")
 
-    @property
-    def queue_names(self) -> list[str]:
-        return [q.name for q in self.queues]
-
-    def queue(self, name: str) -> QueueConfig | None:
-        return next((q for q in self.queues if q.name == name), None)
 
 
 @dataclass
@@ -139,10 +136,21 @@ class AppContext:
     blobs: BlobStore
     hasher: PasswordHash
     clock: Callable[[], datetime] = utc_now
+    # Queues, routes and rules: the stored configuration (LiveConfig), or, when
+    # none is given (tests), the queues and routes of `config`.
+    live: ConfigSource | None = None
     limiter: user_svc.LoginLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = user_svc.LoginLimiter(self.config.login_attempts_per_minute)
+        if self.live is None:
+            self.live = StaticConfig(self.config.queues, self.config.routes)
+
+    @property
+    def configured(self) -> Snapshot:
+        """The configuration in force now (re-read when an admin changed it)."""
+        assert self.live is not None
+        return self.live.current()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +184,10 @@ def _same_origin(request: Request, ctx: AppContext) -> bool:
     if not origin:
         return True
     if origin == "null":
-        # Pages are served with `Referrer-Policy: no-referrer`, so a browser posting one
-        # of our own forms says `Origin: null`; it still names the site in the header
-        # pages cannot set. (The CSRF token is checked as well.)
-        return request.headers.get("sec-fetch-site", "").lower() == "same-origin"
+        # A browser's form post from a page with `Referrer-Policy: no-referrer` (all
+        # of ours) carries `Origin: null`; its Sec-Fetch-Site, which no page can set,
+        # still says where it came from.
+        return (request.headers.get("sec-fetch-site") or "").lower() == "same-origin"
     allowed = {
         "{0.scheme}://{0.netloc}".format(urlsplit(ctx.config.base_url)).lower(),
         f"{request.url.scheme}://{request.url.netloc}".lower(),
@@ -228,7 +236,8 @@ async def authenticate(request: Request, ctx: AppContext) -> Principal:
         )
         if user is None:
             raise NotAuthenticated(
-                "this API token is unknown or revoked; create one with `postroom user token`"
+                "this API token is unknown, revoked or expired; create one on /admin/users, "
+                "with POST /api/v1/tokens or with `postroom user token`"
             )
         return Principal(user, "token", token.strip())
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -258,40 +267,79 @@ async def get_principal(request: Request, ctx: Ctx) -> Principal:
 Auth = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_user(principal: Auth) -> User:
-    return principal.user
+# -- the permission table at the edge ------------------------------------------------------
+#
+# Every route says what it needs, so tests (and the OpenAPI document, `x-permission`)
+# can read it: an endpoint through a dependency made by `permitted`/`require` (its
+# callable carries `.permission`), a page through `openapi_extra=needs(...)`, a
+# route open to anyone (login, health, docs) through `openapi_extra=PUBLIC`.
+# The dependency runs before the request body is read, so a signed-in user
+# without the permission gets 403 even for a malformed body; an anonymous one
+# gets 401 the same way (sign-in is the first dependency).
+
+PERMISSION_KEY = "x-permission"
+PUBLIC: dict[str, Any] = {PERMISSION_KEY: "public"}
 
 
-CurrentUser = Annotated[User, Depends(get_user)]
+def needs(permission: Permission) -> dict[str, Any]:
+    """`openapi_extra` for a page that checks `permission` itself (admin `guard`)."""
+    return {PERMISSION_KEY: permission.value}
 
 
-def require_role(*roles: str) -> Callable[[User], Any]:
-    def check(user: CurrentUser) -> User:
-        if user.role not in roles:
-            raise Forbidden(f"this needs the {' or '.join(roles)} role; ask an administrator")
-        return user
+def refusal(permission: Permission) -> Forbidden:
+    roles = " or ".join(permissions.roles_with(permission))
+    return Forbidden(
+        f"this needs the {permission.value} permission, which the {roles} role has; "
+        "ask an administrator"
+    )
 
+
+def permitted(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency giving the principal if their role (a token's own role when it
+    has one) has `permission`, and refusing others with 403."""
+
+    def check(principal: Auth) -> Principal:
+        if not permissions.allows(principal.user.role, permission):
+            raise refusal(permission)
+        return principal
+
+    check.permission = permission  # type: ignore[attr-defined]
     return check
 
 
-Supervisor = Annotated[User, Depends(require_role("supervisor", "admin"))]
-
-
-def require(permission: Permission) -> Callable[[User], User]:
+def require(permission: Permission) -> Callable[[Principal], User]:
     """A dependency that lets through users whose role has `permission`
     (the table in domain/permissions.py) and refuses others with 403."""
 
-    def check(user: CurrentUser) -> User:
-        if not permissions.allows(user.role, permission):
-            roles = " or ".join(permissions.roles_with(permission))
-            raise Forbidden(
-                f"this needs the {permission.value} permission, which the {roles} role has; "
-                "ask an administrator"
-            )
-        return user
+    def check(principal: Auth) -> User:
+        if not permissions.allows(principal.user.role, permission):
+            raise refusal(permission)
+        return principal.user
 
+    check.permission = permission  # type: ignore[attr-defined]
     return check
 
+
+def route_permission(route: Any) -> str | None:
+    """What `route` (a FastAPI APIRoute) declares it needs: a Permission value,
+    "public", or None when it declares nothing (a bug the permission tests catch)."""
+    extra = getattr(route, "openapi_extra", None) or {}
+    if PERMISSION_KEY in extra:
+        return str(extra[PERMISSION_KEY])
+    dependant = getattr(route, "dependant", None)
+    stack = [dependant] if dependant is not None else []
+    while stack:
+        dep = stack.pop()
+        found = getattr(dep.call, "permission", None)
+        if isinstance(found, Permission):
+            return found.value
+        stack.extend(dep.dependencies)
+    return None
+
+
+# Signed in with any role: their own work (every role has OWN_WORK).
+SignedIn = Annotated[Principal, Depends(permitted(Permission.OWN_WORK))]
+CurrentUser = Annotated[User, Depends(require(Permission.OWN_WORK))]
 
 # One alias per permission, for endpoint signatures (`user: CanConfigure`).
 CanSeeAllWork = Annotated[User, Depends(require(Permission.SEE_ALL_WORK))]
@@ -306,7 +354,12 @@ CanManageQuarantine = Annotated[User, Depends(require(Permission.MANAGE_QUARANTI
 CanViewAudit = Annotated[User, Depends(require(Permission.VIEW_AUDIT))]
 
 
-def allowed_for_agent(user: User, agent_id: str, what: Sequence[str] = ("act",)) -> None:
-    """Agents act for themselves only; supervisors and admins for anyone."""
-    if user.id != agent_id and not user.sees_everything:
+def allowed_for_agent(
+    user: User,
+    agent_id: str,
+    what: Sequence[str] = ("act",),
+    permission: Permission = Permission.MANAGE_AGENT_STATUS,
+) -> None:
+    """Agents act for themselves only; roles with `permission` for anyone."""
+    if user.id != agent_id and not permissions.allows(user.role, permission):
         raise Forbidden(f"you can only {what[0]} for yourself ({user.id})")

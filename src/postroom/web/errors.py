@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.domain.errors import (
-    InvalidField,
+    InvalidWebhookError,
     MessageTooLargeError,
     NoQueueAddressError,
     NotFoundError,
@@ -31,7 +31,14 @@ from postroom.domain.errors import (
 from postroom.services.agents import RequestRefused
 from postroom.services.conversations import LimitExceeded
 from postroom.services.new_email import NotAnAgent
-from postroom.services.users import Forbidden, InvalidCredentials, NotAuthenticated, TooManyAttempts
+from postroom.services.users import (
+    Forbidden,
+    InvalidCredentials,
+    InvalidField,
+    LastAdmin,
+    NotAuthenticated,
+    TooManyAttempts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +58,16 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (Forbidden, 403, "forbidden"),
     (CsrfRejected, 403, "csrf_rejected"),
     (NotFoundError, 404, "not_found"),
-    (InvalidField, 422, "invalid_field"),
     (RequestRefused, 409, "refused"),
+    (LastAdmin, 409, "last_admin"),
+    (InvalidField, 422, "invalid_field"),
     (MessageTooLargeError, 413, "too_large"),
     (LimitExceeded, 422, "limit_exceeded"),
     (TooManyRecipientsError, 422, "limit_exceeded"),
     (TooManyAttachmentsError, 422, "limit_exceeded"),
     (NoQueueAddressError, 422, "no_send_address"),
     (NotAnAgent, 422, "not_an_agent"),
+    (InvalidWebhookError, 422, "invalid_webhook"),
     (TooManyAttempts, 429, "too_many_attempts"),
     (RouterUnavailable, 503, "router_unavailable"),
     (PostroomError, 400, "bad_request"),

@@ -30,7 +30,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from postroom.services import conversations as conv_svc
 from postroom.services.users import User
 from postroom.store.schema import ID_MAX
-from postroom.web.deps import AppContext, Auth, Ctx
+from postroom.web.deps import AppContext, Ctx, SignedIn
 
 log = logging.getLogger("postroom.web.events")
 
@@ -186,7 +186,7 @@ def _sse(event: dict[str, Any]) -> ServerSentEvent:
 async def stream(
     request: Request,
     ctx: Ctx,
-    principal: Auth,
+    principal: SignedIn,
     last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
     after: Annotated[int | None, Query(ge=0, le=ID_MAX)] = None,
 ) -> EventSourceResponse:

@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from postroom.domain.permissions import Permission
 from postroom.services.admin import audit as audit_svc
 from postroom.web.admin import pages as shell
-from postroom.web.deps import CanViewAudit, Ctx, RowId, get_ctx
+from postroom.web.deps import CanViewAudit, Ctx, RowId, get_ctx, needs
 
 api = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 pages = APIRouter(include_in_schema=False)
@@ -116,7 +116,7 @@ def _parse_when(value: str, field: str, errors: dict[str, str]) -> datetime | No
         return None
 
 
-@pages.get(SECTION, response_model=None)
+@pages.get(SECTION, response_model=None, openapi_extra=needs(Permission.VIEW_AUDIT))
 async def audit_page(request: Request) -> Response:
     found = await shell.guard(request, Permission.VIEW_AUDIT)
     if isinstance(found, Response):

@@ -16,12 +16,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from postroom.domain.errors import InvalidField, NotFoundError
+from postroom.domain.errors import NotFoundError
 from postroom.domain.permissions import Permission
 from postroom.services import canned as canned_svc
+from postroom.services.users import InvalidField
 from postroom.web.admin import pages as shell
 from postroom.web.api_canned import CannedIn, PreviewIn
-from postroom.web.deps import RowId, get_ctx
+from postroom.web.deps import RowId, get_ctx, needs
 
 pages = APIRouter(include_in_schema=False)
 
@@ -41,7 +42,7 @@ def _tree(folders: list[str], current: str) -> list[dict[str, Any]]:
     ]
 
 
-@pages.get(SECTION, response_model=None)
+@pages.get(SECTION, response_model=None, openapi_extra=needs(Permission.MANAGE_CANNED))
 async def library(
     request: Request,
     q: Annotated[str | None, Query(max_length=200)] = None,
@@ -104,14 +105,14 @@ async def _editor(
         values=values,
         errors=errors or {},
         folders=folders,
-        queues=ctx.config.queue_names,
+        queues=ctx.configured.queue_names,
         fields=canned_svc.FIELDS,
         notice=notice,
         action=SECTION + ("/new" if item_id is None else f"/{item_id}"),
     )
 
 
-@pages.get(SECTION + "/new", response_model=None)
+@pages.get(SECTION + "/new", response_model=None, openapi_extra=needs(Permission.MANAGE_CANNED))
 async def new(
     request: Request, folder: Annotated[str | None, Query(max_length=200)] = None
 ) -> Response:
@@ -119,7 +120,9 @@ async def new(
     return await _editor(request, item_id=None, values=blank)
 
 
-@pages.get(SECTION + "/{canned_id}", response_model=None)
+@pages.get(
+    SECTION + "/{canned_id}", response_model=None, openapi_extra=needs(Permission.MANAGE_CANNED)
+)
 async def edit(canned_id: RowId, request: Request) -> Response:
     found = await shell.guard(request, Permission.MANAGE_CANNED)
     if isinstance(found, Response):
@@ -161,7 +164,11 @@ async def _save(request: Request, canned_id: int | None) -> Response:
         if canned_id is None:
             saved = await anyio.to_thread.run_sync(
                 lambda: canned_svc.create(
-                    ctx.db, ctx.clock, actor, body.model_dump(), known_queues=ctx.config.queue_names
+                    ctx.db,
+                    ctx.clock,
+                    actor,
+                    body.model_dump(),
+                    known_queues=ctx.configured.queue_names,
                 )
             )
         else:
@@ -172,22 +179,24 @@ async def _save(request: Request, canned_id: int | None) -> Response:
                     actor,
                     canned_id,
                     body.model_dump(),
-                    known_queues=ctx.config.queue_names,
+                    known_queues=ctx.configured.queue_names,
                 )
             )
     except InvalidField as exc:
         return await _editor(
-            request, item_id=canned_id, values=values, errors={exc.field: exc.reason}, status=422
+            request, item_id=canned_id, values=values, errors={exc.field: str(exc)}, status=422
         )
     return RedirectResponse(f"{SECTION}/{saved['id']}?done=saved", status_code=303)
 
 
-@pages.post(SECTION + "/new", response_model=None)
+@pages.post(SECTION + "/new", response_model=None, openapi_extra=needs(Permission.MANAGE_CANNED))
 async def create(request: Request) -> Response:
     return await _save(request, None)
 
 
-@pages.post(SECTION + "/preview", response_model=None)
+@pages.post(
+    SECTION + "/preview", response_model=None, openapi_extra=needs(Permission.MANAGE_CANNED)
+)
 async def preview(request: Request) -> Response:
     """The editor's live preview (an htmx fragment): the text and HTML as typed,
     filled in with sample values (or the queue chosen)."""
@@ -197,7 +206,7 @@ async def preview(request: Request) -> Response:
     ctx = get_ctx(request)
     form = await shell.form_values(request)
     queue = form.get("queue") or None
-    if queue is not None and ctx.config.queue(queue) is None:
+    if queue is not None and ctx.configured.queue(queue) is None:
         queue = None
     try:
         body = PreviewIn.model_validate(
@@ -227,12 +236,18 @@ async def preview(request: Request) -> Response:
     )
 
 
-@pages.post(SECTION + "/{canned_id}", response_model=None)
+@pages.post(
+    SECTION + "/{canned_id}", response_model=None, openapi_extra=needs(Permission.MANAGE_CANNED)
+)
 async def save(canned_id: RowId, request: Request) -> Response:
     return await _save(request, canned_id)
 
 
-@pages.post(SECTION + "/{canned_id}/delete", response_model=None)
+@pages.post(
+    SECTION + "/{canned_id}/delete",
+    response_model=None,
+    openapi_extra=needs(Permission.MANAGE_CANNED),
+)
 async def delete(canned_id: RowId, request: Request) -> Response:
     found = await shell.guard(request, Permission.MANAGE_CANNED)
     if isinstance(found, Response):

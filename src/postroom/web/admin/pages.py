@@ -23,7 +23,7 @@ from postroom.domain import permissions
 from postroom.domain.permissions import Permission
 from postroom.services.admin.audit import Actor
 from postroom.services.users import NotAuthenticated
-from postroom.web.deps import Principal, authenticate, get_ctx
+from postroom.web.deps import Principal, authenticate, get_ctx, needs
 from postroom.web.workspace import pages as workspace_pages
 
 HERE = Path(__file__).parent
@@ -101,7 +101,10 @@ def page(
         name,
         context,
         status_code=status_code,
-        headers=workspace_pages._headers(workspace_pages.PAGE_CSP.format(nonce=nonce)),
+        headers=workspace_pages._headers(workspace_pages.PAGE_CSP.format(nonce=nonce))
+        # With "no-referrer" browsers send `Origin: null` on a plain form post, which the
+        # CSRF check refuses as another site; "same-origin" still sends no referrer out.
+        | {"Referrer-Policy": "same-origin"},
     )
 
 
@@ -151,7 +154,7 @@ def form_errors(exc: ValidationError, aliases: Mapping[str, str] | None = None) 
     return found
 
 
-@router.get("/admin", response_model=None)
+@router.get("/admin", response_model=None, openapi_extra=needs(Permission.VIEW_CONFIG))
 async def admin_home(request: Request) -> Response:
     """The admin home: links to each area this user may open."""
     found = await guard(request, Permission.VIEW_CONFIG)

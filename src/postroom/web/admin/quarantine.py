@@ -21,7 +21,7 @@ from postroom.domain.errors import NotFoundError, PostroomError
 from postroom.domain.permissions import Permission
 from postroom.services import quarantine as q_svc
 from postroom.web.admin import pages as shell
-from postroom.web.deps import Auth, CanManageQuarantine, Ctx, RowId, get_ctx
+from postroom.web.deps import Auth, CanManageQuarantine, Ctx, RowId, get_ctx, needs
 
 api = APIRouter(prefix="/api/v1/quarantine", tags=["quarantine"])
 pages = APIRouter(include_in_schema=False)
@@ -189,7 +189,7 @@ def _notice(request: Request) -> str:
     )
 
 
-@pages.get(SECTION, response_model=None)
+@pages.get(SECTION, response_model=None, openapi_extra=needs(Permission.MANAGE_QUARANTINE))
 async def quarantine_page(
     request: Request,
     pending: bool = False,
@@ -261,7 +261,11 @@ async def _detail_page(
     )
 
 
-@pages.get(SECTION + "/{message_id}", response_model=None)
+@pages.get(
+    SECTION + "/{message_id}",
+    response_model=None,
+    openapi_extra=needs(Permission.MANAGE_QUARANTINE),
+)
 async def quarantine_detail(message_id: RowId, request: Request) -> Response:
     return await _detail_page(request, message_id)
 
@@ -271,7 +275,9 @@ def _done(what: str, **values: Any) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-@pages.post(SECTION + "/retry", response_model=None)
+@pages.post(
+    SECTION + "/retry", response_model=None, openapi_extra=needs(Permission.MANAGE_QUARANTINE)
+)
 async def quarantine_retry_shown(request: Request) -> Response:
     """The list's "Retry all shown" button: the ids of the page's rows."""
     found = await shell.guard(request, Permission.MANAGE_QUARANTINE)
@@ -295,7 +301,11 @@ async def quarantine_retry_shown(request: Request) -> Response:
     return _done("retried_many", count=await anyio.to_thread.run_sync(run))
 
 
-@pages.post(SECTION + "/{message_id}/{action}", response_model=None)
+@pages.post(
+    SECTION + "/{message_id}/{action}",
+    response_model=None,
+    openapi_extra=needs(Permission.MANAGE_QUARANTINE),
+)
 async def quarantine_act(message_id: RowId, action: str, request: Request) -> Response:
     """The detail page's buttons: retry, hold, discard (confirmed) and release."""
     found = await shell.guard(request, Permission.MANAGE_QUARANTINE)

@@ -44,7 +44,16 @@ from postroom.services import conversations as conv_svc
 from postroom.services.users import NotAuthenticated
 from postroom.store.schema import conversations
 from postroom.web.api_workspace import visible_message
-from postroom.web.deps import AppContext, Principal, RowId, authenticate, get_ctx
+from postroom.web.deps import (
+    PUBLIC,
+    AppContext,
+    Principal,
+    RowId,
+    authenticate,
+    get_ctx,
+    needs,
+    refusal,
+)
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -169,6 +178,8 @@ def _to_login(request: Request) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+OWN = needs(Permission.OWN_WORK)  # pages for anyone signed in
+
 # -- data for the templates --------------------------------------------------------------
 
 
@@ -185,11 +196,11 @@ def _new_email_options(ctx: AppContext, principal: Principal) -> dict[str, Any]:
     everyone = agent_svc.list_agents(ctx.db)
     me = next((a for a in everyone if a["id"] == user.id), None)
     if user.sees_everything:
-        names = ctx.config.queue_names
+        names = ctx.configured.queue_names
     else:
         mine = set(me["queues"] or []) if me else set()
-        names = [q for q in ctx.config.queue_names if q in mine]
-    routes = tuple(ctx.config.routes)
+        names = [q for q in ctx.configured.queue_names if q in mine]
+    routes = tuple(ctx.configured.routes)
     queues = []
     for name in names:
         found = send_address(routes, name)
@@ -325,7 +336,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
             customer = [a for a in _addresses(sent["to"]) if a not in own]
             cc = [a for a in _addresses(sent["cc"]) if a not in own and a not in customer]
     subject = conv["subject"] or ""
-    queue = ctx.config.queue(conv["queue"])
+    queue = ctx.configured.queue(conv["queue"])
     defaults = {
         "reply": {"to": customer, "cc": [], "subject": ""},
         "reply_all": {"to": _unique(customer + everyone_else), "cc": cc, "subject": ""},
@@ -347,7 +358,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
         "participants": known,
         "codes": list(queue.wrapup_codes) if queue else [],
         "wrapup_prompt": queue.wrapup_prompt if queue else "optional",
-        "queues": ctx.config.queue_names,
+        "queues": ctx.configured.queue_names,
         "agents": transfer_targets(everyone, user.id),
         "mine": conv["agent"] == user.id or user.sees_everything,
         "limits": limits,
@@ -532,7 +543,7 @@ def offer_title(origin: dict[str, Any] | None, prefix: str, me: str) -> str:
 # -- pages -------------------------------------------------------------------------------
 
 
-@router.get("/login")
+@router.get("/login", openapi_extra=PUBLIC)
 async def login_page(request: Request) -> Response:
     if await _principal(request) is not None:
         return RedirectResponse("/", status_code=303)
@@ -580,17 +591,17 @@ async def _workspace(request: Request, cid: int | None) -> Response:
     )
 
 
-@router.get("/")
+@router.get("/", openapi_extra=OWN)
 async def workspace(request: Request) -> Response:
     return await _workspace(request, None)
 
 
-@router.get("/c/{conversation_id}")
+@router.get("/c/{conversation_id}", openapi_extra=OWN)
 async def workspace_conversation(conversation_id: RowId, request: Request) -> Response:
     return await _workspace(request, conversation_id)
 
 
-@router.get("/new")
+@router.get("/new", openapi_extra=OWN)
 async def new_email(request: Request, queue: str | None = None) -> Response:
     """Write a new email to a customer from one of your queues (any queue for
     supervisors and admins, who also choose the agent who will hold it)."""
@@ -623,11 +634,11 @@ def _queues_view(ctx: AppContext) -> dict[str, Any]:
     achieved service level) with its service level target, and every agent with
     presence, routing status and held work."""
     now = ctx.clock()
-    targets = agent_svc.service_level_targets(ctx.config.queues)
-    figures = agent_svc.queue_figures(ctx.db, ctx.config.queue_names, now, targets)
+    targets = agent_svc.service_level_targets(ctx.configured.queues)
+    figures = agent_svc.queue_figures(ctx.db, ctx.configured.queue_names, now, targets)
     queues = []
     for fig in figures:
-        conf = ctx.config.queue(fig.name)
+        conf = ctx.configured.queue(fig.name)
         target = None
         if conf is not None:
             target = {
@@ -644,19 +655,21 @@ def _queues_view(ctx: AppContext) -> dict[str, Any]:
     return {"queues": queues, "agents": agents, "at": now}
 
 
-@router.get("/queues")
+@router.get("/queues", openapi_extra=needs(Permission.SEE_ALL_WORK))
 async def queues_page(request: Request) -> Response:
     """Supervisors and admins: every queue's live figures and the agents."""
     principal = await _principal(request)
     if principal is None:
         return _to_login(request)
-    if not principal.user.sees_everything:
+    if not permissions.allows(principal.user.role, Permission.SEE_ALL_WORK):
         return await anyio.to_thread.run_sync(
             lambda: _forbidden(
                 request,
                 principal,
                 "Queues",
-                "The queues page is for supervisors and administrators.",
+                "The queues page is for supervisors and administrators: "
+                + str(refusal(Permission.SEE_ALL_WORK))
+                + ".",
             )
         )
     view = await anyio.to_thread.run_sync(_queues_view, get_ctx(request))
@@ -668,14 +681,15 @@ async def queues_page(request: Request) -> Response:
 # -- fragments ---------------------------------------------------------------------------
 
 
-@router.get("/workspace/parts/queues")
+@router.get("/workspace/parts/queues", openapi_extra=needs(Permission.SEE_ALL_WORK))
 async def part_queues(request: Request) -> Response:
     principal = await _principal(request)
     if principal is None:
         return _to_login(request)
-    if not principal.user.sees_everything:
+    if not permissions.allows(principal.user.role, Permission.SEE_ALL_WORK):
         return Response(
-            "the queues are for supervisors and administrators",
+            "the queues are for supervisors and administrators: "
+            + str(refusal(Permission.SEE_ALL_WORK)),
             status_code=403,
             media_type="text/plain",
         )
@@ -683,7 +697,7 @@ async def part_queues(request: Request) -> Response:
     return _render(request, "_queues.html", view=view)
 
 
-@router.get("/workspace/parts/delivery/{message_id}")
+@router.get("/workspace/parts/delivery/{message_id}", openapi_extra=OWN)
 async def part_delivery(message_id: RowId, request: Request) -> Response:
     """One outbound message's delivery status (queued, sent, failed, bounced)."""
     principal = await _principal(request)
@@ -698,7 +712,7 @@ async def part_delivery(message_id: RowId, request: Request) -> Response:
     return _render(request, "_delivery.html", mid=message_id, d=found["delivery"])
 
 
-@router.get("/workspace/parts/status")
+@router.get("/workspace/parts/status", openapi_extra=OWN)
 async def part_status(request: Request) -> Response:
     principal = await _principal(request)
     if principal is None:
@@ -710,7 +724,7 @@ async def part_status(request: Request) -> Response:
     )
 
 
-@router.get("/workspace/parts/offers")
+@router.get("/workspace/parts/offers", openapi_extra=OWN)
 async def part_offers(request: Request) -> Response:
     principal = await _principal(request)
     if principal is None:
@@ -726,7 +740,7 @@ async def part_offers(request: Request) -> Response:
     return _render(request, "_offers.html", offers=titled)
 
 
-@router.get("/workspace/parts/mine")
+@router.get("/workspace/parts/mine", openapi_extra=OWN)
 async def part_mine(request: Request) -> Response:
     principal = await _principal(request)
     if principal is None:
@@ -748,17 +762,17 @@ async def _conversation_part(request: Request, conversation_id: int, template: s
     return _render(request, template, view=view)
 
 
-@router.get("/workspace/parts/conversation/{conversation_id}")
+@router.get("/workspace/parts/conversation/{conversation_id}", openapi_extra=OWN)
 async def part_conversation(conversation_id: RowId, request: Request) -> Response:
     return await _conversation_part(request, conversation_id, "_conversation.html")
 
 
-@router.get("/workspace/parts/thread/{conversation_id}")
+@router.get("/workspace/parts/thread/{conversation_id}", openapi_extra=OWN)
 async def part_thread(conversation_id: RowId, request: Request) -> Response:
     return await _conversation_part(request, conversation_id, "_thread.html")
 
 
-@router.get("/workspace/messages/{message_id}/body")
+@router.get("/workspace/messages/{message_id}/body", openapi_extra=OWN)
 async def message_body(message_id: RowId, request: Request, images: int = 0) -> Response:
     """The sanitized HTML of one message, for a sandboxed iframe (no scripts run)."""
     principal = await _principal(request)

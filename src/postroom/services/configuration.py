@@ -1,0 +1,292 @@
+"""The live configuration: queues, routes and rules as stored in the database.
+
+The database is the source of truth once it has been seeded (from the TOML
+file at the first start). Every change to the configuration bumps
+`config_state.version` in its own transaction; `LiveConfig` hands out an
+immutable `Snapshot` and re-reads it when the version has moved, so intake, the
+router and the web app of every process see a change within `max_age_s`, and
+at once in the process that made it (`refresh`).
+
+Owns reading and replacing the three tables and the version row; validation is
+`services/admin/schema.py`, the admin use cases live in `services/admin/`. It
+never decides routing and knows nothing of HTTP or TOML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from postroom.domain.errors import ConfigError
+from postroom.domain.routes import QueueConfig, Route, Rule
+from postroom.services.admin.schema import (
+    Configuration,
+    QueueModel,
+    RouteModel,
+    RuleModel,
+    ValidationError,
+    describe,
+)
+from postroom.store.schema import config_state, queues, routes, routing_inbox, rules
+
+log = logging.getLogger("postroom.config")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One consistent view of the configuration (rules: only the enabled ones)."""
+
+    version: int
+    queues: tuple[QueueConfig, ...] = ()
+    routes: tuple[Route, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+    def queue(self, name: str) -> QueueConfig | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [q.name for q in self.queues]
+
+
+class ConfigSource(Protocol):
+    """Where services read the configuration from (LiveConfig, or StaticConfig in tests)."""
+
+    def current(self) -> Snapshot: ...
+
+    def refresh(self) -> Snapshot: ...
+
+
+class StaticConfig:
+    """A configuration that never changes (tests, and tools that run without a store)."""
+
+    def __init__(
+        self,
+        queues: Sequence[QueueConfig] = (),
+        routes: Sequence[Route] = (),
+        rules: Sequence[Rule] = (),
+    ) -> None:
+        self._snapshot = Snapshot(0, tuple(queues), tuple(routes), tuple(rules))
+
+    def current(self) -> Snapshot:
+        return self._snapshot
+
+    def refresh(self) -> Snapshot:
+        return self._snapshot
+
+
+# -- the version row ------------------------------------------------------------------
+
+
+def version(conn: sa.Connection) -> int | None:
+    """The configuration's version, None when the database was never seeded."""
+    found = conn.execute(sa.select(config_state.c.version).where(config_state.c.id == 1))
+    value = found.scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
+def bump(conn: sa.Connection, at: datetime) -> int:
+    """Move the version on (in the caller's transaction, which holds the change);
+    every process re-reads the configuration when it sees the new number."""
+    updated = conn.execute(
+        config_state.update()
+        .where(config_state.c.id == 1)
+        .values(version=config_state.c.version + 1, updated_at=at)
+    )
+    if updated.rowcount == 0:
+        conn.execute(config_state.insert().values(id=1, version=1, updated_at=at))
+    new = version(conn)
+    assert new is not None
+    return new
+
+
+def changed(conn: sa.Connection, at: datetime) -> int:
+    """Record that the configuration changed, in the change's transaction: the
+    version moves (intake and the web app of every process re-read it) and the
+    router is asked to take the queues in again (a `config_changed` request).
+    Every admin change to queues, routes or rules calls this; the new version."""
+    new = bump(conn, at)
+    conn.execute(
+        routing_inbox.insert().values(
+            at=at, kind="config_changed", data={"version": new}, conversation_id=None
+        )
+    )
+    return new
+
+
+# -- reading and replacing the tables ---------------------------------------------------
+
+
+def _valid(model: type[Any], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"stored {where} is invalid: {describe(exc)}") from exc
+
+
+def load_models(conn: sa.Connection) -> Configuration:
+    """The stored configuration as schema models, in order (rules with `enabled`)."""
+    queue_models = [
+        _valid(QueueModel, {**row.config, "name": row.name}, f"queue {row.name!r}")
+        for row in conn.execute(sa.select(queues.c.name, queues.c.config).order_by(queues.c.id))
+    ]
+    route_models = [
+        _valid(RouteModel, row.config, f"route {row.address}")
+        for row in conn.execute(
+            sa.select(routes.c.address, routes.c.config).order_by(routes.c.position, routes.c.id)
+        )
+    ]
+    rule_models = [
+        _valid(RuleModel, {**row.config, "enabled": bool(row.enabled)}, f"rule {row.name!r}")
+        for row in conn.execute(
+            sa.select(rules.c.name, rules.c.config, rules.c.enabled).order_by(
+                rules.c.position, rules.c.id
+            )
+        )
+    ]
+    return Configuration.model_construct(
+        queues=queue_models, routes=route_models, rules=rule_models
+    )
+
+
+def load(conn: sa.Connection) -> Snapshot:
+    models = load_models(conn)
+    return Snapshot(
+        version(conn) or 0,
+        tuple(q.to_domain() for q in models.queues),
+        tuple(r.to_domain() for r in models.routes),
+        tuple(r.to_domain() for r in models.rules if r.enabled),
+    )
+
+
+def queue_row(q: QueueModel) -> dict[str, Any]:
+    return {"name": q.name, "config": q.model_dump(mode="json")}
+
+
+def route_row(r: RouteModel, position: int) -> dict[str, Any]:
+    return {
+        "position": position,
+        "address": r.address,
+        "queue": r.queue,
+        "config": r.model_dump(mode="json"),
+    }
+
+
+def rule_row(r: RuleModel, position: int) -> dict[str, Any]:
+    data = r.model_dump(mode="json", exclude={"enabled"})
+    return {"position": position, "name": r.name, "config": data, "enabled": r.enabled}
+
+
+def replace_all(conn: sa.Connection, config: Configuration, at: datetime) -> int:
+    """Make the three tables hold exactly `config` (queues kept by name so their ids
+    stay); bumps the version. The caller checks what this would do to waiting work."""
+    current = {name: pk for pk, name in conn.execute(sa.select(queues.c.id, queues.c.name))}
+    wanted = {q.name for q in config.queues}
+    for name, pk in current.items():
+        if name not in wanted:
+            conn.execute(queues.delete().where(queues.c.id == pk))
+    for q in config.queues:
+        row = queue_row(q)
+        if q.name in current:
+            conn.execute(queues.update().where(queues.c.id == current[q.name]).values(**row))
+        else:
+            conn.execute(queues.insert().values(**row))
+    conn.execute(routes.delete())
+    for pos, r in enumerate(config.routes):
+        conn.execute(routes.insert().values(**route_row(r, pos)))
+    conn.execute(rules.delete())
+    for pos, rule in enumerate(config.rules):
+        conn.execute(rules.insert().values(**rule_row(rule, pos)))
+    return changed(conn, at)
+
+
+def fingerprint(config: Configuration) -> str:
+    """A digest of a configuration's content, to notice that a file changed."""
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seed(conn: sa.Connection, config: Configuration, at: datetime, *, source: str) -> str:
+    """At start: a database never seeded takes `config` (the file's); one already
+    seeded keeps its own configuration, which admins may have changed since.
+
+    Returns what happened: "seeded", "unchanged" (the file is what was seeded or
+    last compared), or "file differs" (logged with what to do: the database stays
+    in force; `postroom config apply FILE` applies the file's content).
+    """
+    digest = fingerprint(config)
+    if version(conn) is None:
+        replace_all(conn, config, at)
+        conn.execute(
+            config_state.update()
+            .where(config_state.c.id == 1)
+            .values(seeded_from=source, file_sha256=digest)
+        )
+        return "seeded"
+    stored = conn.execute(
+        sa.select(config_state.c.file_sha256).where(config_state.c.id == 1)
+    ).scalar_one_or_none()
+    if stored == digest:
+        return "unchanged"
+    conn.execute(
+        config_state.update().where(config_state.c.id == 1).values(file_sha256=digest)
+    )
+    log.warning(
+        "the configuration file's queues, routes or rules differ from the database; "
+        "the database stays in force (it may hold changes made in the admin pages). "
+        "See the difference with `postroom config apply FILE --dry-run`, apply the file "
+        "with `postroom config apply FILE`, or write the database's configuration to a "
+        "file with `postroom config export`."
+    )
+    return "file differs"
+
+
+# -- the cached snapshot -----------------------------------------------------------------
+
+
+class LiveConfig:
+    """The stored configuration, re-read when its version moves.
+
+    `current()` checks the version at most every `max_age_s` (one small query),
+    so a change made in another process is in force here within that time;
+    `refresh()` checks at once (after this process made a change, or when the
+    router is told of one). Thread-safe; snapshots are immutable.
+    """
+
+    def __init__(
+        self,
+        db: sa.Engine,
+        *,
+        max_age_s: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.max_age_s = max_age_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._checked = 0.0
+
+    def current(self) -> Snapshot:
+        snap = self._snapshot
+        if snap is not None and self._monotonic() - self._checked < self.max_age_s:
+            return snap
+        return self.refresh()
+
+    def refresh(self) -> Snapshot:
+        with self._lock:
+            with self.db.connect() as conn:
+                stored = version(conn) or 0
+                if self._snapshot is None or self._snapshot.version != stored:
+                    self._snapshot = load(conn)
+            self._checked = self._monotonic()
+            return self._snapshot
