@@ -33,8 +33,15 @@ def add(api: Api, user: str = "sue", **body: Any) -> dict[str, Any]:
 
 
 def audit_rows(api: Api) -> list[sa.Row[Any]]:
+    """The library's audit entries, oldest first (the fixture's users have theirs)."""
     with api.db.connect() as conn:
-        return list(conn.execute(sa.select(audit_log).order_by(audit_log.c.id)))
+        return list(
+            conn.execute(
+                sa.select(audit_log)
+                .where(audit_log.c.target_type == "canned_response")
+                .order_by(audit_log.c.id)
+            )
+        )
 
 
 def names(api: Api, user: str = "ann", **params: Any) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from postroom.domain.errors import InvalidField
 from postroom.services import canned
+from postroom.services.users import InvalidField
 
 
 def test_substitution_fills_known_fields_escapes_html_and_keeps_unknown_ones() -> None:
