@@ -45,6 +45,7 @@ class Components:
         if self._spool is not None:
             self._spool.close()
         self.intake.close()
+        self.live.close()
         self.engine.dispose()
 
 
@@ -91,6 +92,7 @@ def build(
 ) -> Components:
     engine = open_store(settings, seed=sync_config, clock=clock)
     live = LiveConfig(engine)
+    live.refresh()  # the first snapshot, before any caller holds a transaction
     blobs = FileBlobStore(settings.blob_dir)
     intake_cfg = IntakeConfig(
         routes=settings.routes,
