@@ -277,8 +277,28 @@ class Engine:
             a.queues.add(e.queue_id)
         else:
             a.queues.discard(e.queue_id)
+            self._withdraw_left(a, {e.queue_id})
         self._member_work.pop(a.agent_id, None)
         self._agent_changed(a)
+
+    def _withdraw_left(self, a: AgentState, left: set[str]) -> None:
+        """The agent left these queues: their alerting offers of those queues are
+        withdrawn and the conversations wait again (offered to the next agent when
+        the dispatch after this event finds one). Direct offers (a transfer to the
+        agent, a park return) never needed the membership and stay."""
+        if not left:
+            return
+        for conversation_id in list(a.load):
+            c = self._convs.get(conversation_id)
+            if c is None or c.state != "alerting" or c.queue_id not in left or c.offer_direct:
+                continue
+            self._out.append(OfferWithdrawn(self._now, conversation_id, a.agent_id, "left_queue"))
+            self._release(c)
+            c.offer_deadline = None
+            c.offer_rule = None
+            c.state = "queued"
+            self._place(c)
+            self._schedule(c)
 
     def _on_missed(self, e: OfferDeclined | OfferTimedOut) -> None:
         c = self._alerting_or_reject(e.conversation_id, e.agent_id)
@@ -330,7 +350,9 @@ class Engine:
             a = AgentState.from_config(config, self._now)
             self._agents[config.agent_id] = a
         else:
+            left = a.queues - config.queues
             a.apply(config)
+            self._withdraw_left(a, left)
         self._member_work.pop(a.agent_id, None)
         self._agent_changed(a)
 

@@ -414,7 +414,8 @@ class OfferWithdrawn:
     at: float
     conversation_id: str
     agent_id: str
-    reason: Literal["conversation_ended", "transferred", "agent_unknown"]
+    # left_queue: the agent was removed from the offer's queue while it alerted.
+    reason: Literal["conversation_ended", "transferred", "agent_unknown", "left_queue"]
 
 
 @dataclass(frozen=True, slots=True)
