@@ -45,6 +45,7 @@ from postroom.routing.model import (
     ParkReturned,
     QueueConfig,
     QueueConfigured,
+    QueueReassigned,
     Rejected,
     Requeued,
     RingExpanded,
@@ -225,6 +226,7 @@ class Engine:
             OfferRestored: self._on_offer_restored,
             AgentNotResponding: self._on_not_responding,
             Requeued: self._on_requeued,
+            QueueReassigned: self._on_queue_reassigned,
             TransferredToAgent: self._on_transferred_to_agent,
             OfferDeclined: self._on_missed,
             OfferTimedOut: self._on_missed,
@@ -454,6 +456,13 @@ class Engine:
         c.queue_id = e.queue_id
         self._reset_routing(c)
         self._enter_queue(c)
+
+    def _on_queue_reassigned(self, e: QueueReassigned) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        self._queue_or_reject(e.queue_id)
+        if c.state not in ("connected", "wrapup", "parked"):
+            raise _Reject(f"conversation is {c.state}; only held work changes queue this way")
+        c.queue_id = e.queue_id
 
     def _on_transferred_to_agent(self, e: TransferredToAgent) -> None:
         c = self._conv_or_reject(e.conversation_id)
