@@ -20,8 +20,8 @@ from email.utils import format_datetime, make_msgid
 import sqlalchemy as sa
 
 from postroom.services import conversations as conv_svc
-from postroom.services.admin import catalog
 from postroom.services import users as user_svc
+from postroom.services.admin import catalog
 from postroom.store.schema import users
 
 

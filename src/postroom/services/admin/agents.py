@@ -56,7 +56,7 @@ def _json(row: sa.Row[Any]) -> dict[str, Any]:
         "id": row.id,
         "name": row.name,
         "queues": list(row.queues),
-        "skills": {str(n): int(round(float(p))) for n, p in row.skills},
+        "skills": {str(n): round(float(p)) for n, p in row.skills},
         "languages": list(row.languages),
         "capacity": int(row.capacity),
         "presence": row.presence,

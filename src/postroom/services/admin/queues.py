@@ -59,7 +59,8 @@ def create_queue(db: sa.Engine, at: datetime, actor: audit.Actor, q: QueueModel)
             raise InvalidField("name", f"there is already a queue {q.name!r}; pick another name")
         _check_catalogs(conn, q)
         conn.execute(queues.insert().values(**configuration.queue_row(q)))
-        audit.record(conn, at, actor, "queue.create", "queue", q.name, None, q.model_dump(mode="json"))
+        after = q.model_dump(mode="json")
+        audit.record(conn, at, actor, "queue.create", "queue", q.name, None, after)
         configuration.changed(conn, at)
     return q
 
