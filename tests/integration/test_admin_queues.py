@@ -122,7 +122,12 @@ def test_deleting_a_queue_with_a_target_moves_its_work_through_the_router(api: A
     assert adam.post(Q, json={"name": "old"}).status_code == 201
     assert adam.post(Q, json={"name": "new"}).status_code == 201
     _add_route(api, "old@example.com", "old")
-    waiting = _deliver(api, "old@example.com")
+    assert adam.post(f"{Q}/old/members", json={"agents": ["ann"]}).status_code == 200
+    api.on_queue("ann")
+    held = _deliver(api, "old@example.com", "first")
+    api.wait_state(held, "alerting", "ann")
+    assert api.client("ann").post(f"/api/v1/conversations/{held}/accept").status_code == 200
+    waiting = _deliver(api, "old@example.com", "second")  # ann is full (capacity 1)
     api.wait_state(waiting, "queued")
     # A route names it: refused, and it says which.
     r = adam.delete(f"{Q}/old", params={"target": "new"})
@@ -133,14 +138,19 @@ def test_deleting_a_queue_with_a_target_moves_its_work_through_the_router(api: A
     api.comps.live.refresh()
     # Open work and no target: refused with the counts.
     r = adam.delete(f"{Q}/old")
-    assert r.status_code == 409 and "1 queued" in r.json()["error"]["message"], r.text
+    assert r.status_code == 409 and "1 connected, 1 queued" in r.json()["error"]["message"], r.text
     r = adam.delete(f"{Q}/old", params={"target": "nowhere"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "target"
     r = adam.delete(f"{Q}/old", params={"target": "new"})
     assert r.status_code == 200, r.text
-    assert r.json()["conversations"] == {"queued": 1}
-    eventually(lambda: api.conv(waiting).queue == "new")
+    assert r.json()["conversations"] == {"queued": 1, "connected": 1}
+    eventually(lambda: api.conv(waiting).queue == "new" and api.conv(held).queue == "new")
     assert api.conv(waiting).state == "queued"
+    assert (api.conv(held).state, api.conv(held).agent_id) == ("connected", "ann")
+    with api.db.connect() as conn:  # ann is no member of a queue that is gone
+        assert conn.execute(sa.select(agents.c.queues).where(agents.c.id == "ann")).scalar() == [
+            "support"
+        ]
     assert adam.get(f"{Q}/old").status_code == 404
     (entry,) = _audit(api, action="queue.delete", target_id="old")
     assert entry["after"]["moved_to"] == "new"

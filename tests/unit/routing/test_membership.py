@@ -7,8 +7,11 @@ from postroom.routing.model import (
     AgentConfigured,
     Enqueued,
     MembershipChanged,
+    OfferAccepted,
     OfferWithdrawn,
     QueueConfig,
+    QueueReassigned,
+    Rejected,
     SkillRequirement,
     TransferredToAgent,
 )
@@ -63,3 +66,17 @@ def test_a_direct_transfer_to_the_agent_stays_when_they_leave_the_queue() -> Non
     conv = e.conversation("c")
     assert conv is not None and conv.state == "alerting" and conv.offer_direct
     assert not [d for d in out if isinstance(d, OfferWithdrawn)]
+
+
+def test_held_work_changes_queue_and_keeps_its_agent() -> None:
+    e = engine(
+        queues=[QueueConfig("q"), QueueConfig("r")], agents=[agent("a")], on_queue=[("a", 0)]
+    )
+    e.handle(Enqueued(1, "c", "q"))
+    e.handle(OfferAccepted(2, "c", "a"))
+    out = e.handle(QueueReassigned(3, "c", "r"))
+    conv = e.conversation("c")
+    assert conv is not None and (conv.state, conv.agent_id, conv.queue_id) == ("connected", "a", "r")
+    assert not [d for d in out if isinstance(d, Rejected)]
+    e.handle(Enqueued(4, "d", "q"))  # waiting work is not moved this way
+    assert [d for d in e.handle(QueueReassigned(5, "d", "r")) if isinstance(d, Rejected)]
