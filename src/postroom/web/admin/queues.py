@@ -224,17 +224,24 @@ def _model_data(values: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _shown(value: Any) -> str:
+    """A stored value as the form shows it (60.0 as "60")."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _values_of(q: QueueModel) -> dict[str, Any]:
     data = q.model_dump(mode="json")
-    values: dict[str, Any] = {
-        name: "" if data.get(name) is None else str(data[name]) for name in FIELDS
-    }
+    values: dict[str, Any] = {name: _shown(data.get(name)) for name in FIELDS}
     for name in CHECKBOXES:
         values[name] = bool(data[name])
     values["wrapup_codes"] = list(q.wrapup_codes)
     rings = [
         {
-            "expansion_timeout_s": str(r.expansion_timeout_s),
+            "expansion_timeout_s": _shown(r.expansion_timeout_s),
             "skills_to_remove": ", ".join(r.skills_to_remove),
             "remove_language": r.remove_language,
         }
