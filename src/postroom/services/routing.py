@@ -301,8 +301,9 @@ class RoutingService:
                 continue
             for ev in event:
                 out.extend(self.engine.handle(ev))
-                if row.kind == "queue_moved":  # many conversations, none on the request
-                    touched.add(str(getattr(ev, "conversation_id", "")))
+                moved = getattr(ev, "conversation_id", None)
+                if row.kind == "queue_moved" and moved:  # many conversations, none on the request
+                    touched.add(str(moved))
             rejected = [d for d in out if isinstance(d, rm.Rejected)]
             results.append((row.id, f"refused: {rejected[0].reason}" if rejected else "ok"))
             known = row.conversation_id is not None and (
