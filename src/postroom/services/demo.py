@@ -19,9 +19,9 @@ from email.utils import format_datetime, make_msgid
 
 import sqlalchemy as sa
 
-from postroom.services import conversations as conv_svc
+from postroom.services import canned as canned_svc
 from postroom.services import users as user_svc
-from postroom.services.admin import catalog
+from postroom.services.admin import audit, catalog
 from postroom.store.schema import users
 
 
@@ -91,7 +91,13 @@ def seed(
         catalog.ensure(conn, clock(), "language", langs)
     for name, queue, text in CANNED:
         if queue is None or queue in known_queues:
-            conv_svc.add_canned(db, clock, name=name, text=text, queue=queue)
+            canned_svc.create(
+                db,
+                clock,
+                audit.SYSTEM,
+                {"name": name, "text": text, "queue": queue},
+                known_queues=known_queues,
+            )
     return created
 
 
