@@ -129,3 +129,12 @@ def test_catalog_page_adds_and_refuses_deleting_what_is_in_use(api: Api) -> None
     assert adam.put("/api/v1/agents/bob", json={"queues": ["support"], "skills": {"printers": 1}}).status_code == 200
     r = adam.post("/admin/wrapup-codes/skill/delete", data={"csrf_token": csrf, "key": "printers"})
     assert r.status_code == 409 and "agent bob" in r.text
+
+
+def test_queue_names_with_spaces_and_hashes_link_to_their_page(api: Api) -> None:
+    adam = api.client("adam")
+    assert adam.post("/api/v1/routing/queues", json={"name": "tier 2 #emea"}).status_code == 201
+    r = adam.get("/admin/queues")
+    assert 'href="/admin/queues/tier%202%20%23emea"' in r.text
+    r = adam.get("/admin/queues/tier%202%20%23emea")
+    assert r.status_code == 200 and 'action="/admin/queues/tier%202%20%23emea"' in r.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Annotated, Any, cast
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
@@ -314,7 +315,7 @@ async def create_from_page(request: Request) -> Response:
                 request, found, status_code=422, creating=True, form=form, errors=_errors(exc)
             )
         _refresh(ctx)
-        return RedirectResponse(f"{SECTION}/{q.name}?done=created", status_code=303)
+        return RedirectResponse(f"{SECTION}/{quote(q.name, safe='')}?done=created", status_code=303)
 
     return await anyio.to_thread.run_sync(run)
 
@@ -361,7 +362,7 @@ async def update_from_page(request: Request, name: QueueName) -> Response:
         except NotFoundError as exc:
             return _render(request, found, status_code=404, notice=str(exc))
         _refresh(ctx)
-        return RedirectResponse(f"{SECTION}/{name}?done=saved", status_code=303)
+        return RedirectResponse(f"{SECTION}/{quote(name, safe='')}?done=saved", status_code=303)
 
     return await anyio.to_thread.run_sync(run)
 
