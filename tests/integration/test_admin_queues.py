@@ -351,3 +351,34 @@ def test_the_command_line_adds_missing_skills_and_languages_to_the_catalogs(tmp_
             assert conn.execute(sa.select(conversations.c.id)).first() is None
     finally:
         db.dispose()
+
+
+def test_raising_a_routes_skill_requirement_leaves_waiting_work_as_it_was(api: Api) -> None:
+    _live_router(api)
+    adam = api.client("adam")
+    _skill(api, "printers")
+    assert adam.post(Q, json={"name": "tier2"}).status_code == 201
+    _add_route(api, "tier2@example.com", "tier2", skills={"printers": 2})
+    cid = _deliver(api, "tier2@example.com")
+    api.wait_state(cid, "queued")  # nobody is a member yet
+    with api.db.begin() as conn:  # the route now asks for an expert
+        model = RouteModel.model_validate(
+            {"address": "tier2@example.com", "queue": "tier2", "skills": {"printers": 5}}
+        )
+        conn.execute(
+            routes.update().where(routes.c.address == "tier2@example.com").values(
+                **configuration.route_row(model, 99)
+            )
+        )
+        configuration.changed(conn, api.comps.clock())
+    api.comps.live.refresh()
+    # A member with proficiency 3 still gets the waiting conversation (it needs 2).
+    r = adam.put("/api/v1/agents/bob", json={"queues": ["tier2"], "skills": {"printers": 3}})
+    assert r.status_code == 200
+    api.on_queue("bob")
+    api.wait_state(cid, "alerting", "bob")
+    assert api.conv(cid).skills == [["printers", 2.0]]
+    # A new conversation carries the new requirement.
+    later = _deliver(api, "tier2@example.com", "later")
+    api.wait_state(later, "queued")
+    assert api.conv(later).skills == [["printers", 5.0]]
