@@ -145,6 +145,8 @@ def _baseline(api: Api) -> dict[str, str]:
         "canned_id": str(canned),
         "upload_id": str(upload),
         "user_id": "ann",
+        "agent_id": "bob",
+        "code": "en",
         "name": "support",
         "content_id": "logo@x",
         "token_id": "1",

@@ -110,3 +110,11 @@ class NoQueueAddressError(OutboundError):
 class InvalidWebhookError(PostroomError, ValueError):
     """A webhook's URL, event types, name or secret is not acceptable (a ValueError
     too, so the shared schema's validators report it beside the field)."""
+
+
+# -- administration ----------------------------------------------------------------
+
+
+class ConflictError(PostroomError):
+    """A change the current state does not allow (a queue that still holds work, a
+    skill agents still have); the message says what to change first."""

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from postroom.domain.errors import ConfigError
 from postroom.domain.routes import QueueConfig, Route, Rule
+from postroom.services.admin import catalog
 from postroom.services.admin.schema import (
     Configuration,
     QueueModel,
@@ -205,6 +206,9 @@ def replace_all(conn: sa.Connection, config: Configuration, at: datetime) -> int
     conn.execute(rules.delete())
     for pos, rule in enumerate(config.rules):
         conn.execute(rules.insert().values(**rule_row(rule, pos)))
+    # The file may name skills, languages and wrap-up codes nobody entered: they
+    # join the catalogs (which the admin API checks names against).
+    catalog.ensure_for_configuration(conn, config, at)
     return changed(conn, at)
 
 

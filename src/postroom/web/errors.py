@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.domain.errors import (
+    ConflictError,
     InvalidWebhookError,
     MessageTooLargeError,
     NoQueueAddressError,
@@ -60,6 +61,7 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
     (RequestRefused, 409, "refused"),
     (LastAdmin, 409, "last_admin"),
+    (ConflictError, 409, "conflict"),
     (InvalidField, 422, "invalid_field"),
     (MessageTooLargeError, 413, "too_large"),
     (LimitExceeded, 422, "limit_exceeded"),
