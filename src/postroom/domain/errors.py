@@ -110,3 +110,20 @@ class NoQueueAddressError(OutboundError):
 class InvalidWebhookError(PostroomError, ValueError):
     """A webhook's URL, event types, name or secret is not acceptable (a ValueError
     too, so the shared schema's validators report it beside the field)."""
+
+
+# -- configuration changes (admin API and pages) --------------------------------------
+
+
+class InvalidConfigField(PostroomError):
+    """A configuration change names something that does not exist or is not allowed
+    here; `field` is where (e.g. "queue", "then.queue", "imap.password")."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ConflictError(InvalidConfigField):
+    """A configuration change collides with what is stored (an address or a name
+    that is taken, an order that no longer fits the list)."""

@@ -29,7 +29,12 @@ from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
 from postroom.services.admin.webhooks import WebhookService
-from postroom.services.outbound import OutboundConfig, OutboundService, from_names
+from postroom.services.outbound import (
+    OutboundConfig,
+    OutboundService,
+    from_names,
+    route_from_names,
+)
 from postroom.services.routing import RoutingService
 from postroom.store.intake_repo import SqlCursorStore
 from postroom.store.router_lock import router_lock
@@ -176,7 +181,10 @@ def build_sender(settings: Settings, comps: Components) -> SenderWorker:
         comps.engine,
         comps.blobs,
         OutboundConfig.from_settings(
-            out, settings.intake, names=lambda: from_names(comps.live.current().queues)
+            out,
+            settings.intake,
+            names=lambda: from_names(comps.live.current().queues),
+            route_names=lambda: route_from_names(comps.live.current().routes),
         ),
         comps.clock,
     )
