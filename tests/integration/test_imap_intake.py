@@ -9,7 +9,7 @@ import pytest
 
 from postroom.domain.routes import ImapSource, Route
 from postroom.ingest.imap import ImapPoller
-from postroom.runtime.serve import RouteRecipient, imap_mailboxes
+from postroom.runtime.imap_supervisor import RouteRecipient, imap_mailboxes
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import build
 from postroom.store.intake_repo import SqlCursorStore, status_counts
@@ -44,7 +44,7 @@ def test_mail_from_imap_becomes_conversations_once(
     dovecot.append(make_email(to="someone@else.example", sender="bcc@customer.example"))
     comps = build(s)
     try:
-        [(box, address)] = imap_mailboxes(s)
+        [(box, address)] = imap_mailboxes(s.routes)
         assert address == "support@example.org"
         poller = ImapPoller(
             box, RouteRecipient(comps.spool(), address), SqlCursorStore(comps.engine)
