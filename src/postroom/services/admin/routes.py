@@ -14,11 +14,13 @@ evaluates routes (domain/routes.py `find_route` does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.exc
 
 from postroom.domain.errors import ConflictError, InvalidConfigField, NotFoundError
 from postroom.services import configuration
@@ -83,6 +85,17 @@ def _check(conn: sa.Connection, model: RouteModel, route_id: int | None) -> None
         )
 
 
+@contextlib.contextmanager
+def _address_race(address: str) -> Iterator[None]:
+    """Two admins adding the same address at once: the second is told, not a 500."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        raise ConflictError(
+            "address", f"another route already has the address {address}; reload the list"
+        ) from exc
+
+
 def _stored_password(row: sa.Row[Any] | None) -> str | None:
     if row is None:
         return None
@@ -109,7 +122,7 @@ def create_route(
 ) -> dict[str, Any]:
     """Add a route (last, or at `position` counted from 0); the stored route."""
     model = _resolve(change, None)
-    with db.begin() as conn:
+    with _address_race(model.address), db.begin() as conn:
         _check(conn, model, None)
         pk = conn.execute(
             routes.insert()
@@ -131,7 +144,7 @@ def update_route(
 ) -> dict[str, Any]:
     """Replace a route's settings (its place in the order stays). An IMAP mailbox
     given without a password keeps the stored password."""
-    with db.begin() as conn:
+    with _address_race(change.address), db.begin() as conn:
         before = _row(conn, route_id)
         model = _resolve(change, _stored_password(before))
         _check(conn, model, route_id)
