@@ -173,3 +173,24 @@ def test_supervisor_reads_without_forms_and_agent_is_refused(api: Api) -> None:
     r = api.client("sue").post("/admin/routes", data={**ROUTE_FORM, "csrf_token": csrf})
     assert r.status_code == 403
     assert api.client("ann").get("/admin/routes").status_code == 403
+
+
+def test_hostile_form_posts_are_never_a_500(api: Api) -> None:
+    adam = api.client("adam")
+    csrf = _csrf(adam.get("/admin/routes").text)
+    junk = ["\x00", "x" * 100_000, "-1", "1e309", "9" * 400, "*@", "header:\x00", "(" * 5000]
+    for value in junk:
+        for path, fields in (
+            ("/admin/routes", ("address", "queue", "priority", "skills", "imap.host", "imap.port",
+                               "preferred_window_s", "deadline_s")),
+            ("/admin/routes/1", ("address", "skills", "imap.user", "imap.password")),
+            ("/admin/rules", ("name", "match", "when.0.field", "when.0.op", "when.0.value",
+                              "then.priority", "then.skills", "then.queue", "remove_condition")),
+            ("/admin/rules/1/move", ("direction",)),
+            ("/admin/rules/1/enabled", ("enabled",)),
+            ("/admin/dry-run", ("raw", "envelope_to")),
+        ):
+            for field in fields:
+                data = {**ROUTE_FORM, "csrf_token": csrf, "when.0.field": "subject", field: value}
+                r = adam.post(path, data=data, follow_redirects=False)
+                assert r.status_code < 500, (path, field, value[:20], r.text[:300])
