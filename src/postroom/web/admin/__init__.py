@@ -12,10 +12,20 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from postroom.web.admin import dryrun, pages, routes, rules, users, webhooks
+from postroom.web.admin import (
+    audit,
+    canned,
+    dryrun,
+    pages,
+    quarantine,
+    routes,
+    rules,
+    users,
+    webhooks,
+)
 
 # Area modules, in the order of the admin navigation. Each has `api` and `pages`.
-AREAS: tuple[object, ...] = (routes, rules, dryrun, users, webhooks)
+AREAS: tuple[object, ...] = (routes, rules, dryrun, canned, users, webhooks, quarantine, audit)
 
 
 def mount(app: FastAPI) -> None:
