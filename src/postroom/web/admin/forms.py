@@ -220,7 +220,8 @@ def rule_form(
 
 
 def rule_data(values: Mapping[str, Any]) -> dict[str, Any]:
-    """RuleModel input from the typed strings; blank condition rows are left out."""
+    """RuleModel input from the typed strings; condition rows without a value are left
+    out (an empty row added to the form is not "contains nothing", true for all)."""
     then = values["then"]
     actions: dict[str, Any] = {"stop": then["stop"], "tags": names(then["tags"])}
     for name in (
@@ -240,7 +241,7 @@ def rule_data(values: Mapping[str, Any]) -> dict[str, Any]:
     when = [
         {"field": c["field"], "op": c["op"], "value": c["value"], "negate": c["negate"]}
         for c in values["when"]
-        if c["field"].strip() or c["value"].strip()
+        if c["value"] != ""
     ]
     return {
         "name": values["name"],
