@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.domain.errors import (
     ConflictError,
+    InvalidConfigField,
     InvalidWebhookError,
     MessageTooLargeError,
     NoQueueAddressError,
@@ -62,6 +63,7 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (RequestRefused, 409, "refused"),
     (LastAdmin, 409, "last_admin"),
     (ConflictError, 409, "conflict"),
+    (InvalidConfigField, 422, "invalid_field"),
     (InvalidField, 422, "invalid_field"),
     (MessageTooLargeError, 413, "too_large"),
     (LimitExceeded, 422, "limit_exceeded"),
@@ -97,7 +99,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
         body = error_body(code, str(exc))
-        if isinstance(exc, InvalidField):
+        if isinstance(exc, InvalidField | InvalidConfigField | ConflictError) and exc.field:
             body["error"]["field"] = exc.field
         return JSONResponse(body, status_code=status, headers=headers)
 

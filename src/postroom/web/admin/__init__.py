@@ -17,15 +17,30 @@ from postroom.web.admin import (
     audit,
     canned,
     catalog,
+    dryrun,
     pages,
     quarantine,
     queues,
+    routes,
+    rules,
     users,
     webhooks,
 )
 
 # Area modules, in the order of the admin navigation. Each has `api` and `pages`.
-AREAS: tuple[object, ...] = (queues, agents, catalog, canned, users, webhooks, quarantine, audit)
+AREAS: tuple[object, ...] = (
+    queues,
+    agents,
+    catalog,
+    routes,
+    rules,
+    dryrun,
+    canned,
+    users,
+    webhooks,
+    quarantine,
+    audit,
+)
 
 
 def mount(app: FastAPI) -> None:

@@ -161,9 +161,7 @@ async def agent_page(request: Request, agent_id: AgentId) -> Response:
     return await anyio.to_thread.run_sync(run)
 
 
-@pages.post(
-    SECTION + "/{agent_id}", response_model=None, openapi_extra=needs(Permission.CONFIGURE)
-)
+@pages.post(SECTION + "/{agent_id}", response_model=None, openapi_extra=needs(Permission.CONFIGURE))
 async def save_agent(request: Request, agent_id: AgentId) -> Response:
     """One agent's skills (`skill:NAME` = 1–5 or empty), languages and capacity."""
     found = await shell.guard(request, Permission.CONFIGURE)
@@ -202,12 +200,14 @@ async def save_agent(request: Request, agent_id: AgentId) -> Response:
             svc.configure(ctx.db, ctx.clock(), actor(found), agent_id, body)
         except ValidationError as exc:
             errors = {k.split(".")[0]: v for k, v in reversed(shell.form_errors(exc).items())}
-            return _render(
-                request, found, status_code=422, editing=agent, form=form, errors=errors
-            )
+            return _render(request, found, status_code=422, editing=agent, form=form, errors=errors)
         except InvalidField as exc:
             return _render(
-                request, found, status_code=422, editing=agent, form=form,
+                request,
+                found,
+                status_code=422,
+                editing=agent,
+                form=form,
                 errors={exc.field: str(exc)},
             )
         return RedirectResponse(f"{SECTION}?done=agent", status_code=303)

@@ -227,9 +227,13 @@ async def add_from_page(request: Request, kind: Key) -> Response:
         try:
             body = MODELS[which].model_validate(form, strict=False)
             data = body.model_dump()
-            key, text = (data["code"], data["name"]) if which == "language" else (
-                data["name"],
-                data["description"],
+            key, text = (
+                (data["code"], data["name"])
+                if which == "language"
+                else (
+                    data["name"],
+                    data["description"],
+                )
             )
             svc.create(ctx.db, ctx.clock(), actor(found), which, key, text)
         except ValidationError as exc:
