@@ -269,7 +269,7 @@ class LiveConfig:
 
     def __init__(self, db: sa.Engine, *, max_age_s: float = 0.5) -> None:
         self.db = db
-        self.max_age_s = max_age_s
+        self.max_age_s = max(0.05, max_age_s)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._stop = threading.Event()

@@ -41,6 +41,7 @@ DEMO_USERS = (
     DemoUser("carla", "Carla Agent", "agent", ("billing",), (("billing", 5.0),), ("en", "de")),
     DemoUser("dev", "Dev Agent", "agent", ("support",), (("printers", 2.0),)),
     DemoUser("sam", "Sam Supervisor", "supervisor"),
+    DemoUser("ava", "Ava Admin", "admin"),
 )
 
 CANNED = (

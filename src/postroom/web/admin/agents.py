@@ -22,7 +22,6 @@ from postroom.services.admin import catalog
 from postroom.services.admin import queues as queue_svc
 from postroom.services.users import InvalidField
 from postroom.web.admin import pages as shell
-from postroom.web.admin.queues import actor
 from postroom.web.deps import Auth, CanConfigure, CanViewConfig, Ctx, Principal, get_ctx, needs
 
 api = APIRouter(prefix="/api/v1/agents", tags=["agents"])
@@ -60,7 +59,7 @@ async def configure_agent(
     capacity (1–25). Skills and languages must be in the catalogs. The router
     takes the change at once; an offer of a queue the agent left is withdrawn."""
     return await anyio.to_thread.run_sync(
-        svc.configure, ctx.db, ctx.clock(), actor(principal), agent_id, body
+        svc.configure, ctx.db, ctx.clock(), shell.actor_of(principal), agent_id, body
     )
 
 
@@ -128,7 +127,7 @@ async def save_matrix(request: Request) -> Response:
 
     def run() -> Response:
         try:
-            svc.save_matrix(ctx.db, ctx.clock(), actor(found), wanted)
+            svc.save_matrix(ctx.db, ctx.clock(), shell.actor_of(found), wanted)
         except InvalidField as exc:
             return _render(request, found, status_code=422, errors={"matrix": str(exc)})
         return RedirectResponse(f"{SECTION}?done=matrix", status_code=303)
@@ -197,7 +196,7 @@ async def save_agent(request: Request, agent_id: AgentId) -> Response:
                 },
                 strict=False,
             )
-            svc.configure(ctx.db, ctx.clock(), actor(found), agent_id, body)
+            svc.configure(ctx.db, ctx.clock(), shell.actor_of(found), agent_id, body)
         except ValidationError as exc:
             errors = {k.split(".")[0]: v for k, v in reversed(shell.form_errors(exc).items())}
             return _render(request, found, status_code=422, editing=agent, form=form, errors=errors)

@@ -20,7 +20,6 @@ from postroom.domain.permissions import Permission
 from postroom.services.admin import catalog as svc
 from postroom.services.admin.catalog import Kind, LanguageIn, SkillIn, Text, WrapupCodeIn
 from postroom.web.admin import pages as shell
-from postroom.web.admin.queues import actor
 from postroom.web.deps import Auth, CanConfigure, CanViewConfig, Ctx, Principal, get_ctx, needs
 
 api = APIRouter(prefix="/api/v1/routing", tags=["catalogs"])
@@ -63,7 +62,13 @@ async def create_skill(
     body: SkillIn, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(
-        svc.create, ctx.db, ctx.clock(), actor(principal), "skill", body.name, body.description
+        svc.create,
+        ctx.db,
+        ctx.clock(),
+        shell.actor_of(principal),
+        "skill",
+        body.name,
+        body.description,
     )
 
 
@@ -77,14 +82,16 @@ async def update_skill(
     name: Key, body: DescriptionIn, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(
-        svc.update, ctx.db, ctx.clock(), actor(principal), "skill", name, body.description
+        svc.update, ctx.db, ctx.clock(), shell.actor_of(principal), "skill", name, body.description
     )
 
 
 @api.delete("/skills/{name}", status_code=204)
 async def delete_skill(name: Key, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
     """409 while agents, queues' rings, routes or rules use the skill (it says which)."""
-    await anyio.to_thread.run_sync(svc.delete, ctx.db, ctx.clock(), actor(principal), "skill", name)
+    await anyio.to_thread.run_sync(
+        svc.delete, ctx.db, ctx.clock(), shell.actor_of(principal), "skill", name
+    )
 
 
 @api.get("/languages")
@@ -97,7 +104,7 @@ async def create_language(
     body: LanguageIn, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(
-        svc.create, ctx.db, ctx.clock(), actor(principal), "language", body.code, body.name
+        svc.create, ctx.db, ctx.clock(), shell.actor_of(principal), "language", body.code, body.name
     )
 
 
@@ -111,7 +118,7 @@ async def update_language(
     code: Key, body: LanguageNameIn, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(
-        svc.update, ctx.db, ctx.clock(), actor(principal), "language", code, body.name
+        svc.update, ctx.db, ctx.clock(), shell.actor_of(principal), "language", code, body.name
     )
 
 
@@ -119,7 +126,7 @@ async def update_language(
 async def delete_language(code: Key, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
     """409 while agents, routes or rules use the language (it says which)."""
     await anyio.to_thread.run_sync(
-        svc.delete, ctx.db, ctx.clock(), actor(principal), "language", code
+        svc.delete, ctx.db, ctx.clock(), shell.actor_of(principal), "language", code
     )
 
 
@@ -136,7 +143,7 @@ async def create_wrapup_code(
         svc.create,
         ctx.db,
         ctx.clock(),
-        actor(principal),
+        shell.actor_of(principal),
         "wrapup_code",
         body.name,
         body.description,
@@ -153,7 +160,13 @@ async def update_wrapup_code(
     name: Key, body: DescriptionIn, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(
-        svc.update, ctx.db, ctx.clock(), actor(principal), "wrapup_code", name, body.description
+        svc.update,
+        ctx.db,
+        ctx.clock(),
+        shell.actor_of(principal),
+        "wrapup_code",
+        name,
+        body.description,
     )
 
 
@@ -161,7 +174,7 @@ async def update_wrapup_code(
 async def delete_wrapup_code(name: Key, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
     """409 while a queue lists the code (it says which)."""
     await anyio.to_thread.run_sync(
-        svc.delete, ctx.db, ctx.clock(), actor(principal), "wrapup_code", name
+        svc.delete, ctx.db, ctx.clock(), shell.actor_of(principal), "wrapup_code", name
     )
 
 
@@ -235,7 +248,7 @@ async def add_from_page(request: Request, kind: Key) -> Response:
                     data["description"],
                 )
             )
-            svc.create(ctx.db, ctx.clock(), actor(found), which, key, text)
+            svc.create(ctx.db, ctx.clock(), shell.actor_of(found), which, key, text)
         except ValidationError as exc:
             errors = {which: shell.form_errors(exc)}
             return _render(request, found, status_code=422, forms=forms, kind_errors=errors)
@@ -263,7 +276,7 @@ async def delete_from_page(request: Request, kind: Key) -> Response:
 
     def run() -> Response:
         try:
-            svc.delete(ctx.db, ctx.clock(), actor(found), which, key)
+            svc.delete(ctx.db, ctx.clock(), shell.actor_of(found), which, key)
         except NotFoundError:
             pass
         except ConflictError as exc:

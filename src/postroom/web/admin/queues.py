@@ -11,7 +11,7 @@ needs `view_config` (supervisors too), changing needs `configure` (admins).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -25,7 +25,6 @@ from postroom.routing.model import MAX_RINGS
 from postroom.services.admin import agents as agent_admin
 from postroom.services.admin import catalog
 from postroom.services.admin import queues as svc
-from postroom.services.admin.audit import Actor, Via
 from postroom.services.admin.schema import QueueModel
 from postroom.services.users import InvalidField
 from postroom.web.admin import pages as shell
@@ -44,15 +43,6 @@ Target = Annotated[
         description="queue to move the deleted queue's open conversations to",
     ),
 ]
-
-
-def actor(principal: Principal) -> Actor:
-    return Actor(principal.user.id, cast(Via, principal.via))
-
-
-def _refresh(ctx: Any) -> None:
-    if ctx.live is not None:
-        ctx.live.refresh()
 
 
 # -- the API ---------------------------------------------------------------------------
@@ -75,9 +65,9 @@ async def create_queue(
 ) -> dict[str, Any]:
     """Create a queue; it takes work at once (routes and rules may name it now)."""
     made = await anyio.to_thread.run_sync(
-        svc.create_queue, ctx.db, ctx.clock(), actor(principal), body
+        svc.create_queue, ctx.db, ctx.clock(), shell.actor_of(principal), body
     )
-    _refresh(ctx)
+    shell.refreshed(ctx)
     return made.model_dump(mode="json")
 
 
@@ -97,9 +87,9 @@ async def update_queue(
     """Replace the queue's settings (the body's `name` must be the queue's: no renames).
     Waiting conversations keep their place and their requirements."""
     done = await anyio.to_thread.run_sync(
-        svc.update_queue, ctx.db, ctx.clock(), actor(principal), name, body
+        svc.update_queue, ctx.db, ctx.clock(), shell.actor_of(principal), name, body
     )
-    _refresh(ctx)
+    shell.refreshed(ctx)
     return done.model_dump(mode="json")
 
 
@@ -110,9 +100,9 @@ async def delete_queue(
     """Delete a queue. 409 while routes or rules name it, or while it holds open
     conversations and no `target` is given; with `target` the router moves them there."""
     done = await anyio.to_thread.run_sync(
-        svc.delete_queue, ctx.db, ctx.clock(), actor(principal), name, target
+        svc.delete_queue, ctx.db, ctx.clock(), shell.actor_of(principal), name, target
     )
-    _refresh(ctx)
+    shell.refreshed(ctx)
     return done
 
 
@@ -134,7 +124,7 @@ async def add_members(
     """Add up to 100 agents to the queue (agents already in it are left as they are)."""
     return await anyio.to_thread.run_sync(
         lambda: agent_admin.change_members(
-            ctx.db, ctx.clock(), actor(principal), name, body.agents, member=True
+            ctx.db, ctx.clock(), shell.actor_of(principal), name, body.agents, member=True
         )
     )
 
@@ -147,7 +137,7 @@ async def remove_members(
     them is withdrawn and goes to the next agent."""
     return await anyio.to_thread.run_sync(
         lambda: agent_admin.change_members(
-            ctx.db, ctx.clock(), actor(principal), name, body.agents, member=False
+            ctx.db, ctx.clock(), shell.actor_of(principal), name, body.agents, member=False
         )
     )
 
@@ -309,12 +299,12 @@ async def create_from_page(request: Request) -> Response:
     def run() -> Response:
         try:
             q = QueueModel.model_validate(_model_data(form), strict=False)
-            svc.create_queue(ctx.db, ctx.clock(), actor(found), q)
+            svc.create_queue(ctx.db, ctx.clock(), shell.actor_of(found), q)
         except (ValidationError, InvalidField) as exc:
             return _render(
                 request, found, status_code=422, creating=True, form=form, errors=_errors(exc)
             )
-        _refresh(ctx)
+        shell.refreshed(ctx)
         return RedirectResponse(f"{SECTION}/{quote(q.name, safe='')}?done=created", status_code=303)
 
     return await anyio.to_thread.run_sync(run)
@@ -354,14 +344,14 @@ async def update_from_page(request: Request, name: QueueName) -> Response:
     def run() -> Response:
         try:
             q = QueueModel.model_validate(_model_data(form), strict=False)
-            svc.update_queue(ctx.db, ctx.clock(), actor(found), name, q)
+            svc.update_queue(ctx.db, ctx.clock(), shell.actor_of(found), name, q)
         except (ValidationError, InvalidField) as exc:
             return _render(
                 request, found, status_code=422, editing=name, form=form, errors=_errors(exc)
             )
         except NotFoundError as exc:
             return _render(request, found, status_code=404, notice=str(exc))
-        _refresh(ctx)
+        shell.refreshed(ctx)
         return RedirectResponse(f"{SECTION}/{quote(name, safe='')}?done=saved", status_code=303)
 
     return await anyio.to_thread.run_sync(run)
@@ -380,7 +370,7 @@ async def delete_from_page(request: Request, name: QueueName) -> Response:
 
     def run() -> Response:
         try:
-            svc.delete_queue(ctx.db, ctx.clock(), actor(found), name, target)
+            svc.delete_queue(ctx.db, ctx.clock(), shell.actor_of(found), name, target)
         except NotFoundError:
             return RedirectResponse(SECTION, status_code=303)
         except (ConflictError, InvalidField) as exc:
@@ -390,7 +380,7 @@ async def delete_from_page(request: Request, name: QueueName) -> Response:
             return _render(
                 request, found, status_code=409, editing=name, form=_values_of(q), errors=errors
             )
-        _refresh(ctx)
+        shell.refreshed(ctx)
         return RedirectResponse(SECTION, status_code=303)
 
     return await anyio.to_thread.run_sync(run)

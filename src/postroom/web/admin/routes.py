@@ -12,7 +12,7 @@ After a change this process re-reads the configuration at once
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
@@ -23,13 +23,11 @@ from postroom.domain.errors import ConflictError, InvalidConfigField, NotFoundEr
 from postroom.domain.permissions import Permission
 from postroom.services.admin import routes as svc
 from postroom.services.admin import rules as rule_svc
-from postroom.services.admin.audit import Actor, Via
 from postroom.services.admin.ordered import MAX_ITEMS
 from postroom.services.admin.schema import RouteChange
 from postroom.web.admin import forms
 from postroom.web.admin import pages as shell
 from postroom.web.deps import (
-    AppContext,
     Auth,
     CanConfigure,
     CanViewConfig,
@@ -51,16 +49,6 @@ class Order(BaseModel):
 
 class Move(BaseModel):
     direction: Literal["up", "down"]
-
-
-def actor(principal: Principal) -> Actor:
-    return Actor(principal.user.id, cast(Via, principal.via))
-
-
-def refreshed(ctx: AppContext) -> None:
-    """This process sees its own change at once."""
-    if ctx.live is not None:
-        ctx.live.refresh()
 
 
 # -- the API ---------------------------------------------------------------------------
@@ -92,9 +80,11 @@ async def create_route(
     """Add a route (last, or at `position` from 0). Its queue must exist. Mail to
     its address is accepted and routed from the next message on, on every node."""
     out = await anyio.to_thread.run_sync(
-        lambda: svc.create_route(ctx.db, ctx.clock(), actor(principal), body, position=position)
+        lambda: svc.create_route(
+            ctx.db, ctx.clock(), shell.actor_of(principal), body, position=position
+        )
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return out
 
 
@@ -104,9 +94,9 @@ async def reorder_routes(
 ) -> dict[str, Any]:
     """Put the routes in this order (every route id once)."""
     out = await anyio.to_thread.run_sync(
-        lambda: svc.reorder_routes(ctx.db, ctx.clock(), actor(principal), body.ids)
+        lambda: svc.reorder_routes(ctx.db, ctx.clock(), shell.actor_of(principal), body.ids)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return {"routes": out}
 
 
@@ -122,18 +112,18 @@ async def update_route(
     """Replace the route's settings. Leave out `imap.password` (or send null) to
     keep the stored password."""
     out = await anyio.to_thread.run_sync(
-        lambda: svc.update_route(ctx.db, ctx.clock(), actor(principal), route_id, body)
+        lambda: svc.update_route(ctx.db, ctx.clock(), shell.actor_of(principal), route_id, body)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return out
 
 
 @api.delete("/{route_id}", status_code=204)
 async def delete_route(route_id: RowId, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
     await anyio.to_thread.run_sync(
-        lambda: svc.delete_route(ctx.db, ctx.clock(), actor(principal), route_id)
+        lambda: svc.delete_route(ctx.db, ctx.clock(), shell.actor_of(principal), route_id)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
 
 
 @api.post("/{route_id}/move")
@@ -143,9 +133,9 @@ async def move_route(
     """Move one route up or down one place."""
     delta = -1 if body.direction == "up" else 1
     out = await anyio.to_thread.run_sync(
-        lambda: svc.move_route(ctx.db, ctx.clock(), actor(principal), route_id, delta)
+        lambda: svc.move_route(ctx.db, ctx.clock(), shell.actor_of(principal), route_id, delta)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return {"routes": out}
 
 
@@ -242,12 +232,12 @@ def _save_route(
     try:
         change = RouteChange.model_validate(forms.route_data(values), strict=False)
         if route_id is None:
-            svc.create_route(ctx.db, ctx.clock(), actor(principal), change)
+            svc.create_route(ctx.db, ctx.clock(), shell.actor_of(principal), change)
         else:
-            svc.update_route(ctx.db, ctx.clock(), actor(principal), route_id, change)
+            svc.update_route(ctx.db, ctx.clock(), shell.actor_of(principal), route_id, change)
     except (ValidationError, InvalidConfigField, ConflictError, forms.FormProblem) as exc:
         return again(route_problem(exc))
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return RedirectResponse(f"{SECTION}?saved=route", status_code=303)
 
 
@@ -300,9 +290,9 @@ async def move_from_page(request: Request, route_id: RowId) -> Response:
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
         await anyio.to_thread.run_sync(
-            lambda: svc.move_route(ctx.db, ctx.clock(), actor(found), route_id, delta)
+            lambda: svc.move_route(ctx.db, ctx.clock(), shell.actor_of(found), route_id, delta)
         )
-        refreshed(ctx)
+        shell.refreshed(ctx)
     return RedirectResponse(f"{SECTION}#routes-title", status_code=303)
 
 
@@ -316,7 +306,7 @@ async def delete_from_page(request: Request, route_id: RowId) -> Response:
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):  # already gone: the list says so
         await anyio.to_thread.run_sync(
-            lambda: svc.delete_route(ctx.db, ctx.clock(), actor(found), route_id)
+            lambda: svc.delete_route(ctx.db, ctx.clock(), shell.actor_of(found), route_id)
         )
-        refreshed(ctx)
+        shell.refreshed(ctx)
     return RedirectResponse(f"{SECTION}?saved=deleted", status_code=303)

@@ -23,7 +23,7 @@ from postroom.services.admin.ordered import MAX_ITEMS
 from postroom.services.admin.schema import RuleModel
 from postroom.web.admin import forms
 from postroom.web.admin import pages as shell
-from postroom.web.admin.routes import Move, Order, actor, refreshed, render
+from postroom.web.admin.routes import Move, Order, render
 from postroom.web.deps import (
     AppContext,
     Auth,
@@ -59,9 +59,11 @@ async def create_rule(
     """Add a rule, evaluated last (or at `position` from 0). Conditions and actions:
     docs/intake.md "Rules". A queue action must name an existing queue."""
     out = await anyio.to_thread.run_sync(
-        lambda: svc.create_rule(ctx.db, ctx.clock(), actor(principal), body, position=position)
+        lambda: svc.create_rule(
+            ctx.db, ctx.clock(), shell.actor_of(principal), body, position=position
+        )
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return out
 
 
@@ -71,9 +73,9 @@ async def reorder_rules(
 ) -> dict[str, Any]:
     """Evaluate the rules in this order (every rule id once)."""
     out = await anyio.to_thread.run_sync(
-        lambda: svc.reorder_rules(ctx.db, ctx.clock(), actor(principal), body.ids)
+        lambda: svc.reorder_rules(ctx.db, ctx.clock(), shell.actor_of(principal), body.ids)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return {"rules": out}
 
 
@@ -88,25 +90,25 @@ async def update_rule(
 ) -> dict[str, Any]:
     """Replace the rule (name, conditions, actions, enabled); its place stays."""
     out = await anyio.to_thread.run_sync(
-        lambda: svc.update_rule(ctx.db, ctx.clock(), actor(principal), rule_id, body)
+        lambda: svc.update_rule(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id, body)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return out
 
 
 @api.delete("/{rule_id}", status_code=204)
 async def delete_rule(rule_id: RowId, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
     await anyio.to_thread.run_sync(
-        lambda: svc.delete_rule(ctx.db, ctx.clock(), actor(principal), rule_id)
+        lambda: svc.delete_rule(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
 
 
 async def _enabled(ctx: AppContext, principal: Principal, rule_id: int, on: bool) -> Any:
     out = await anyio.to_thread.run_sync(
-        lambda: svc.set_enabled(ctx.db, ctx.clock(), actor(principal), rule_id, on)
+        lambda: svc.set_enabled(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id, on)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return out
 
 
@@ -135,9 +137,9 @@ async def move_rule(
     """Move one rule up (evaluated earlier) or down one place."""
     delta = -1 if body.direction == "up" else 1
     out = await anyio.to_thread.run_sync(
-        lambda: svc.move_rule(ctx.db, ctx.clock(), actor(principal), rule_id, delta)
+        lambda: svc.move_rule(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id, delta)
     )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return {"rules": out}
 
 
@@ -165,9 +167,9 @@ def _save(
     try:
         model = RuleModel.model_validate(forms.rule_data(values), strict=False)
         if rule_id is None:
-            svc.create_rule(ctx.db, ctx.clock(), actor(principal), model)
+            svc.create_rule(ctx.db, ctx.clock(), shell.actor_of(principal), model)
         else:
-            svc.update_rule(ctx.db, ctx.clock(), actor(principal), rule_id, model)
+            svc.update_rule(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id, model)
     except (ValidationError, InvalidConfigField, ConflictError, forms.FormProblem) as exc:
         raw = (
             shell.form_errors(exc)
@@ -182,7 +184,7 @@ def _save(
             rule_form=values,
             rule_errors=forms.place(raw, fields),
         )
-    refreshed(ctx)
+    shell.refreshed(ctx)
     return RedirectResponse(f"{BACK}?saved=rule#rules-title", status_code=303)
 
 
@@ -251,9 +253,9 @@ async def move_from_page(request: Request, rule_id: RowId) -> Response:
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
         await anyio.to_thread.run_sync(
-            lambda: svc.move_rule(ctx.db, ctx.clock(), actor(found), rule_id, delta)
+            lambda: svc.move_rule(ctx.db, ctx.clock(), shell.actor_of(found), rule_id, delta)
         )
-        refreshed(ctx)
+        shell.refreshed(ctx)
     return RedirectResponse(f"{BACK}#rules-title", status_code=303)
 
 
@@ -269,9 +271,9 @@ async def toggle_from_page(request: Request, rule_id: RowId) -> Response:
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
         await anyio.to_thread.run_sync(
-            lambda: svc.set_enabled(ctx.db, ctx.clock(), actor(found), rule_id, on)
+            lambda: svc.set_enabled(ctx.db, ctx.clock(), shell.actor_of(found), rule_id, on)
         )
-        refreshed(ctx)
+        shell.refreshed(ctx)
     return RedirectResponse(f"{BACK}#rules-title", status_code=303)
 
 
@@ -285,7 +287,7 @@ async def delete_from_page(request: Request, rule_id: RowId) -> Response:
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
         await anyio.to_thread.run_sync(
-            lambda: svc.delete_rule(ctx.db, ctx.clock(), actor(found), rule_id)
+            lambda: svc.delete_rule(ctx.db, ctx.clock(), shell.actor_of(found), rule_id)
         )
-        refreshed(ctx)
+        shell.refreshed(ctx)
     return RedirectResponse(f"{BACK}?saved=deleted#rules-title", status_code=303)
