@@ -9,10 +9,13 @@ about any one area, and nothing here writes to the database.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -41,6 +44,8 @@ for _name, _filter in workspace_pages.templates.env.filters.items():
     templates.env.filters.setdefault(_name, _filter)
 
 router = APIRouter(include_in_schema=False)
+
+T = TypeVar("T")
 
 # The admin navigation: (path, label, permission needed to see the link).
 NAV: tuple[tuple[str, str, Permission], ...] = (
@@ -166,6 +171,16 @@ async def admin_home(request: Request) -> Response:
 def actor_of(principal: Principal) -> Actor:
     """The audit trail's actor for a signed-in principal."""
     return Actor(principal.user.id, "token" if principal.via == "token" else "session")
+
+
+async def change(
+    ctx: AppContext, principal: Principal, do: Callable[[sa.Engine, datetime, Actor], T]
+) -> T:
+    """Run one admin change as `principal` off the event loop (`do(db, at, actor)`,
+    a service call that owns its transaction), then make this process see it."""
+    out = await anyio.to_thread.run_sync(lambda: do(ctx.db, ctx.clock(), actor_of(principal)))
+    refreshed(ctx)
+    return out
 
 
 def refreshed(ctx: AppContext) -> None:

@@ -79,12 +79,9 @@ async def create_route(
 ) -> dict[str, Any]:
     """Add a route (last, or at `position` from 0). Its queue must exist. Mail to
     its address is accepted and routed from the next message on, on every node."""
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.create_route(
-            ctx.db, ctx.clock(), shell.actor_of(principal), body, position=position
-        )
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.create_route(db, at, who, body, position=position)
     )
-    shell.refreshed(ctx)
     return out
 
 
@@ -93,10 +90,9 @@ async def reorder_routes(
     body: Order, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     """Put the routes in this order (every route id once)."""
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.reorder_routes(ctx.db, ctx.clock(), shell.actor_of(principal), body.ids)
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.reorder_routes(db, at, who, body.ids)
     )
-    shell.refreshed(ctx)
     return {"routes": out}
 
 
@@ -111,19 +107,15 @@ async def update_route(
 ) -> dict[str, Any]:
     """Replace the route's settings. Leave out `imap.password` (or send null) to
     keep the stored password."""
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.update_route(ctx.db, ctx.clock(), shell.actor_of(principal), route_id, body)
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.update_route(db, at, who, route_id, body)
     )
-    shell.refreshed(ctx)
     return out
 
 
 @api.delete("/{route_id}", status_code=204)
 async def delete_route(route_id: RowId, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
-    await anyio.to_thread.run_sync(
-        lambda: svc.delete_route(ctx.db, ctx.clock(), shell.actor_of(principal), route_id)
-    )
-    shell.refreshed(ctx)
+    await shell.change(ctx, principal, lambda db, at, who: svc.delete_route(db, at, who, route_id))
 
 
 @api.post("/{route_id}/move")
@@ -132,10 +124,9 @@ async def move_route(
 ) -> dict[str, Any]:
     """Move one route up or down one place."""
     delta = -1 if body.direction == "up" else 1
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.move_route(ctx.db, ctx.clock(), shell.actor_of(principal), route_id, delta)
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.move_route(db, at, who, route_id, delta)
     )
-    shell.refreshed(ctx)
     return {"routes": out}
 
 
@@ -289,10 +280,9 @@ async def move_from_page(request: Request, route_id: RowId) -> Response:
     delta = -1 if forms.text(form, "direction") == "up" else 1
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
-        await anyio.to_thread.run_sync(
-            lambda: svc.move_route(ctx.db, ctx.clock(), shell.actor_of(found), route_id, delta)
+        await shell.change(
+            ctx, found, lambda db, at, who: svc.move_route(db, at, who, route_id, delta)
         )
-        shell.refreshed(ctx)
     return RedirectResponse(f"{SECTION}#routes-title", status_code=303)
 
 
@@ -305,8 +295,5 @@ async def delete_from_page(request: Request, route_id: RowId) -> Response:
         return found
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):  # already gone: the list says so
-        await anyio.to_thread.run_sync(
-            lambda: svc.delete_route(ctx.db, ctx.clock(), shell.actor_of(found), route_id)
-        )
-        shell.refreshed(ctx)
+        await shell.change(ctx, found, lambda db, at, who: svc.delete_route(db, at, who, route_id))
     return RedirectResponse(f"{SECTION}?saved=deleted", status_code=303)

@@ -58,12 +58,9 @@ async def create_rule(
 ) -> dict[str, Any]:
     """Add a rule, evaluated last (or at `position` from 0). Conditions and actions:
     docs/intake.md "Rules". A queue action must name an existing queue."""
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.create_rule(
-            ctx.db, ctx.clock(), shell.actor_of(principal), body, position=position
-        )
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.create_rule(db, at, who, body, position=position)
     )
-    shell.refreshed(ctx)
     return out
 
 
@@ -72,10 +69,9 @@ async def reorder_rules(
     body: Order, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     """Evaluate the rules in this order (every rule id once)."""
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.reorder_rules(ctx.db, ctx.clock(), shell.actor_of(principal), body.ids)
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.reorder_rules(db, at, who, body.ids)
     )
-    shell.refreshed(ctx)
     return {"rules": out}
 
 
@@ -89,26 +85,21 @@ async def update_rule(
     rule_id: RowId, body: RuleModel, ctx: Ctx, _user: CanConfigure, principal: Auth
 ) -> dict[str, Any]:
     """Replace the rule (name, conditions, actions, enabled); its place stays."""
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.update_rule(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id, body)
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.update_rule(db, at, who, rule_id, body)
     )
-    shell.refreshed(ctx)
     return out
 
 
 @api.delete("/{rule_id}", status_code=204)
 async def delete_rule(rule_id: RowId, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
-    await anyio.to_thread.run_sync(
-        lambda: svc.delete_rule(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id)
-    )
-    shell.refreshed(ctx)
+    await shell.change(ctx, principal, lambda db, at, who: svc.delete_rule(db, at, who, rule_id))
 
 
 async def _enabled(ctx: AppContext, principal: Principal, rule_id: int, on: bool) -> Any:
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.set_enabled(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id, on)
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.set_enabled(db, at, who, rule_id, on)
     )
-    shell.refreshed(ctx)
     return out
 
 
@@ -136,10 +127,9 @@ async def move_rule(
 ) -> dict[str, Any]:
     """Move one rule up (evaluated earlier) or down one place."""
     delta = -1 if body.direction == "up" else 1
-    out = await anyio.to_thread.run_sync(
-        lambda: svc.move_rule(ctx.db, ctx.clock(), shell.actor_of(principal), rule_id, delta)
+    out = await shell.change(
+        ctx, principal, lambda db, at, who: svc.move_rule(db, at, who, rule_id, delta)
     )
-    shell.refreshed(ctx)
     return {"rules": out}
 
 
@@ -252,10 +242,9 @@ async def move_from_page(request: Request, rule_id: RowId) -> Response:
     delta = -1 if forms.text(form, "direction") == "up" else 1
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
-        await anyio.to_thread.run_sync(
-            lambda: svc.move_rule(ctx.db, ctx.clock(), shell.actor_of(found), rule_id, delta)
+        await shell.change(
+            ctx, found, lambda db, at, who: svc.move_rule(db, at, who, rule_id, delta)
         )
-        shell.refreshed(ctx)
     return RedirectResponse(f"{BACK}#rules-title", status_code=303)
 
 
@@ -270,10 +259,9 @@ async def toggle_from_page(request: Request, rule_id: RowId) -> Response:
     on = forms.text(form, "enabled") == "true"
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
-        await anyio.to_thread.run_sync(
-            lambda: svc.set_enabled(ctx.db, ctx.clock(), shell.actor_of(found), rule_id, on)
+        await shell.change(
+            ctx, found, lambda db, at, who: svc.set_enabled(db, at, who, rule_id, on)
         )
-        shell.refreshed(ctx)
     return RedirectResponse(f"{BACK}#rules-title", status_code=303)
 
 
@@ -286,8 +274,5 @@ async def delete_from_page(request: Request, rule_id: RowId) -> Response:
         return found
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):
-        await anyio.to_thread.run_sync(
-            lambda: svc.delete_rule(ctx.db, ctx.clock(), shell.actor_of(found), rule_id)
-        )
-        shell.refreshed(ctx)
+        await shell.change(ctx, found, lambda db, at, who: svc.delete_rule(db, at, who, rule_id))
     return RedirectResponse(f"{BACK}?saved=deleted#rules-title", status_code=303)
