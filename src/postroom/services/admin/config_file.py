@@ -202,6 +202,17 @@ def _diff(
     return changes
 
 
+def diff(current: Configuration, new: Configuration) -> list[Change]:
+    """The changes from `current` to `new`: queues by name, routes by address, rules
+    by name (a repeated name by its order among its namesakes); a route or rule out
+    of its order among the others is "moved" (field `position`)."""
+    return [
+        *_diff("queue", current.queues, new.queues, lambda q: q.name, ordered=False),
+        *_diff("route", current.routes, new.routes, lambda r: r.address, ordered=True),
+        *_diff("rule", current.rules, new.rules, lambda r: r.name, ordered=True),
+    ]
+
+
 def _unplaced(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != "position"}
 
@@ -219,12 +230,7 @@ def plan(conn: sa.Connection, config: Configuration) -> tuple[Plan, Configuratio
     """What applying `config` would change, and `config` with kept passwords filled in."""
     current = configuration.load_models(conn)
     config, problems = configuration.keep_stored_secrets(config, current)
-    result = Plan(problems=problems)
-    result.changes += _diff("queue", current.queues, config.queues, lambda q: q.name, ordered=False)
-    result.changes += _diff(
-        "route", current.routes, config.routes, lambda r: r.address, ordered=True
-    )
-    result.changes += _diff("rule", current.rules, config.rules, lambda r: r.name, ordered=True)
+    result = Plan(changes=diff(current, config), problems=problems)
     for change in result.changes:
         if change.kind == "queue" and change.verb == "delete":
             count = _open_conversations(conn, change.key)
