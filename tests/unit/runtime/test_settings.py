@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from postroom.domain.errors import ConfigError
 from postroom.runtime.settings import apply_env, from_mapping, load
+from postroom.services.admin.schema import QueueModel, RouteModel, RuleModel, describe
 
 
 def test_sample_configuration_routes_support_to_support_queue() -> None:
@@ -290,3 +293,87 @@ def test_bad_preferred_agents_or_deadline_are_clear_errors(
         from_mapping({"queues": [{"name": "q"}], "routes": [route]})
     with pytest.raises(ConfigError, match=message):
         from_mapping({"queues": [{"name": "q"}], "rules": [{"name": "r", "then": extra}]})
+
+
+# -- one schema: the file says what the API and the admin pages say ------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "good", "mistake"),
+    [
+        (QueueModel, "queues", {"name": "q"}, {"alert_timeout_s": 3}),
+        (QueueModel, "queues", {"name": "q"}, {"evaluation": "random"}),
+        (QueueModel, "queues", {"name": "q"}, {"rings": [{"expansion_timeout_s": "soon"}]}),
+        (QueueModel, "queues", {"name": "q"}, {"wrapup": []}),
+        (RouteModel, "routes", {"address": "a@b.example", "queue": "q"}, {"skills": {"x": 9}}),
+        (RouteModel, "routes", {"address": "a@b.example", "queue": "q"}, {"address": "nobody"}),
+        (RuleModel, "rules", {"name": "r"}, {"then": {"tags": "abc"}}),
+        (RuleModel, "rules", {"name": "r"}, {"when": [{"field": "subject", "op": "regex",
+                                                       "value": "("}]}),
+    ],
+)
+def test_the_file_and_the_schema_give_the_same_message_for_the_same_mistake(
+    model: type[BaseModel], key: str, good: dict[str, object], mistake: dict[str, object]
+) -> None:
+    data = {**good, **mistake}
+    with pytest.raises(ValidationError) as from_api:  # what the admin API validates
+        model.model_validate(data)
+    with pytest.raises(ConfigError) as from_file:
+        from_mapping({"queues": [{"name": "q"}], key: [data]} if key != "queues" else {key: [data]})
+    assert str(from_file.value) == describe(from_api.value, f"{key}[0]")
+    assert str(from_file.value).startswith(f"{key}[0].")  # it names the setting
+
+
+def test_alert_timeout_of_3_is_refused_alike_by_file_api_and_pages() -> None:
+    with pytest.raises(ConfigError) as from_file:
+        from_mapping({"queues": [{"name": "support", "alert_timeout_s": 3}]})
+    with pytest.raises(ValidationError) as from_api:
+        QueueModel.model_validate({"name": "support", "alert_timeout_s": 3})
+    with pytest.raises(ValidationError) as from_page:  # form fields are strings
+        QueueModel.model_validate({"name": "support", "alert_timeout_s": "3"}, strict=False)
+    message = "queues[0].alert_timeout_s: Input should be greater than or equal to 7"
+    assert str(from_file.value) == message
+    assert describe(from_api.value, "queues[0]") == message
+    assert describe(from_page.value, "queues[0]") == message
+
+
+def test_environment_text_is_converted_as_declared() -> None:
+    s = apply_env(
+        from_mapping({"smtp": {"tls_cert": "/c.pem"}}),
+        {
+            "POSTROOM_SMTP_ENABLED": "OFF",
+            "POSTROOM_SMTP_TLS_CERT": "",  # unsets an optional string
+            "POSTROOM_WEB_TRUSTED_PROXIES": "10.0.0.5, 192.168.0.0/16,",
+            "POSTROOM_INTAKE_PIPELINE_POLL_S": "0.5",
+            "POSTROOM_LOG_FORMAT": "text",
+        },
+    )
+    assert s.smtp.enabled is False and s.smtp.tls_cert is None
+    assert s.web.trusted_proxies == ("10.0.0.5", "192.168.0.0/16")
+    assert s.intake.pipeline_poll_s == 0.5 and s.log.format == "text"
+    with pytest.raises(ConfigError, match="POSTROOM_LOG_FORMAT: 'xml' is not valid: Input should be"):
+        apply_env(from_mapping({}), {"POSTROOM_LOG_FORMAT": "xml"})
+    # ... but a TOML string is not a list, nor a number.
+    with pytest.raises(ConfigError, match=r"web\.trusted_proxies: must be a list of strings"):
+        from_mapping({"web": {"trusted_proxies": "10.0.0.5"}})
+    assert from_mapping({"web": {"trusted_proxies": ["10.0.0.5"]}}).web.trusted_proxies == (
+        "10.0.0.5",
+    )
+
+
+def test_sections_are_checked_when_code_builds_them_too() -> None:
+    s = from_mapping({})
+    with pytest.raises(ValidationError):
+        replace(s.smtp, port="2525")  # type: ignore[arg-type]
+    assert replace(s.smtp, port=2600).port == 2600
+
+
+def test_a_disabled_rule_is_kept_for_seeding_but_not_in_force() -> None:
+    s = from_mapping(
+        {"rules": [{"name": "a"}, {"name": "b", "enabled": False}, {"when": []}]}
+    )
+    assert [r.name for r in s.rules] == ["a", "rules[2]"]
+    assert s.file_configuration is not None
+    assert [(r.name, r.enabled) for r in s.file_configuration.rules] == [
+        ("a", True), ("b", False), ("rules[2]", True)
+    ]
