@@ -40,7 +40,8 @@ def test_canned_responses_list_search_render(api: Api) -> None:
     text = "Dear {customer_name}, {agent_name} from {queue_name} here about {reference}. {unknown}"
     hello = sue.post("/api/v1/canned-responses", json={"name": "Hello", "text": text}).json()
     sue.post("/api/v1/canned-responses", json={"name": "Refund", "text": "Refunded.", "queue": "billing"})
-    assert sue.post("/api/v1/canned-responses", json={"name": "x", "text": "y", "queue": "nope"}).status_code == 400
+    bad = sue.post("/api/v1/canned-responses", json={"name": "x", "text": "y", "queue": "nope"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "queue"
     api.on_queue("ann")
     cid = api.offered_and_accepted("ann")
     ann = api.client("ann")

@@ -7,8 +7,10 @@ import mailbox
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from postroom.runtime.cli import main
+from postroom.store.schema import audit_log
 from tests.mailfactory import make_email
 
 
@@ -212,3 +214,28 @@ def test_quarantine_help_names_every_action(capsys: pytest.CaptureFixture[str]) 
     docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text("utf-8")
     for command in ("quarantine list --pending", "quarantine hold", "quarantine discard"):
         assert f"postroom {command}" in docs
+
+
+def test_quarantine_release_a_sender_from_the_loop_guard_with_audit_entries(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text(config.read_text() + "[intake]\nloop_guard_max_messages = 1\n")
+    for i in range(3):
+        (tmp_path / f"{i}.eml").write_bytes(make_email(sender="bot@loop.example", subject=f"auto {i}"))
+        run(capsys, "import", str(tmp_path / f"{i}.eml"), "--config", str(config))
+    code, out, _ = run(capsys, "quarantine", "list", "--json", "--config", str(config))
+    held = [e["id"] for e in json.loads(out) if e["stage"] == "loop_guard"]
+    assert len(held) == 2
+    code, out, _ = run(
+        capsys, "quarantine", "release", "--message", str(held[0]), "--config", str(config)
+    )
+    assert code == 0 and out.splitlines() == [f"{pk}: processed" for pk in held]
+    code, _, err = run(
+        capsys, "quarantine", "release", "--sender", "BOT@loop.example", "--config", str(config)
+    )
+    assert code == 2 and "holds no message from bot@loop.example" in err
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'postroom.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(audit_log.c.actor, audit_log.c.via, audit_log.c.action)).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("cli", "cli", "quarantine.release")] * 2

@@ -122,7 +122,8 @@ def test_canned_responses_render_for_a_new_email_from_a_queue(api: Api) -> None:
     r = ann.post(f"/api/v1/canned-responses/{canned['id']}/render", json={})
     assert r.status_code == 400 and "queue for a new email" in r.json()["error"]["message"]
     r = ann.post(f"/api/v1/canned-responses/{canned['id']}/render", json={"queue": "nope"})
-    assert r.status_code == 400 and "not configured" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "does not exist" in r.json()["error"]["message"]
+    assert r.json()["error"]["field"] == "queue"
 
 
 # -- delivery status ----------------------------------------------------------------------

@@ -142,6 +142,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from postroom.runtime.wiring import build, utc_now
     from postroom.services import quarantine as q
+    from postroom.services.admin.audit import Actor
+
+    actor = Actor.cli()
 
     comps = build(_settings(args), sync_config=False)
     try:
@@ -174,19 +177,28 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             if not ids:
                 raise PostroomError("name message ids to retry, or pass --all")
             for pk in ids:
-                q.release(comps.engine, pk, utc_now)
+                q.release(comps.engine, pk, utc_now, actor=actor)
                 outcome = comps.intake.process(pk)
                 status = outcome.status if outcome else "pending"
                 reason = f" ({outcome.reason})" if outcome and outcome.reason else ""
                 print(f"{pk}: {status}{reason}")
         elif args.action == "hold":
             for pk in args.ids:
-                q.hold(comps.engine, pk, utc_now, args.reason)
+                q.hold(comps.engine, pk, utc_now, args.reason, actor=actor)
                 print(f"{pk}: quarantined")
         elif args.action == "discard":
             for pk in args.ids:
-                q.discard(comps.engine, pk, utc_now, args.reason)
+                q.discard(comps.engine, pk, utc_now, args.reason, actor=actor)
                 print(f"{pk}: discarded")
+        elif args.action == "release":
+            released = q.release_loop_guard(
+                comps.engine, utc_now, sender=args.sender, message_id=args.message, actor=actor
+            )
+            for pk in released:
+                outcome = comps.intake.process(pk)
+                status = outcome.status if outcome else "pending"
+                reason = f" ({outcome.reason})" if outcome and outcome.reason else ""
+                print(f"{pk}: {status}{reason}")
     finally:
         comps.close()
     return 0
@@ -720,6 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
         "retry": "send quarantined messages through the pipeline again",
         "hold": "quarantine pending messages so the pipeline leaves them alone",
         "discard": "discard quarantined or pending messages (kept, never processed)",
+        "release": "retry every message the loop guard holds from one sender",
     }
     for name, text in quarantine_help.items():
         qp = qsub.add_parser(name, help=text, description=text)
@@ -743,6 +756,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "discard":
             qp.add_argument("ids", type=int, nargs="+")
             qp.add_argument("--reason", default="discarded by an operator")
+        if name == "release":
+            which = qp.add_mutually_exclusive_group(required=True)
+            which.add_argument("--sender", help="the sender's address")
+            which.add_argument(
+                "--message", type=int, help="a quarantined message id: release its sender"
+            )
     p.set_defaults(func=cmd_quarantine)
     return parser
 

@@ -1,5 +1,6 @@
 """Reading conversations for people: lists, one conversation with its messages,
-attachments, drafts, canned responses, uploads and the events a user may see.
+attachments, drafts, uploads and the events a user may see (canned responses
+are services/canned.py).
 
 The access rule lives here and only here: an agent sees the conversations
 offered or assigned to them and every conversation of a thread they took part
@@ -11,7 +12,6 @@ services/agents.py) and knows nothing of HTTP.
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +31,6 @@ from postroom.store.schema import (
     ID_MAX,
     agents,
     attachments,
-    canned_responses,
     conversations,
     drafts,
     events,
@@ -452,132 +451,6 @@ def customer_and_queue(db: sa.Engine, conversation_id: int) -> tuple[str, str, i
         display, address = parseaddr(_header(opened.headers, "to") or "")
         name = display or address
     return name, conv.queue, int(conv.thread_id)
-
-
-# -- canned responses -------------------------------------------------------------------
-
-
-def _canned_json(r: sa.Row[Any]) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "queue": r.queue, "text": r.text, "html": r.html}
-
-
-def list_canned(
-    db: sa.Engine, *, search: str | None = None, queue: str | None = None
-) -> list[dict[str, Any]]:
-    q = sa.select(canned_responses)
-    if queue:
-        q = q.where(sa.or_(canned_responses.c.queue.is_(None), canned_responses.c.queue == queue))
-    if search:
-        like = f"%{search.strip().lower()}%"
-        q = q.where(
-            sa.or_(
-                sa.func.lower(canned_responses.c.name).like(like),
-                sa.func.lower(canned_responses.c.text).like(like),
-            )
-        )
-    with db.connect() as conn:
-        return [_canned_json(r) for r in conn.execute(q.order_by(canned_responses.c.name))]
-
-
-def add_canned(
-    db: sa.Engine,
-    clock: Callable[[], datetime],
-    *,
-    name: str,
-    text: str,
-    html: str | None = None,
-    queue: str | None = None,
-) -> dict[str, Any]:
-    if not name.strip() or not text.strip():
-        raise PostroomError("a canned response needs a name and a text")
-    with db.begin() as conn:
-        cid = conn.execute(
-            canned_responses.insert()
-            .values(name=name.strip(), text=text, html=html, queue=queue, created_at=clock())
-            .returning(canned_responses.c.id)
-        ).scalar_one()
-        row = conn.execute(sa.select(canned_responses).where(canned_responses.c.id == cid)).one()
-    return _canned_json(row)
-
-
-def delete_canned(db: sa.Engine, canned_id: int) -> None:
-    with db.begin() as conn:
-        if not conn.execute(
-            canned_responses.delete().where(canned_responses.c.id == canned_id)
-        ).rowcount:
-            raise NotFoundError(f"no canned response {canned_id}")
-
-
-_FIELD = re.compile(r"\{(customer_name|agent_name|queue_name|reference)\}")
-
-
-def substitute(template: str | None, values: dict[str, str]) -> str | None:
-    if template is None:
-        return None
-    return _FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-def agent_name(db: sa.Engine, user: User) -> str:
-    """The name the user's agent profile gives (else the user's own name)."""
-    with db.connect() as conn:
-        name = conn.execute(sa.select(agents.c.name).where(agents.c.id == user.id)).scalar()
-    return str(name or user.name)
-
-
-def substitution_values(
-    db: sa.Engine, user: User, conversation_id: int | None, *, queue: str = "", prefix: str = "PR"
-) -> dict[str, str]:
-    """The values of the substitution fields for `user` in a conversation they can see.
-
-    Without a conversation (a new email) only {agent_name} and {queue_name} (the
-    given `queue`) are known; {customer_name} and {reference} become empty.
-    """
-    values = {
-        "customer_name": "",
-        "agent_name": agent_name(db, user),
-        "queue_name": queue,
-        "reference": "",
-    }
-    if conversation_id is not None:
-        ensure_visible(db, user, conversation_id)
-        customer, conv_queue, thread_id = customer_and_queue(db, conversation_id)
-        values |= {
-            "customer_name": customer,
-            "queue_name": queue or conv_queue,
-            "reference": thread_token(prefix, thread_id),
-        }
-    return values
-
-
-def render_canned(
-    db: sa.Engine,
-    user: User,
-    canned_id: int,
-    conversation_id: int | None,
-    *,
-    queue: str = "",
-    prefix: str = "PR",
-) -> dict[str, Any]:
-    """The canned response with {customer_name}, {agent_name}, {queue_name} and
-    {reference} filled in for one conversation the user can see, or, without a
-    conversation (a new email), for `queue` (customer and reference stay empty)."""
-    if conversation_id is not None:
-        ensure_visible(db, user, conversation_id)
-    with db.connect() as conn:
-        row = conn.execute(
-            sa.select(canned_responses).where(canned_responses.c.id == canned_id)
-        ).first()
-    if row is None:
-        raise NotFoundError(f"no canned response {canned_id}")
-    values = substitution_values(db, user, conversation_id, queue=queue, prefix=prefix)
-    # The customer's name comes from their From header: in HTML it stays text.
-    escaped = {k: html_lib.escape(v, quote=True) for k, v in values.items()}
-    return {
-        "id": row.id,
-        "name": row.name,
-        "text": substitute(row.text, values),
-        "html": substitute(row.html, escaped),
-    }
 
 
 # -- drafts ----------------------------------------------------------------------------------

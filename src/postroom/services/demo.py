@@ -19,8 +19,9 @@ from email.utils import format_datetime, make_msgid
 
 import sqlalchemy as sa
 
-from postroom.services import conversations as conv_svc
+from postroom.services import canned as canned_svc
 from postroom.services import users as user_svc
+from postroom.services.admin import audit
 from postroom.store.schema import users
 
 
@@ -85,7 +86,13 @@ def seed(
         created.append((u.user_id, u.role, password))
     for name, queue, text in CANNED:
         if queue is None or queue in known_queues:
-            conv_svc.add_canned(db, clock, name=name, text=text, queue=queue)
+            canned_svc.create(
+                db,
+                clock,
+                audit.SYSTEM,
+                {"name": name, "text": text, "queue": queue},
+                known_queues=known_queues,
+            )
     return created
 
 

@@ -469,7 +469,8 @@ class IntakeService:
                 reason = (
                     f"loop guard: more than {self.config.loop_guard_max_messages} messages from "
                     f"{sender} within {self.config.loop_guard_window_s} s; release it with "
-                    "`postroom quarantine retry` once the sender is known to be safe"
+                    "`postroom quarantine retry` or on the Quarantine admin page once the "
+                    "sender is known to be safe"
                 )
                 return self._held(conn, row.id, "loop_guard", reason)
         return None

@@ -3,7 +3,7 @@
 A queue's `signature_text` and `signature_html` ([[queues]] in the
 configuration) use the fields canned responses use ({agent_name},
 {queue_name}, {customer_name}, {reference}); they are filled in with the same
-substitution (services/conversations.py). The HTML is sanitized like every
+substitution (services/canned.py). The HTML is sanitized like every
 HTML Postroom sends, and a signature configured in only one form gets the
 other derived, so that any composer can insert it. It changes nothing and
 knows nothing of HTTP.
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from postroom.domain.routes import QueueConfig
 from postroom.mail.quotes import html_to_text
 from postroom.mail.sanitize import sanitize_html
-from postroom.services import conversations as conv_svc
+from postroom.services import canned as canned_svc
 from postroom.services.users import User
 
 
@@ -41,9 +41,7 @@ def render(queue: QueueConfig, values: Mapping[str, str]) -> Signature:
     unknown fields stay as written, as in canned responses. Without a
     signature both parts are None.
     """
-    text = conv_svc.substitute(queue.signature_text, dict(values))
-    escaped = {k: html_lib.escape(v, quote=True) for k, v in values.items()}
-    html = conv_svc.substitute(queue.signature_html, escaped)
+    text, html = canned_svc.substitute_both(queue.signature_text, queue.signature_html, values)
     if html is not None:
         html = sanitize_html(html, cid_url=None)
     if text is None and html is not None:
@@ -62,7 +60,7 @@ def render_for(
     prefix: str = "PR",
 ) -> Signature:
     """The queue's signature for `user`, in a conversation they can see (or a new email)."""
-    values = conv_svc.substitution_values(
+    values = canned_svc.substitution_values(
         db, user, conversation_id, queue=queue.name, prefix=prefix
     )
     return render(queue, values)

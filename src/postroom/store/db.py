@@ -69,3 +69,17 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+LIKE_ESCAPE = "\\"
+
+
+def like_escaped(text: str) -> str:
+    """`text` for a LIKE pattern (with ESCAPE LIKE_ESCAPE): % and _ match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def like_contains(text: str) -> str:
+    """A LIKE pattern finding `text` (lower-cased) literally anywhere; compare it
+    with a lower-cased column and ESCAPE LIKE_ESCAPE."""
+    return f"%{like_escaped(text.lower())}%"

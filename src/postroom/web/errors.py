@@ -106,7 +106,13 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
             parts.append(f"{where}: {err.get('msg')}")
         message = "invalid request: " + "; ".join(parts) + " (see /api/v1/docs)"
-        return JSONResponse(error_body("invalid_request", message), status_code=422)
+        body = error_body("invalid_request", message)
+        first = exc.errors()[:1]
+        if first:
+            body["error"]["field"] = ".".join(
+                str(x) for x in first[0].get("loc", ()) if x not in ("body", "query", "path")
+            )
+        return JSONResponse(body, status_code=422)
 
     async def unstorable(request: Request, exc: Exception) -> JSONResponse:
         log.warning(

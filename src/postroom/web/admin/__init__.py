@@ -12,10 +12,10 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from postroom.web.admin import pages, users, webhooks
+from postroom.web.admin import audit, canned, pages, quarantine, users, webhooks
 
 # Area modules, in the order of the admin navigation. Each has `api` and `pages`.
-AREAS: tuple[object, ...] = (users, webhooks)
+AREAS: tuple[object, ...] = (canned, users, webhooks, quarantine, audit)
 
 
 def mount(app: FastAPI) -> None:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from postroom.domain import permissions
 from postroom.domain.permissions import Permission
+from postroom.services.admin.audit import Actor
 from postroom.services.users import NotAuthenticated
 from postroom.web.deps import Principal, authenticate, get_ctx, needs
 from postroom.web.workspace import pages as workspace_pages
@@ -160,3 +161,14 @@ async def admin_home(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     return page(request, found, "admin/index.html", section="/admin")
+
+
+def actor_of(principal: Principal) -> Actor:
+    """The audit trail's actor for a signed-in principal."""
+    return Actor(principal.user.id, "token" if principal.via == "token" else "session")
+
+
+async def form_values(request: Request) -> dict[str, str]:
+    """A posted form's text fields (files and the CSRF token left out)."""
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}

@@ -23,7 +23,7 @@ from postroom.domain.permissions import Permission
 from postroom.services.admin import webhooks as svc
 from postroom.services.admin.audit import Actor, Via
 from postroom.web.admin import pages as shell
-from postroom.web.deps import Auth, CanConfigure, Ctx, Principal, RowId, get_ctx
+from postroom.web.deps import Auth, CanConfigure, Ctx, Principal, RowId, get_ctx, needs
 
 api = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 pages = APIRouter(include_in_schema=False)
@@ -276,7 +276,7 @@ async def _guard(request: Request) -> Principal | Response:
     return await shell.guard(request, Permission.CONFIGURE)
 
 
-@pages.get(SECTION, response_model=None)
+@pages.get(SECTION, response_model=None, openapi_extra=needs(Permission.CONFIGURE))
 async def webhooks_page(request: Request) -> Response:
     found = await _guard(request)
     if isinstance(found, Response):
@@ -284,7 +284,7 @@ async def webhooks_page(request: Request) -> Response:
     return await anyio.to_thread.run_sync(lambda: _render(request, found))
 
 
-@pages.post(SECTION, response_model=None)
+@pages.post(SECTION, response_model=None, openapi_extra=needs(Permission.CONFIGURE))
 async def create_from_page(request: Request) -> Response:
     found = await _guard(request)
     if isinstance(found, Response):
@@ -327,7 +327,9 @@ async def create_from_page(request: Request) -> Response:
     return await anyio.to_thread.run_sync(run)
 
 
-@pages.get(SECTION + "/{webhook_id}", response_model=None)
+@pages.get(
+    SECTION + "/{webhook_id}", response_model=None, openapi_extra=needs(Permission.CONFIGURE)
+)
 async def edit_page(request: Request, webhook_id: RowId) -> Response:
     found = await _guard(request)
     if isinstance(found, Response):
@@ -346,7 +348,9 @@ async def edit_page(request: Request, webhook_id: RowId) -> Response:
     return await anyio.to_thread.run_sync(run)
 
 
-@pages.post(SECTION + "/{webhook_id}", response_model=None)
+@pages.post(
+    SECTION + "/{webhook_id}", response_model=None, openapi_extra=needs(Permission.CONFIGURE)
+)
 async def update_from_page(request: Request, webhook_id: RowId) -> Response:
     found = await _guard(request)
     if isinstance(found, Response):
@@ -400,7 +404,9 @@ async def update_from_page(request: Request, webhook_id: RowId) -> Response:
     return await anyio.to_thread.run_sync(run)
 
 
-@pages.post(SECTION + "/{webhook_id}/delete", response_model=None)
+@pages.post(
+    SECTION + "/{webhook_id}/delete", response_model=None, openapi_extra=needs(Permission.CONFIGURE)
+)
 async def delete_from_page(request: Request, webhook_id: RowId) -> Response:
     found = await _guard(request)
     if isinstance(found, Response):
@@ -413,7 +419,9 @@ async def delete_from_page(request: Request, webhook_id: RowId) -> Response:
     return RedirectResponse(SECTION, status_code=303)
 
 
-@pages.post(SECTION + "/{webhook_id}/test", response_model=None)
+@pages.post(
+    SECTION + "/{webhook_id}/test", response_model=None, openapi_extra=needs(Permission.CONFIGURE)
+)
 async def test_from_page(request: Request, webhook_id: RowId) -> Response:
     found = await _guard(request)
     if isinstance(found, Response):
@@ -426,7 +434,11 @@ async def test_from_page(request: Request, webhook_id: RowId) -> Response:
     return RedirectResponse(f"{SECTION}/{webhook_id}?done=ping", status_code=303)
 
 
-@pages.post(SECTION + "/{webhook_id}/deliveries/{delivery_id}/redeliver", response_model=None)
+@pages.post(
+    SECTION + "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    response_model=None,
+    openapi_extra=needs(Permission.CONFIGURE),
+)
 async def redeliver_from_page(request: Request, webhook_id: RowId, delivery_id: RowId) -> Response:
     found = await _guard(request)
     if isinstance(found, Response):

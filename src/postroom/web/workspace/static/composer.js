@@ -636,6 +636,12 @@
         b.type = "button";
         b.className = "canned-item";
         b.textContent = r.name;
+        if (r.folder) {  /* the library folder, e.g. "Billing / Refunds", before the name */
+          var f = document.createElement("span");
+          f.className = "canned-folder";
+          f.textContent = r.folder.split("/").join(" / ") + " / ";
+          b.insertBefore(f, b.firstChild);
+        }
         b.addEventListener("click", function () { self.previewCanned(r.id); });
         li.appendChild(b);
         ul.appendChild(li);
