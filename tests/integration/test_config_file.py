@@ -244,6 +244,20 @@ def test_passwords_are_kept_or_exported_on_request(
     assert code == 2 and "no IMAP mailbox for new@example.com" in err
 
 
+def test_apply_of_a_whole_configuration_file_checks_but_keeps_its_process_settings(
+    store: tuple[Settings, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, opts = store
+    path = tmp_path / "whole.toml"
+    path.write_text(tomli_w.dumps({"smtp": {"port": 2600}, **base()}))
+    code, out, err = run(capsys, "config", "apply", str(path), *opts)
+    assert code == 0 and "no changes" in out
+    assert "are applied; the file's other settings (smtp) are checked, not applied" in err
+    path.write_text(tomli_w.dumps({"smtp": {"prot": 25}, **base()}))
+    code, _, err = run(capsys, "config", "apply", str(path), *opts)
+    assert code == 2 and "smtp: unknown setting 'prot'" in err
+
+
 def test_apply_refuses_an_invalid_file_with_the_schema_message(
     store: tuple[Settings, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -310,7 +324,8 @@ def _line(proc: subprocess.Popen[bytes], prefix: str, timeout: float = 30) -> st
             if not chunk:
                 break
             buffer += chunk
-            for line in buffer.decode(errors="replace").splitlines():
+            *complete, _ = buffer.split(b"\n")  # a line still being written is not one yet
+            for line in (c.decode(errors="replace") for c in complete):
                 if line.startswith(prefix):
                     return line
     raise AssertionError(f"no line starting with {prefix!r} in {buffer!r}")

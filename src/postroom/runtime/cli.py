@@ -493,9 +493,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         if others:
             from_mapping(data)  # the file's other settings are checked too, not applied
             print(
-                f"note: only [[queues]], [[routes]] and [[rules]] are applied; "
-                f"{', '.join(others)} are process settings, read from the configuration "
-                "file when a process starts",
+                "note: only [[queues]], [[routes]] and [[rules]] are applied; the file's "
+                f"other settings ({', '.join(others)}) are checked, not applied: each "
+                "process reads them from its configuration file when it starts",
                 file=sys.stderr,
             )
     db = open_store(settings)
