@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from dataclasses import replace
@@ -361,3 +362,35 @@ def test_serve_says_the_database_is_in_force_when_the_file_changed(tmp_path: Pat
     # Doing what the line says makes the file's configuration the database's.
     assert main(["config", "apply", str(config), "--config", str(config)]) == 0
     assert "the same as the file's" in serve(changed)
+
+
+@pytest.mark.postgres
+def test_two_processes_seeding_a_new_database_at_once(
+    settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both see an empty database; one seeds, the other then finds it seeded."""
+    s = replace(settings, database_url=pg_url)
+    barrier = threading.Barrier(2, timeout=10)
+    original = configuration.replace_all
+
+    def together(*args: Any, **kwargs: Any) -> int:
+        if not barrier.broken:
+            barrier.wait()  # both have found no configuration
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(configuration, "replace_all", together)
+    engines = [wiring.open_store(s, seed=False) for _ in range(2)]
+    outcomes: list[str] = []
+    threads = [
+        threading.Thread(
+            target=lambda e=e: outcomes.append(wiring.seed_configuration(e, s, wiring.utc_now))
+        )
+        for e in engines
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for e in engines:
+        e.dispose()
+    assert sorted(outcomes) == ["seeded", "unchanged"]

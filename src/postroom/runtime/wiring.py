@@ -88,9 +88,19 @@ def file_configuration(settings: Settings) -> Configuration:
 
 def seed_configuration(engine: sa.Engine, settings: Settings, clock: Callable[[], datetime]) -> str:
     """A new database takes the file's queues, routes and rules; after that the
-    database is the source of truth (services/configuration.py `seed`: the outcome)."""
-    with engine.begin() as conn:
-        return configuration.seed(conn, file_configuration(settings), clock(), source="file")
+    database is the source of truth (services/configuration.py `seed`: the outcome).
+    Processes started at once on a new PostgreSQL database may both try to seed it:
+    the one that loses the race (a unique row the other wrote) compares instead."""
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                return configuration.seed(
+                    conn, file_configuration(settings), clock(), source="file"
+                )
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def build(
