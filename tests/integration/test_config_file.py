@@ -394,3 +394,31 @@ def test_two_processes_seeding_a_new_database_at_once(
     for e in engines:
         e.dispose()
     assert sorted(outcomes) == ["seeded", "unchanged"]
+
+
+def test_an_export_keeps_every_kind_of_value(
+    any_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Multi-line signatures, rings, an empty display name, empty skills that replace
+    the route's, no preferred agents, a deadline, a disabled rule: all come back."""
+    data = base()
+    data["queues"][0] |= {
+        "signature_text": "Kind regards,\n{agent_name}\n  indented  \n",
+        "signature_html": '<p class="x">"quoted" \\ back</p>',
+        "display_name": "",
+        "rings": [{"expansion_timeout_s": 30, "skills_to_remove": ["german"]},
+                  {"expansion_timeout_s": 60, "remove_language": True}],
+    }
+    data["routes"][0] |= {"skills": {"english": 2.5}, "deadline_s": 3600, "language": "en"}
+    data["rules"] += [
+        {"name": "reset", "enabled": False,
+         "then": {"skills": {}, "preferred_agents": [], "preferred_window_s": 0}},
+        {"name": "regex", "when": [{"field": "header:X-Tag", "op": "regex", "value": r"\b(a|b)\\"}]},
+    ]
+    opts = write(tmp_path / "postroom.toml", any_settings, data)
+    out_file = tmp_path / "export.toml"
+    assert run(capsys, "config", "export", "-o", str(out_file), "--include-secrets", *opts)[0] == 0
+    again = configuration_from_mapping(tomllib.loads(out_file.read_text()))
+    assert again.model_dump(mode="json") == configuration_from_mapping(data).model_dump(mode="json")
+    code, out, _ = run(capsys, "config", "apply", str(out_file), *opts)
+    assert code == 0 and "no changes" in out
