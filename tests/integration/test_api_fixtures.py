@@ -34,7 +34,9 @@ PASSWORDS = {"ann": "ann-secret-1", "bob": "bob-secret-1", "sue": "sue-secret-1"
 
 class RouterThread:
     def __init__(self, comps: Components) -> None:
-        self.service = RoutingService(comps.engine, comps.settings.queues, comps.clock)
+        self.service = RoutingService(
+            comps.engine, comps.settings.queues, comps.clock, live=comps.live
+        )
         self.service.rebuild()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)

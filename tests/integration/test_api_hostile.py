@@ -135,9 +135,13 @@ def _baseline(api: Api) -> dict[str, str]:
         json={"name": "crm", "url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
     ).json()["id"]
     ping = api.client("adam").post(f"/api/v1/webhooks/{hook}/test").json()["id"]
+    route = api.client("adam").get("/api/v1/routing/routes").json()["routes"][0]["id"]
+    rule = api.client("adam").get("/api/v1/routing/rules").json()["rules"][0]["id"]
     return {
         "id": str(cid),
         "webhook_id": str(hook),
+        "route_id": str(route),
+        "rule_id": str(rule),
         "delivery_id": str(ping),
         "conversation_id": str(cid),
         "message_id": str(mid),
@@ -145,6 +149,8 @@ def _baseline(api: Api) -> dict[str, str]:
         "canned_id": str(canned),
         "upload_id": str(upload),
         "user_id": "ann",
+        "agent_id": "bob",
+        "code": "en",
         "name": "support",
         "content_id": "logo@x",
         "token_id": "1",

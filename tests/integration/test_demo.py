@@ -47,8 +47,8 @@ def test_first_run_creates_demo_users_once_and_demo_send_routes_mail(tmp_path: P
             if line.startswith("Send sample mail"):
                 break
         users = [line.split() for line in out if line.startswith("  ")]
-        assert [u[0] for u in users] == ["ann", "bob", "carla", "dev", "sam"]
-        assert {u[1] for u in users} == {"agent", "supervisor"} and all(len(u[2]) >= 10 for u in users)
+        assert [u[0] for u in users] == ["ann", "bob", "carla", "dev", "sam", "ava"]
+        assert {u[1] for u in users} == {"agent", "supervisor", "admin"} and all(len(u[2]) >= 10 for u in users)
         sent = subprocess.run(
             [sys.executable, "-m", "postroom.runtime.cli", "demo", "send", "--smtp-port", str(smtp)],
             capture_output=True, text=True, timeout=60,

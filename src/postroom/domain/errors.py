@@ -110,3 +110,26 @@ class NoQueueAddressError(OutboundError):
 class InvalidWebhookError(PostroomError, ValueError):
     """A webhook's URL, event types, name or secret is not acceptable (a ValueError
     too, so the shared schema's validators report it beside the field)."""
+
+
+# -- administration (admin API, pages and CLI) -----------------------------------------
+
+
+class InvalidConfigField(PostroomError):
+    """A configuration change names something that does not exist or is not allowed
+    here; `field` is where (e.g. "queue", "then.queue", "imap.password")."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ConflictError(PostroomError):
+    """A change the current state does not allow: a name or address that is taken,
+    an order that no longer fits the list, a queue that still holds work, a skill
+    agents still have. The message says what to change first; `field`, when
+    known, is the input it is about."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -84,6 +84,9 @@ class Route:
     preferred_agents: tuple[str, ...] = ()
     preferred_window_s: float = 300.0
     deadline_s: float | None = None  # service-level deadline after arrival; None: the queue's
+    # The name in From of replies and acknowledgements of this route's conversations
+    # ("Billing" <billing@example.com>); None: the queue's display name.
+    reply_from_name: str | None = None
 
     def matches(self, address: str) -> bool:
         addr = address.strip().lower()

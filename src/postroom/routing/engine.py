@@ -45,6 +45,7 @@ from postroom.routing.model import (
     ParkReturned,
     QueueConfig,
     QueueConfigured,
+    QueueReassigned,
     Rejected,
     Requeued,
     RingExpanded,
@@ -225,6 +226,7 @@ class Engine:
             OfferRestored: self._on_offer_restored,
             AgentNotResponding: self._on_not_responding,
             Requeued: self._on_requeued,
+            QueueReassigned: self._on_queue_reassigned,
             TransferredToAgent: self._on_transferred_to_agent,
             OfferDeclined: self._on_missed,
             OfferTimedOut: self._on_missed,
@@ -277,8 +279,28 @@ class Engine:
             a.queues.add(e.queue_id)
         else:
             a.queues.discard(e.queue_id)
+            self._withdraw_left(a, {e.queue_id})
         self._member_work.pop(a.agent_id, None)
         self._agent_changed(a)
+
+    def _withdraw_left(self, a: AgentState, left: set[str]) -> None:
+        """The agent left these queues: their alerting offers of those queues are
+        withdrawn and the conversations wait again (offered to the next agent when
+        the dispatch after this event finds one). Direct offers (a transfer to the
+        agent, a park return) never needed the membership and stay."""
+        if not left:
+            return
+        for conversation_id in list(a.load):
+            c = self._convs.get(conversation_id)
+            if c is None or c.state != "alerting" or c.queue_id not in left or c.offer_direct:
+                continue
+            self._out.append(OfferWithdrawn(self._now, conversation_id, a.agent_id, "left_queue"))
+            self._release(c)
+            c.offer_deadline = None
+            c.offer_rule = None
+            c.state = "queued"
+            self._place(c)
+            self._schedule(c)
 
     def _on_missed(self, e: OfferDeclined | OfferTimedOut) -> None:
         c = self._alerting_or_reject(e.conversation_id, e.agent_id)
@@ -330,7 +352,9 @@ class Engine:
             a = AgentState.from_config(config, self._now)
             self._agents[config.agent_id] = a
         else:
+            left = a.queues - config.queues
             a.apply(config)
+            self._withdraw_left(a, left)
         self._member_work.pop(a.agent_id, None)
         self._agent_changed(a)
 
@@ -432,6 +456,13 @@ class Engine:
         c.queue_id = e.queue_id
         self._reset_routing(c)
         self._enter_queue(c)
+
+    def _on_queue_reassigned(self, e: QueueReassigned) -> None:
+        c = self._conv_or_reject(e.conversation_id)
+        self._queue_or_reject(e.queue_id)
+        if c.state not in ("connected", "wrapup", "parked"):
+            raise _Reject(f"conversation is {c.state}; only held work changes queue this way")
+        c.queue_id = e.queue_id
 
     def _on_transferred_to_agent(self, e: TransferredToAgent) -> None:
         c = self._conv_or_reject(e.conversation_id)

@@ -267,6 +267,16 @@ class Requeued:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueReassigned:
+    """Held work (connected, wrap-up, parked) gets another queue and keeps its agent
+    and timers: its queue was deleted with this one as the target."""
+
+    now: float
+    conversation_id: str
+    queue_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class TransferredToAgent:
     """Direct offer to one agent; falls back to the queue if not accepted in time."""
 
@@ -358,6 +368,7 @@ Event = (
     | OfferRestored
     | AgentNotResponding
     | Requeued
+    | QueueReassigned
     | TransferredToAgent
     | OfferAccepted
     | OfferDeclined
@@ -414,7 +425,8 @@ class OfferWithdrawn:
     at: float
     conversation_id: str
     agent_id: str
-    reason: Literal["conversation_ended", "transferred", "agent_unknown"]
+    # left_queue: the agent was removed from the offer's queue while it alerted.
+    reason: Literal["conversation_ended", "transferred", "agent_unknown", "left_queue"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,6 +268,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 else None,
                 capacity=args.capacity,
                 known_queues=configured(db).queue_names,
+                add_to_catalog=True,  # new skill and language names join the catalogs
             )
             print(f"agent {args.agent} saved")
             return 0

@@ -18,18 +18,23 @@ from typing import Any
 import uvicorn
 
 from postroom.domain.errors import ConfigError
-from postroom.ingest.imap import ImapMailbox, ImapPoller
+from postroom.ingest.imap import ImapPoller
 from postroom.ingest.pipeline import PipelineWorker
-from postroom.ingest.ports import Accepted, IntakeSink
 from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.ingest.spool import Spool
 from postroom.outbound.sender import MaildirTransport, SenderWorker, SmtpTransport, Transport
 from postroom.outbound.webhooks import HttpTransport, WebhookWorker
+from postroom.runtime.imap_supervisor import ImapSupervisor, RouteRecipient
 from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
 from postroom.services.admin.webhooks import WebhookService
-from postroom.services.outbound import OutboundConfig, OutboundService, from_names
+from postroom.services.outbound import (
+    OutboundConfig,
+    OutboundService,
+    from_names,
+    route_from_names,
+)
 from postroom.services.routing import RoutingService
 from postroom.store.intake_repo import SqlCursorStore
 from postroom.store.router_lock import router_lock
@@ -196,7 +201,10 @@ def build_sender(settings: Settings, comps: Components) -> SenderWorker:
         comps.engine,
         comps.blobs,
         OutboundConfig.from_settings(
-            out, settings.intake, names=lambda: from_names(comps.live.current().queues)
+            out,
+            settings.intake,
+            names=lambda: from_names(comps.live.current().queues),
+            route_names=lambda: route_from_names(comps.live.current().routes),
         ),
         comps.clock,
     )
@@ -215,73 +223,17 @@ def build_sender(settings: Settings, comps: Components) -> SenderWorker:
     return SenderWorker(service, transport, comps.clock)
 
 
-class RouteRecipient:
-    """An `IntakeSink` that gives mail from a route's own mailbox that route's address.
-
-    Mail reaches a mailbox as Bcc or through aliases, so its headers may not name
-    the route; the mailbox itself says where it was delivered.
-    """
-
-    def __init__(self, sink: IntakeSink, address: str) -> None:
-        self.sink = sink
-        self.recipients = [] if address.startswith("*@") else [address]
-
-    async def accept(
-        self,
-        raw: bytes,
-        *,
-        source: str,
-        source_ref: str | None = None,
-        envelope_from: str | None = None,
-        envelope_to: Sequence[str] = (),
-    ) -> Accepted:
-        return await self.sink.accept(
-            raw,
-            source=source,
-            source_ref=source_ref,
-            envelope_from=envelope_from,
-            envelope_to=envelope_to or self.recipients,
-        )
-
-
-def imap_mailboxes(settings: Settings) -> list[tuple[ImapMailbox, str]]:
-    """One poller per route that names an IMAP mailbox; the route address is its key."""
-    boxes: list[tuple[ImapMailbox, str]] = []
-    for route in settings.routes:
-        src = route.imap
-        if src is None:
-            continue
-        boxes.append(
-            (
-                ImapMailbox(
-                    key=route.address.replace(":", "_"),
-                    host=src.host,
-                    port=src.port,
-                    tls=src.tls,
-                    user=src.user,
-                    password=src.password,
-                    folder=src.folder,
-                    after_import=src.after_import,
-                    move_to=src.move_to,
-                    poll_interval_s=src.poll_interval_s,
-                    idle=src.idle,
-                ),
-                route.address,
-            )
-        )
-    return boxes
-
-
 def _imap_tasks(
     settings: Settings, spool: Spool, comps: Components, stop: asyncio.Event
 ) -> list[asyncio.Task[None]]:
+    """The imap role: pollers that follow the stored routes (a route added, changed
+    or removed in the admin pages starts, restarts or stops its poller)."""
     cursors = SqlCursorStore(comps.engine)
-    tasks = []
-    for box, address in imap_mailboxes(settings):
-        poller = ImapPoller(box, RouteRecipient(spool, address), cursors)
-        tasks.append(asyncio.create_task(poller.run(stop), name=f"imap-{box.key}"))
-        print(f"IMAP: polling {box.user}@{box.host}:{box.port}/{box.folder}", flush=True)
-    return tasks
+    supervisor = ImapSupervisor(
+        lambda: comps.live.current().routes,
+        lambda box, address: ImapPoller(box, RouteRecipient(spool, address), cursors),
+    )
+    return [asyncio.create_task(supervisor.run(stop), name="imap-supervisor")]
 
 
 def _seed_demo(comps: Components, settings: Settings) -> None:

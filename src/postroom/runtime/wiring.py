@@ -47,6 +47,7 @@ class Components:
         if self._spool is not None:
             self._spool.close()
         self.intake.close()
+        self.live.close()
         self.engine.dispose()
 
 
@@ -113,6 +114,7 @@ def build(
     engine = open_store(settings, seed=False, clock=clock)
     seeded = seed_configuration(engine, settings, clock) if sync_config else None
     live = LiveConfig(engine)
+    live.refresh()  # the first snapshot, before any caller holds a transaction
     blobs = FileBlobStore(settings.blob_dir)
     intake_cfg = IntakeConfig(
         routes=settings.routes,

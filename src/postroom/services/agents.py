@@ -38,11 +38,14 @@ def add_agent(
     languages: Sequence[str] | None = None,
     capacity: int | None = None,
     known_queues: Sequence[str] = (),
+    add_to_catalog: bool = False,
 ) -> None:
     """Create or update an agent; the router learns of it through the inbox.
 
     A field given as None keeps the agent's current value (a new agent gets the
     defaults: its id as name, no queues, skills or languages, capacity 1).
+    `add_to_catalog` (the command line) adds skills and languages missing from
+    the catalogs instead of leaving them unknown to the admin pages.
     """
     with db.connect() as conn:
         current = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).first()
@@ -89,6 +92,11 @@ def add_agent(
                 at=now, kind="agent_configured", agent_id=agent_id, data={}
             )
         )
+        if add_to_catalog:
+            from postroom.services.admin import catalog
+
+            catalog.ensure(conn, now, "skill", [n for n, _ in skills])
+            catalog.ensure(conn, now, "language", languages)
 
 
 def request(

@@ -18,8 +18,7 @@ import hashlib
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 
 from postroom.domain.errors import ConfigError
 from postroom.domain.routes import QueueConfig, Route, Rule
+from postroom.services.admin import catalog
 from postroom.services.admin.schema import (
     Configuration,
     QueueModel,
@@ -207,6 +207,9 @@ def replace_all(conn: sa.Connection, config: Configuration, at: datetime) -> int
     conn.execute(rules.delete())
     for pos, rule in enumerate(config.rules):
         conn.execute(rules.insert().values(**rule_row(rule, pos)))
+    # The file may name skills, languages and wrap-up codes nobody entered: they
+    # join the catalogs (which the admin API checks names against).
+    catalog.ensure_for_configuration(conn, config, at)
     return changed(conn, at)
 
 
@@ -303,31 +306,31 @@ def seed(conn: sa.Connection, config: Configuration, at: datetime, *, source: st
 class LiveConfig:
     """The stored configuration, re-read when its version moves.
 
-    `current()` checks the version at most every `max_age_s` (one small query),
-    so a change made in another process is in force here within that time;
-    `refresh()` checks at once (after this process made a change, or when the
-    router is told of one). Thread-safe; snapshots are immutable.
+    `current()` never touches the database once the first snapshot is loaded: a
+    daemon thread checks the version every `max_age_s` (one small query) and
+    swaps in a new snapshot when it moved, so a change made in another process is
+    in force here within about that time. Callers may hold a transaction when
+    they ask (on SQLite a read of their own would wait for their own write
+    lock). `refresh()` reads at once (after this process made a change, or when
+    the router is told of one): call it outside any transaction. Snapshots are
+    immutable.
     """
 
-    def __init__(
-        self,
-        db: sa.Engine,
-        *,
-        max_age_s: float = 0.5,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, db: sa.Engine, *, max_age_s: float = 0.5) -> None:
         self.db = db
-        self.max_age_s = max_age_s
-        self._monotonic = monotonic
+        self.max_age_s = max(0.05, max_age_s)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
-        self._checked = 0.0
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def current(self) -> Snapshot:
         snap = self._snapshot
-        if snap is not None and self._monotonic() - self._checked < self.max_age_s:
-            return snap
-        return self.refresh()
+        if snap is None:
+            snap = self.refresh()
+        if self._watcher is None and not self._stop.is_set():
+            self._start()
+        return snap
 
     def refresh(self) -> Snapshot:
         with self._lock:
@@ -338,5 +341,29 @@ class LiveConfig:
                 stored = version(conn) or 0
                 if self._snapshot is None or self._snapshot.version != stored:
                     self._snapshot = load(conn)
-            self._checked = self._monotonic()
             return self._snapshot
+
+    def close(self) -> None:
+        """Stop the watcher thread (the snapshot stays readable)."""
+        self._stop.set()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(5)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._watcher is not None or self._stop.is_set():
+                return
+            self._watcher = threading.Thread(
+                target=self._watch, name="postroom-config", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.max_age_s):
+            try:
+                self.refresh()
+            except Exception:  # the database is away for a moment: keep the last one
+                log.warning(
+                    "could not re-read the configuration; keeping the last one", exc_info=True
+                )

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from postroom.services import canned as canned_svc
 from postroom.services import users as user_svc
-from postroom.services.admin import audit
+from postroom.services.admin import audit, catalog
 from postroom.store.schema import users
 
 
@@ -41,6 +41,7 @@ DEMO_USERS = (
     DemoUser("carla", "Carla Agent", "agent", ("billing",), (("billing", 5.0),), ("en", "de")),
     DemoUser("dev", "Dev Agent", "agent", ("support",), (("printers", 2.0),)),
     DemoUser("sam", "Sam Supervisor", "supervisor"),
+    DemoUser("ava", "Ava Admin", "admin"),
 )
 
 CANNED = (
@@ -84,6 +85,11 @@ def seed(
             known_queues=known_queues,
         )
         created.append((u.user_id, u.role, password))
+    with db.begin() as conn:  # the demo's skills and languages are in the catalogs
+        agents_demo = [u for u in DEMO_USERS if u.role == "agent"]
+        catalog.ensure(conn, clock(), "skill", [n for u in agents_demo for n, _ in u.skills])
+        langs = [lang for u in agents_demo for lang in u.languages]
+        catalog.ensure(conn, clock(), "language", langs)
     for name, queue, text in CANNED:
         if queue is None or queue in known_queues:
             canned_svc.create(

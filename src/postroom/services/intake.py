@@ -530,12 +530,7 @@ class IntakeService:
         return _ThreadChoice(None, refused, unresolved)
 
     def _decide(self, row: sa.Row[Any], msg: ParsedMessage) -> RoutingDecision:
-        recipients = list(row.envelope_to or [])
-        if not recipients:
-            recipients = [a.address for a in (*msg.to, *msg.cc)]
-            delivered = msg.header("Delivered-To") or msg.header("X-Original-To")
-            if delivered:
-                recipients.insert(0, delivered.strip().strip("<>").lower())
+        recipients = rule_engine.message_recipients(row.envelope_to or [], msg)
         snapshot = self._configured  # one view for the route and its rules
         route = find_route(snapshot.routes, recipients)
         if route is None:

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 
 from postroom.domain.errors import NoRecipientError, NoReplyAddressError, NotFoundError
-from postroom.domain.routes import QueueConfig
+from postroom.domain.routes import QueueConfig, Route
 from postroom.mail import compose as mc
 from postroom.mail import threading as thread_keys
 from postroom.mail.model import ParsedMessage
@@ -105,6 +105,10 @@ class OutboundConfig:
     from_names: tuple[tuple[str, str], ...] = ()
     # When set, asked for the pairs at each message instead (the live configuration).
     names: Callable[[], tuple[tuple[str, str], ...]] | None = None
+    # (route address, name in From) pairs: a route's own name wins over its queue's
+    # for the conversations that came in through it; `route_names` asks at each message.
+    route_from_names: tuple[tuple[str, str], ...] = ()
+    route_names: Callable[[], tuple[tuple[str, str], ...]] | None = None
 
     @classmethod
     def from_settings(
@@ -114,12 +118,14 @@ class OutboundConfig:
         queues: Sequence[QueueConfig] = (),
         *,
         names: Callable[[], tuple[tuple[str, str], ...]] | None = None,
+        route_names: Callable[[], tuple[tuple[str, str], ...]] | None = None,
     ) -> OutboundConfig:
         """From runtime settings' ``[outbound]`` and ``[intake]`` sections (and the
         queues, or a function that gives their names in From now)."""
         return cls(
             from_names=from_names(queues),
             names=names,
+            route_names=route_names,
             message_id_domain=intake.message_id_domain,
             thread_token_prefix=intake.thread_token_prefix,
             limits=mc.Limits(
@@ -137,6 +143,11 @@ class OutboundConfig:
 def from_names(queues: Sequence[QueueConfig]) -> tuple[tuple[str, str], ...]:
     """The (queue, From display name) pairs of OutboundConfig.from_names."""
     return tuple((q.name, q.from_name) for q in queues)
+
+
+def route_from_names(routes: Sequence[Route]) -> tuple[tuple[str, str], ...]:
+    """The (route address, From display name) pairs of the routes that name one."""
+    return tuple((r.address, r.reply_from_name) for r in routes if r.reply_from_name)
 
 
 Include = Literal["quote", "forward"]
@@ -374,8 +385,7 @@ class OutboundService:
         )
         if not from_address:
             raise NoReplyAddressError(conversation_id)
-        pairs = self.config.names() if self.config.names else self.config.from_names
-        from_name = dict(pairs).get(conv.queue, "")
+        from_name = self._from_name(conv.route_address, conv.queue)
         if include is not None and parent is not None:
             original = self._original(conn, parent)
             if include == "quote":
@@ -531,6 +541,17 @@ class OutboundService:
             },
         )
         return QueuedMessage(pk, outbox_id, message_id, recipients, len(raw)), [ev]
+
+    def _from_name(self, route_address: str | None, queue: str) -> str:
+        """The name in From: the conversation's route's own, else its queue's."""
+        if route_address:
+            cfg = self.config
+            by_route = dict(cfg.route_names() if cfg.route_names else cfg.route_from_names)
+            name = by_route.get(route_address)
+            if name:
+                return name
+        pairs = self.config.names() if self.config.names else self.config.from_names
+        return dict(pairs).get(queue, "")
 
     def _parent(
         self, conn: sa.Connection, conv: sa.Row[Any], reply_to_message: int | None

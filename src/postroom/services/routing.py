@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
@@ -300,6 +301,9 @@ class RoutingService:
                 continue
             for ev in event:
                 out.extend(self.engine.handle(ev))
+                moved = getattr(ev, "conversation_id", None)
+                if row.kind == "queue_moved" and moved:  # many conversations, none on the request
+                    touched.add(str(moved))
             rejected = [d for d in out if isinstance(d, rm.Rejected)]
             results.append((row.id, f"refused: {rejected[0].reason}" if rejected else "ok"))
             known = row.conversation_id is not None and (
@@ -383,6 +387,8 @@ class RoutingService:
             return self._adopt(row, now)
         if kind == "config_changed":  # an admin changed queues (services/configuration.py)
             return self._queues_changed(now)
+        if kind == "queue_moved":  # a queue was deleted with a target (services/admin/queues.py)
+            return self._queue_moved(now, str(data.get("from")), str(data.get("to")))
         raise ValueError(f"unknown request {kind!r}")
 
     def _queues_changed(self, now: float) -> list[rm.Event]:
@@ -398,6 +404,34 @@ class RoutingService:
             if self.queues.get(q.name) != q:
                 out.append(rm.QueueConfigured(now, engine_queue(q)))
         self.queues = {q.name: q for q in snapshot.queues}
+        return out
+
+    def _queue_moved(self, now: float, old: str, new: str) -> list[rm.Event]:
+        """Queue `old` was deleted with `new` as the target: waiting work (queued or
+        alerting, its offer withdrawn) is queued again in `new` as after a transfer;
+        held work (connected, wrap-up, parked) keeps its agent and gets `new` as its
+        queue. A queued row the engine never took in is enqueued into `new`."""
+        if self.engine.queue(new) is None:
+            raise ValueError(f"queue {new!r} is not configured")
+        out: list[rm.Event] = []
+        held = set()
+        for c in self.engine.conversations():
+            if c.queue_id != old:
+                continue
+            held.add(c.conversation_id)
+            if c.state in ("queued", "alerting"):
+                out.append(rm.Requeued(now, c.conversation_id, new))
+            elif c.state in ("connected", "wrapup", "parked"):
+                out.append(rm.QueueReassigned(now, c.conversation_id, new))
+        with self.db.connect() as conn:
+            stray = conn.execute(
+                sa.select(conversations).where(
+                    conversations.c.queue == old, conversations.c.state == "queued"
+                )
+            ).all()
+        for row in stray:
+            if str(row.id) not in held:
+                out.append(replace(self._enqueued(now, row), queue_id=new))
         return out
 
     # -- agent-initiated conversations ---------------------------------------------

@@ -24,7 +24,13 @@ from postroom.mail import compose as mc
 from postroom.mail.sanitize import sanitize_html
 from postroom.services import conversations as conv_svc
 from postroom.services.new_email import inline_content_id, link_inline_images
-from postroom.services.outbound import Include, OutboundConfig, OutboundService, from_names
+from postroom.services.outbound import (
+    Include,
+    OutboundConfig,
+    OutboundService,
+    from_names,
+    route_from_names,
+)
 from postroom.services.users import Forbidden, User
 from postroom.store.schema import attachments, messages
 from postroom.web.api_files import _file_response
@@ -72,6 +78,7 @@ def outbound_config(request: Request, ctx: AppContext) -> OutboundConfig:
         message_id_domain=str(getattr(intake, "message_id_domain", ctx.config.message_id_domain)),
         thread_token_prefix=ctx.config.reference_prefix,
         from_names=from_names(ctx.configured.queues),
+        route_from_names=route_from_names(ctx.configured.routes),
         limits=mc.Limits(
             max_recipients=ctx.config.max_recipients,
             max_attachments=ctx.config.max_attachments,

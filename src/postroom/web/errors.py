@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postroom.domain.errors import (
+    ConflictError,
+    InvalidConfigField,
     InvalidWebhookError,
     MessageTooLargeError,
     NoQueueAddressError,
@@ -60,6 +62,8 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
     (RequestRefused, 409, "refused"),
     (LastAdmin, 409, "last_admin"),
+    (ConflictError, 409, "conflict"),
+    (InvalidConfigField, 422, "invalid_field"),
     (InvalidField, 422, "invalid_field"),
     (MessageTooLargeError, 413, "too_large"),
     (LimitExceeded, 422, "limit_exceeded"),
@@ -95,7 +99,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
         body = error_body(code, str(exc))
-        if isinstance(exc, InvalidField):
+        if isinstance(exc, InvalidField | InvalidConfigField | ConflictError) and exc.field:
             body["error"]["field"] = exc.field
         return JSONResponse(body, status_code=status, headers=headers)
 

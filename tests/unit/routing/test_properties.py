@@ -36,6 +36,7 @@ from postroom.routing.model import (
     OfferDeclined,
     OfferRestored,
     OfferTimedOut,
+    OfferWithdrawn,
     Parked,
     ParkReturned,
     QueueConfig,
@@ -117,12 +118,36 @@ class RoutingMachine(RuleBasedStateMachine):
     def send(self, event: Event) -> None:
         self.events.append(event)
         before = {a.agent_id: (len(a.load), a.capacity) for a in self.engine.agents()}
+        leaving = self.offers_leaving(event)
         got = self.engine.handle(event)
         expected = self.reference.handle(event)
         assert got == expected, f"indexed {got} != reference {expected} after {event}"
         self.decisions.extend(got)
         self.last_offers = [d for d in got if isinstance(d, Offer)]
         self.check_load(event, got, before)
+        withdrawn = {d.conversation_id for d in got if isinstance(d, OfferWithdrawn)}
+        assert leaving <= withdrawn, f"offers of a queue the agent left stayed: {leaving}"
+
+    def offers_leaving(self, event: Event) -> set[str]:
+        """The alerting, non-direct offers of queues the event takes the agent out of."""
+        if isinstance(event, MembershipChanged) and not event.member:
+            agent_id, left = event.agent_id, {event.queue_id}
+        elif isinstance(event, AgentConfigured):
+            agent_id = event.agent.agent_id
+            view = self.engine.agent(agent_id)
+            left = set(view.queues - event.agent.queues) if view is not None else set()
+        else:
+            return set()
+        if self.engine.agent(agent_id) is None:
+            return set()
+        return {
+            c.conversation_id
+            for c in self.engine.conversations()
+            if c.state == "alerting"
+            and c.agent_id == agent_id
+            and c.queue_id in left
+            and not c.offer_direct
+        }
 
     def check_load(
         self, event: Event, got: list[Decision], before: dict[str, tuple[int, int]]

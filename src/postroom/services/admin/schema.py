@@ -39,9 +39,11 @@ from postroom.routing.model import MAX_RINGS
 
 __all__ = [
     "Configuration",
+    "ImapChange",
     "ImapModel",
     "QueueModel",
     "RingModel",
+    "RouteChange",
     "RouteModel",
     "RuleModel",
     "ValidationError",
@@ -279,6 +281,8 @@ class RouteModel(_Preferences):
     skills: dict[SkillName, Proficiency] = Field(default_factory=dict, max_length=100)
     language: Language | None = None
     reply_from: Mailbox | None = None
+    # The name in From of this route's replies and acknowledgements; None: the queue's.
+    reply_from_name: Annotated[str, Field(max_length=200), AfterValidator(_printable)] | None = None
     auto_ack: Template | None = None
     imap: ImapModel | None = None
 
@@ -295,6 +299,7 @@ class RouteModel(_Preferences):
             preferred_agents=tuple(self.preferred_agents),
             preferred_window_s=float(self.preferred_window_s),
             deadline_s=float(self.deadline_s) if self.deadline_s is not None else None,
+            reply_from_name=self.reply_from_name,
         )
 
     @classmethod
@@ -310,6 +315,7 @@ class RouteModel(_Preferences):
             "preferred_agents": list(r.preferred_agents),
             "preferred_window_s": r.preferred_window_s,
             "deadline_s": r.deadline_s,
+            "reply_from_name": r.reply_from_name,
         }
         if r.imap is not None:
             i = r.imap
@@ -335,6 +341,28 @@ class RouteModel(_Preferences):
             data["imap"]["password"] = None
             data["imap"]["password_set"] = bool(self.imap and self.imap.password)
         return data
+
+
+class ImapChange(ImapModel):
+    """An IMAP mailbox as the API and pages take it: the password may be left out
+    (None), and then the stored one is kept."""
+
+    password: Annotated[str, Field(max_length=1000), AfterValidator(_printable)] | None = None  # type: ignore[assignment]
+
+
+class RouteChange(RouteModel):
+    """A route as the API and pages take it (create and update): like RouteModel,
+    but the IMAP password is write-only, so an update may leave it out."""
+
+    imap: ImapChange | None = None
+
+    def with_password(self, stored: str | None) -> RouteModel:
+        """The route to store: the password given, else `stored`. Raises
+        ValidationError (at imap.password) when a mailbox has neither."""
+        data = self.model_dump(mode="python")
+        if data.get("imap") is not None and data["imap"].get("password") is None:
+            data["imap"]["password"] = stored
+        return RouteModel.model_validate(data)
 
 
 # -- rules --------------------------------------------------------------------------------
@@ -381,8 +409,8 @@ class ActionsModel(_Model):
     priority: int | None = Field(default=None, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     skills: dict[SkillName, Proficiency] | None = Field(default=None, max_length=100)
     language: Language | None = None
-    tags: list[Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]] = (
-        Field(default_factory=list, max_length=50)
+    tags: list[Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]] = Field(
+        default_factory=list, max_length=50
     )
     discard: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     auto_ack: Template | None = None
@@ -401,9 +429,7 @@ class ActionsModel(_Model):
             discard=self.discard,
             auto_ack=self.auto_ack,
             preferred_agents=(
-                tuple(_unique(self.preferred_agents))
-                if self.preferred_agents is not None
-                else None
+                tuple(_unique(self.preferred_agents)) if self.preferred_agents is not None else None
             ),
             preferred_window_s=self.preferred_window_s,
             deadline_s=self.deadline_s,

@@ -12,10 +12,35 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from postroom.web.admin import audit, canned, pages, quarantine, users, webhooks
+from postroom.web.admin import (
+    agents,
+    audit,
+    canned,
+    catalog,
+    dryrun,
+    pages,
+    quarantine,
+    queues,
+    routes,
+    rules,
+    users,
+    webhooks,
+)
 
 # Area modules, in the order of the admin navigation. Each has `api` and `pages`.
-AREAS: tuple[object, ...] = (canned, users, webhooks, quarantine, audit)
+AREAS: tuple[object, ...] = (
+    queues,
+    agents,
+    catalog,
+    routes,
+    rules,
+    dryrun,
+    canned,
+    users,
+    webhooks,
+    quarantine,
+    audit,
+)
 
 
 def mount(app: FastAPI) -> None:

@@ -23,7 +23,7 @@ from postroom.domain import permissions
 from postroom.domain.permissions import Permission
 from postroom.services.admin.audit import Actor
 from postroom.services.users import NotAuthenticated
-from postroom.web.deps import Principal, authenticate, get_ctx, needs
+from postroom.web.deps import AppContext, Principal, authenticate, get_ctx, needs
 from postroom.web.workspace import pages as workspace_pages
 
 HERE = Path(__file__).parent
@@ -166,6 +166,13 @@ async def admin_home(request: Request) -> Response:
 def actor_of(principal: Principal) -> Actor:
     """The audit trail's actor for a signed-in principal."""
     return Actor(principal.user.id, "token" if principal.via == "token" else "session")
+
+
+def refreshed(ctx: AppContext) -> None:
+    """After a configuration change: this process sees it at once (others within
+    half a second, services/configuration.py LiveConfig)."""
+    if ctx.live is not None:
+        ctx.live.refresh()
 
 
 async def form_values(request: Request) -> dict[str, str]:

@@ -24,9 +24,8 @@ from postroom.domain import permissions
 from postroom.domain.errors import NotFoundError
 from postroom.domain.permissions import ROLES, Permission, Role
 from postroom.services import users as user_svc
-from postroom.services.admin.audit import Actor
 from postroom.services.users import Forbidden, InvalidField, LastAdmin
-from postroom.web.admin.pages import form_errors, guard, page
+from postroom.web.admin.pages import actor_of, form_errors, guard, page
 from postroom.web.deps import AppContext, Ctx, Principal, RowId, get_ctx, needs, permitted
 
 api = APIRouter(tags=["users"])
@@ -35,10 +34,6 @@ pages = APIRouter(include_in_schema=False)
 UserId = Annotated[str, Path(min_length=1, max_length=200, description="a user name")]
 ManagesUsers = Annotated[Principal, Depends(permitted(Permission.MANAGE_USERS))]
 SignedIn = Annotated[Principal, Depends(permitted(Permission.OWN_WORK))]
-
-
-def actor(principal: Principal) -> Actor:
-    return Actor(principal.user.id, "token" if principal.via == "token" else "session")
 
 
 # -- input models (API and page) ---------------------------------------------------------------
@@ -96,7 +91,7 @@ def _create_user(ctx: AppContext, who: Principal, body: UserCreateIn) -> dict[st
         name=body.name or None,
         email=body.email or None,
         known_queues=ctx.configured.queue_names,
-        actor=actor(who),
+        actor=actor_of(who),
         create_only=True,
     )
     return {"user": user.to_json(), "password": password if generated else None}
@@ -116,7 +111,7 @@ def _update_user(
         name=body.name,
         email=body.email,  # "" clears it, None keeps it
         known_queues=ctx.configured.queue_names,
-        actor=actor(who),
+        actor=actor_of(who),
         keep_an_admin=True,
     )
     return user.to_json()
@@ -125,7 +120,7 @@ def _update_user(
 def _set_disabled(ctx: AppContext, who: Principal, user_id: str, disabled: bool) -> dict[str, Any]:
     # Open event streams of the user end at their next heartbeat (Principal.touch).
     user = user_svc.set_disabled(
-        ctx.db, ctx.clock, user_id, disabled, actor=actor(who), keep_an_admin=True
+        ctx.db, ctx.clock, user_id, disabled, actor=actor_of(who), keep_an_admin=True
     )
     return user.to_json()
 
@@ -135,7 +130,9 @@ def _reset_password(
 ) -> dict[str, Any]:
     generated = body.password is None
     password = body.password or user_svc.generate_password()
-    user_svc.set_password(ctx.db, user_id, password, ctx.hasher, clock=ctx.clock, actor=actor(who))
+    user_svc.set_password(
+        ctx.db, user_id, password, ctx.hasher, clock=ctx.clock, actor=actor_of(who)
+    )
     return {
         "user": user_svc.get_user(ctx.db, user_id).to_json(),
         "password": password if generated else None,
@@ -177,7 +174,7 @@ def _create_token(ctx: AppContext, who: Principal, body: TokenIn) -> dict[str, A
         role=role,
         expires_at=body.expires_at,
         expires_in_days=body.expires_in_days,
-        actor=actor(who),
+        actor=actor_of(who),
     )
     return {**info, "token": token}
 
@@ -187,7 +184,7 @@ def _revoke_token(ctx: AppContext, who: Principal, token_id: int) -> dict[str, A
     if found["user"] != who.user.id and not _may_manage_tokens(who):
         # Someone else's token looks like no token at all.
         raise NotFoundError(f"no API token {token_id} of yours; see GET /api/v1/tokens")
-    return user_svc.revoke_token(ctx.db, ctx.clock, token_id, actor=actor(who))
+    return user_svc.revoke_token(ctx.db, ctx.clock, token_id, actor=actor_of(who))
 
 
 # -- the API -------------------------------------------------------------------------------

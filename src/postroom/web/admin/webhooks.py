@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from postroom.domain.errors import NotFoundError
 from postroom.domain.permissions import Permission
 from postroom.services.admin import webhooks as svc
-from postroom.services.admin.audit import Actor, Via
 from postroom.web.admin import pages as shell
 from postroom.web.deps import Auth, CanConfigure, Ctx, Principal, RowId, get_ctx, needs
 
@@ -101,10 +100,6 @@ class WebhookChange(BaseModel):
         return svc.check_secret(v) if v else None
 
 
-def actor(principal: Principal) -> Actor:
-    return Actor(principal.user.id, cast(Via, principal.via))
-
-
 # -- the API ---------------------------------------------------------------------------
 
 
@@ -123,7 +118,7 @@ async def create_webhook(
         lambda: svc.create_webhook(
             ctx.db,
             ctx.clock,
-            actor(principal),
+            shell.actor_of(principal),
             name=body.name,
             url=body.url,
             event_types=body.event_types,
@@ -147,7 +142,7 @@ async def update_webhook(
         lambda: svc.update_webhook(
             ctx.db,
             ctx.clock,
-            actor(principal),
+            shell.actor_of(principal),
             webhook_id,
             name=body.name,
             url=body.url,
@@ -163,7 +158,7 @@ async def update_webhook(
 async def delete_webhook(webhook_id: RowId, ctx: Ctx, _user: CanConfigure, principal: Auth) -> None:
     """Remove the webhook and its delivery history."""
     await anyio.to_thread.run_sync(
-        svc.delete_webhook, ctx.db, ctx.clock, actor(principal), webhook_id
+        svc.delete_webhook, ctx.db, ctx.clock, shell.actor_of(principal), webhook_id
     )
 
 
@@ -308,7 +303,7 @@ async def create_from_page(request: Request) -> Response:
         made = svc.create_webhook(
             ctx.db,
             ctx.clock,
-            actor(found),
+            shell.actor_of(found),
             name=body.name,
             url=body.url,
             event_types=body.event_types,
@@ -384,7 +379,7 @@ async def update_from_page(request: Request, webhook_id: RowId) -> Response:
         changed = svc.update_webhook(
             ctx.db,
             ctx.clock,
-            actor(found),
+            shell.actor_of(found),
             webhook_id,
             name=body.name,
             url=body.url,
@@ -414,7 +409,7 @@ async def delete_from_page(request: Request, webhook_id: RowId) -> Response:
     ctx = get_ctx(request)
     with contextlib.suppress(NotFoundError):  # already gone: the list says so
         await anyio.to_thread.run_sync(
-            svc.delete_webhook, ctx.db, ctx.clock, actor(found), webhook_id
+            svc.delete_webhook, ctx.db, ctx.clock, shell.actor_of(found), webhook_id
         )
     return RedirectResponse(SECTION, status_code=303)
 
