@@ -1,7 +1,9 @@
 """Two `postroom serve` processes on one PostgreSQL: a configuration change made
-in a third process (`postroom config apply`) is in force in both, without a
-restart: B's SMTP and intake take mail for a new route into the new queue, B's
-router offers it with the new queue's alert timeout, and A's API shows the queue.
+in a third process (`postroom config apply`) or through A's admin API is in
+force in both, without a restart: B's SMTP and intake take mail for a new route
+into the new queue, B's router offers it with the queue's (changed) alert
+timeout, and A's API shows the queue. A's API refuses a bad value with the
+file's message.
 
 Latencies are measured and printed (run with -s); the test only polls with a
 deadline, it never asserts a timing."""
@@ -148,7 +150,7 @@ def test_a_change_applied_elsewhere_is_in_force_in_both_processes(
     two_processes: tuple[Path, int, int, sa.Engine], tmp_path: Path
 ) -> None:
     config, smtp_port, http_port, db = two_processes
-    cli(config, "user", "add", "ann", "--no-password", "--queues", "support", "--capacity", "2")
+    cli(config, "user", "add", "ann", "--no-password", "--queues", "support", "--capacity", "3")
     token = cli(config, "user", "token", "ann").stdout.strip()
     cli(config, "agent", "presence", "ann", "on_queue")  # B's router answers
     api = httpx.Client(
@@ -194,7 +196,27 @@ def test_a_change_applied_elsewhere_is_in_force_in_both_processes(
     assert send(smtp_port, "sales@example.com", "second")
     (_, agent, alert_s), _ = within(lambda: offer_of(db, "sales@example.com", 1))
     assert agent == "ann" and abs(alert_s - 45) < 0.5
+
+    # Through A's admin API: the same change, the same rules and messages as the file.
+    cli(config, "user", "add", "adm", "--role", "admin", "--no-password")
+    admin = httpx.Client(
+        base_url=f"http://127.0.0.1:{http_port}",
+        headers={"Authorization": f"Bearer {cli(config, 'user', 'token', 'adm').stdout.strip()}"},
+    )
+    bad = admin.put("/api/v1/routing/queues/sales", json={**sales, "alert_timeout_s": 3})
+    assert bad.status_code == 422
+    error = bad.json()["error"]  # the file says "queues[0].alert_timeout_s: <the same>"
+    assert error["field"] == "alert_timeout_s"
+    assert "alert_timeout_s: Input should be greater than or equal to 7" in error["message"]
+    with db.connect() as conn:
+        mark = int(conn.execute(sa.select(sa.func.max(routing_inbox.c.id))).scalar_one())
+    done = admin.put("/api/v1/routing/queues/sales", json={**sales, "alert_timeout_s": 60})
+    assert done.status_code == 200, done.text
+    _, router_api_s = within(router_took_it)
+    assert send(smtp_port, "sales@example.com", "third")
+    (_, agent, alert_s), _ = within(lambda: offer_of(db, "sales@example.com", 2), timeout=20)
+    assert agent == "ann" and abs(alert_s - 60) < 0.5
     print(
         f"\nin force after apply: B's SMTP and intake {intake_s:.2f} s, A's API {api_s:.2f} s, "
-        f"B's router {router_s:.2f} s"
+        f"B's router {router_s:.2f} s; after A's admin API: B's router {router_api_s:.2f} s"
     )
