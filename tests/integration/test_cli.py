@@ -9,23 +9,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from postroom.runtime import settings as runtime_settings
-from postroom.runtime import wiring
 from postroom.runtime.cli import main
-from postroom.services import configuration
 from postroom.store.schema import audit_log
 from tests.mailfactory import make_email
-
-
-def apply_file(config: Path) -> None:
-    """The database is the source of truth once seeded: apply the edited file to it."""
-    settings = runtime_settings.load(config)
-    engine = wiring.open_store(settings)
-    try:
-        with engine.begin() as conn:
-            configuration.replace_all(conn, wiring.file_configuration(settings), wiring.utc_now())
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -158,7 +144,8 @@ def test_quarantine_list_show_retry_discard(
     config.write_text(
         config.read_text() + '[[routes]]\naddress = "sales@elsewhere.example"\nqueue = "support"\n'
     )
-    apply_file(config)
+    code, out, _ = run(capsys, "config", "apply", str(config), "--config", str(config))
+    assert code == 0 and "+ route sales@elsewhere.example: added" in out
     code, out, _ = run(capsys, "quarantine", "retry", str(first), "--config", str(config))
     assert code == 0 and f"{first}: processed" in out
     code, out, _ = run(

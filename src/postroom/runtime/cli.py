@@ -460,6 +460,109 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_EXPORT_HEADER = """\
+# Postroom configuration: the queues, routes and rules in force in the database
+# (configuration version {version}), written by `postroom config export` at {at}.
+# Edit a copy, check it with `postroom config apply FILE --dry-run`, then apply it
+# with `postroom config apply FILE`. {secrets}
+
+"""
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """`config export`: the database's configuration as TOML; `config apply`: a file's
+    queues, routes and rules into the database, with the difference shown."""
+    import tomli_w
+
+    from postroom.runtime.settings import (
+        CONFIGURATION_KEYS,
+        configuration_from_mapping,
+        from_mapping,
+        parse_toml,
+        read_text,
+    )
+    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.services import configuration
+    from postroom.services.admin import config_file
+    from postroom.services.admin.audit import Actor
+
+    settings = _settings(args)
+    if args.action == "apply":  # check the file before touching the database
+        data = parse_toml(read_text(args.file), args.file)
+        config = configuration_from_mapping(data)
+        others = sorted(k for k in data if k not in CONFIGURATION_KEYS)
+        if others:
+            from_mapping(data)  # the file's other settings are checked too, not applied
+            print(
+                "note: only [[queues]], [[routes]] and [[rules]] are applied; the file's "
+                f"other settings ({', '.join(others)}) are checked, not applied: each "
+                "process reads them from its configuration file when it starts",
+                file=sys.stderr,
+            )
+    db = open_store(settings)
+    target = db.url.render_as_string(hide_password=True)
+    try:
+        if args.action == "export":
+            with db.connect() as conn:
+                data = config_file.export_data(conn, include_secrets=args.include_secrets)
+                version = configuration.version(conn)
+            secrets = (
+                "IMAP passwords are included: keep this file private."
+                if args.include_secrets
+                else f"IMAP passwords are written as {configuration.KEEP_PASSWORD!r}:\n"
+                "# apply keeps the stored password of that route's address."
+            )
+            text = _EXPORT_HEADER.format(
+                version=version or 0, at=utc_now().isoformat(timespec="seconds"), secrets=secrets
+            ) + tomli_w.dumps(data, multiline_strings=True)
+            if args.output is None:
+                sys.stdout.write(text)
+                return 0
+            (_write_private if args.include_secrets else _write)(args.output, text)
+            print(
+                f"wrote {len(data['queues'])} queue(s), {len(data['routes'])} route(s) and "
+                f"{len(data['rules'])} rule(s) of {target} to {args.output}"
+            )
+            return 0
+        result = config_file.apply(db, utc_now(), Actor.cli(), config, dry_run=args.dry_run)
+    finally:
+        db.dispose()
+    for change in result.changes:
+        print(change.text())
+    if result.empty:
+        print(f"no changes: {target} already holds this configuration")
+    elif args.dry_run and result.problems:
+        raise PostroomError("it would not apply: " + "; ".join(result.problems))
+    elif args.dry_run:
+        print(f"{len(result.changes)} change(s) to {target}; nothing applied (--dry-run)")
+    else:
+        print(
+            f"applied {len(result.changes)} change(s) to {target} (configuration version "
+            f"{result.version}); every process takes them within a second"
+        )
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PostroomError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written readable by its owner only (the file holds passwords)."""
+    import os
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise PostroomError(f"cannot write {path}: {exc.strerror}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postroom", description="Postroom email contact center")
     parser.add_argument("--version", action="version", version=f"postroom {__version__}")
@@ -576,6 +679,28 @@ def build_parser() -> argparse.ArgumentParser:
     for up in usub.choices.values():
         _add_store_args(up)
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser(
+        "config", help="the database's queues, routes and rules as a file: export, apply"
+    )
+    csub = p.add_subparsers(dest="action", required=True)
+    cp = csub.add_parser(
+        "export", help="write the queues, routes and rules in force as TOML (default: stdout)"
+    )
+    cp.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE instead")
+    cp.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="write IMAP passwords (default: a placeholder that apply reads as 'keep')",
+    )
+    _add_store_args(cp)
+    cp = csub.add_parser(
+        "apply", help="make the database hold a file's queues, routes and rules (shows the diff)"
+    )
+    cp.add_argument("file", type=Path, help="a TOML file: an export, or a configuration file")
+    cp.add_argument("--dry-run", action="store_true", help="show the difference, change nothing")
+    _add_store_args(cp)
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("queue", help="queue figures")
     qsub2 = p.add_subparsers(dest="action", required=True)

@@ -132,6 +132,8 @@ async def serve(
     print(f"Routes: {routes}", flush=True)
     print(f"Data: {settings.data_dir.resolve()}", flush=True)
     print(f"Roles: {', '.join(r for r in ROLES if r in roles)}", flush=True)
+    if comps.seeded is not None:
+        print(configuration_line(comps.seeded, settings), flush=True)
     if settings.demo:
         _seed_demo(comps, settings)
     if ready is not None:
@@ -155,6 +157,24 @@ async def serve(
         if hooks is not None:
             hooks.stop()
         comps.close()
+
+
+def configuration_line(outcome: str, settings: Settings) -> str:
+    """What the start did with the file's queues, routes and rules (one line)."""
+    name = str(settings.config_path) if settings.config_path is not None else "FILE"
+    if outcome == "seeded":
+        return (
+            "Configuration: the database was empty and took the file's queues, routes and "
+            "rules; from now on the database's are in force (change them in the admin pages "
+            "or with `postroom config apply`)"
+        )
+    if outcome in ("file differs", "database differs"):
+        return (
+            "Configuration: the database's queues, routes and rules are in force, not the "
+            f"file's, which differ; see how with `postroom config apply {name} --dry-run`, "
+            f"apply the file with `postroom config apply {name}`"
+        )
+    return "Configuration: the database's queues, routes and rules (the same as the file's)"
 
 
 def http_config(app: Any, settings: Settings) -> uvicorn.Config:

@@ -34,6 +34,8 @@ class Components:
     intake: IntakeService
     clock: Callable[[], datetime]
     live: LiveConfig
+    # What the start did with the file's configuration (`configuration.seed`), or None.
+    seeded: str | None = None
     _spool: Spool | None = field(default=None)
 
     def spool(self, on_committed: Callable[[], None] | None = None) -> Spool:
@@ -68,7 +70,16 @@ def configured(engine: sa.Engine) -> configuration.Snapshot:
 
 
 def file_configuration(settings: Settings) -> Configuration:
-    """The queues, routes and rules of the settings (the TOML file) as schema models."""
+    """The queues, routes and rules of the settings (the TOML file) as schema models:
+    the file's own models (disabled rules included) unless code replaced the domain
+    values since (tests do), then those."""
+    models = settings.file_configuration
+    if models is not None and (
+        tuple(q.to_domain() for q in models.queues) == settings.queues
+        and tuple(r.to_domain() for r in models.routes) == settings.routes
+        and tuple(r.to_domain() for r in models.rules if r.enabled) == settings.rules
+    ):
+        return models
     return Configuration(
         queues=[QueueModel.from_domain(q) for q in settings.queues],
         routes=[RouteModel.from_domain(r) for r in settings.routes],
@@ -78,9 +89,19 @@ def file_configuration(settings: Settings) -> Configuration:
 
 def seed_configuration(engine: sa.Engine, settings: Settings, clock: Callable[[], datetime]) -> str:
     """A new database takes the file's queues, routes and rules; after that the
-    database is the source of truth (services/configuration.py `seed`)."""
-    with engine.begin() as conn:
-        return configuration.seed(conn, file_configuration(settings), clock(), source="file")
+    database is the source of truth (services/configuration.py `seed`: the outcome).
+    Processes started at once on a new PostgreSQL database may both try to seed it:
+    the one that loses the race (a unique row the other wrote) compares instead."""
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                return configuration.seed(
+                    conn, file_configuration(settings), clock(), source="file"
+                )
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def build(
@@ -90,7 +111,8 @@ def build(
     listeners: tuple[EventListener, ...] = (),
     sync_config: bool = True,
 ) -> Components:
-    engine = open_store(settings, seed=sync_config, clock=clock)
+    engine = open_store(settings, seed=False, clock=clock)
+    seeded = seed_configuration(engine, settings, clock) if sync_config else None
     live = LiveConfig(engine)
     live.refresh()  # the first snapshot, before any caller holds a transaction
     blobs = FileBlobStore(settings.blob_dir)
@@ -107,4 +129,4 @@ def build(
     budget = settings.intake.parse_timeout_s
     parser = ProcessParser(budget, slow_s=settings.intake.slow_message_s) if budget > 0 else None
     intake = IntakeService(engine, blobs, intake_cfg, clock, listeners, parser=parser, live=live)
-    return Components(settings, engine, blobs, intake, clock, live)
+    return Components(settings, engine, blobs, intake, clock, live, seeded=seeded)

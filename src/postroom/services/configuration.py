@@ -36,6 +36,7 @@ from postroom.services.admin.schema import (
     ValidationError,
     describe,
 )
+from postroom.store.db import READ_ONLY
 from postroom.store.schema import config_state, queues, routes, routing_inbox, rules
 
 log = logging.getLogger("postroom.config")
@@ -218,37 +219,85 @@ def fingerprint(config: Configuration) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# What `postroom config export` writes instead of an IMAP password (without
+# --include-secrets); `apply` and a start read it as "keep the stored password".
+KEEP_PASSWORD = "(stored password: keep)"
+
+
+def keep_stored_secrets(
+    config: Configuration, stored: Configuration
+) -> tuple[Configuration, list[str]]:
+    """`config` with every IMAP password written as `KEEP_PASSWORD` replaced by the
+    stored route's (same address); the problems where there is none to keep."""
+    passwords = {r.address: r.imap.password for r in stored.routes if r.imap is not None}
+    problems: list[str] = []
+    routes: list[RouteModel] = []
+    for i, route in enumerate(config.routes):
+        if route.imap is not None and route.imap.password == KEEP_PASSWORD:
+            kept = passwords.get(route.address)
+            if kept is None:
+                problems.append(
+                    f"routes[{i}].imap.password: {KEEP_PASSWORD!r} keeps the stored password, "
+                    f"but the database has no IMAP mailbox for {route.address}; write the "
+                    "password into the file"
+                )
+            else:
+                imap = route.imap.model_copy(update={"password": kept})
+                route = route.model_copy(update={"imap": imap})
+        routes.append(route)
+    return config.model_copy(update={"routes": routes}), problems
+
+
+def same(a: Configuration, b: Configuration) -> bool:
+    """Whether two configurations hold the same queues, routes and rules, in order."""
+    return bool(a.model_dump(mode="json") == b.model_dump(mode="json"))
+
+
 def seed(conn: sa.Connection, config: Configuration, at: datetime, *, source: str) -> str:
     """At start: a database never seeded takes `config` (the file's); one already
     seeded keeps its own configuration, which admins may have changed since.
 
-    Returns what happened: "seeded", "unchanged" (the file is what was seeded or
-    last compared), or "file differs" (logged with what to do: the database stays
-    in force; `postroom config apply FILE` applies the file's content).
+    Returns what happened: "seeded"; "unchanged" (the database holds what the file
+    says); "file differs" (the file changed since the last start and says something
+    else than the database: a warning says that the database stays in force and how
+    to apply the file); or "database differs" (the file is as at the last start, the
+    database was changed since, in the admin pages or with `postroom config apply`).
     """
     digest = fingerprint(config)
     if version(conn) is None:
+        config, problems = keep_stored_secrets(config, Configuration())
+        if problems:
+            raise ConfigError("; ".join(problems))
         replace_all(conn, config, at)
         conn.execute(
             config_state.update()
             .where(config_state.c.id == 1)
             .values(seeded_from=source, file_sha256=digest)
         )
+        log.info("configuration seeded from the %s", source)
         return "seeded"
-    stored = conn.execute(
+    stored_digest = conn.execute(
         sa.select(config_state.c.file_sha256).where(config_state.c.id == 1)
     ).scalar_one_or_none()
-    if stored == digest:
+    if stored_digest != digest:
+        conn.execute(config_state.update().where(config_state.c.id == 1).values(file_sha256=digest))
+    current = load_models(conn)
+    if same(keep_stored_secrets(config, current)[0], current):
         return "unchanged"
-    conn.execute(config_state.update().where(config_state.c.id == 1).values(file_sha256=digest))
-    log.warning(
-        "the configuration file's queues, routes or rules differ from the database; "
-        "the database stays in force (it may hold changes made in the admin pages). "
-        "See the difference with `postroom config apply FILE --dry-run`, apply the file "
-        "with `postroom config apply FILE`, or write the database's configuration to a "
-        "file with `postroom config export`."
+    if stored_digest != digest:
+        log.warning(
+            "the configuration file's queues, routes or rules differ from the database; "
+            "the database stays in force (it may hold changes made in the admin pages). "
+            "See the difference with `postroom config apply FILE --dry-run`, apply the file "
+            "with `postroom config apply FILE`, or write the database's configuration to a "
+            "file with `postroom config export`."
+        )
+        return "file differs"
+    log.info(
+        "the database's queues, routes and rules are in force; they were changed since "
+        "the configuration file was last read (admin pages, API or `postroom config apply`)"
     )
-    return "file differs"
+    return "database differs"
 
 
 # -- the cached snapshot -----------------------------------------------------------------
@@ -285,7 +334,10 @@ class LiveConfig:
 
     def refresh(self) -> Snapshot:
         with self._lock:
-            with self.db.connect() as conn:
+            # Read-only: callers may hold a write transaction of their own (the
+            # sender asks for queue names inside one); on SQLite a second writer
+            # would wait for it, i.e. for itself.
+            with self.db.connect().execution_options(**READ_ONLY) as conn:
                 stored = version(conn) or 0
                 if self._snapshot is None or self._snapshot.version != stored:
                     self._snapshot = load(conn)

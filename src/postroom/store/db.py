@@ -30,8 +30,16 @@ def _sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+# Execution options of a connection that only reads: on SQLite its transaction
+# begins deferred, so it never waits for the write lock (under WAL a reader sees
+# the last commit). For reads made while the same thread holds a write
+# transaction on another connection, which BEGIN IMMEDIATE would block on.
+READ_ONLY: dict[str, Any] = {"postroom_read_only": True}
+
+
 def _sqlite_begin(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    read_only = conn.get_execution_options().get("postroom_read_only")
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
