@@ -652,6 +652,7 @@ class IntakeService:
                     "last_agent": last.last_agent if last is not None else None,
                     "preferred_agents": list(decision.preferred_agents),
                     "deadline_s": decision.deadline_s,
+                    "route_address": decision.route_address,  # analytics groups by it
                 },
             )
         )
@@ -676,8 +677,7 @@ class IntakeService:
         """One of ours (a route's address or reply address): never a participant."""
         low = address.lower()
         return any(
-            r.matches(low) or (r.reply_from or "").lower() == low
-            for r in self._configured.routes
+            r.matches(low) or (r.reply_from or "").lower() == low for r in self._configured.routes
         )
 
     def _held(

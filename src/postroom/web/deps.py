@@ -128,7 +128,6 @@ class WebConfig:
         return self.base_url.lower().startswith("https://")
 
 
-
 @dataclass
 class AppContext:
     db: sa.Engine

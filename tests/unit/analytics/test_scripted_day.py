@@ -3,9 +3,12 @@ by hand, in Europe/Paris on the day its clocks move forward (a 23-hour day)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from tests.unit.analytics.script import scripted_day
 
 from postroom.analytics.details import replay
 from postroom.analytics.metrics import (
@@ -15,7 +18,6 @@ from postroom.analytics.metrics import (
     boundaries,
     observations,
 )
-from tests.unit.analytics.script import scripted_day
 
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 3, 29, tzinfo=PARIS)  # 2026-03-28T23:00Z
@@ -39,7 +41,11 @@ def test_details_of_the_scripted_day() -> None:
     details = {d.key: d for d in replay(scripted_day())}
     assert sorted(details) == ["c1", "c2", "c3", "c4", "m50"]
     c1 = details["c1"]
-    assert (c1.outcome, c1.wrapup_code, c1.wrapup_notes) == ("answered", "resolved", "sent the manual")
+    assert (c1.outcome, c1.wrapup_code, c1.wrapup_notes) == (
+        "answered",
+        "resolved",
+        "sent the manual",
+    )
     assert (len(c1.messages_in), len(c1.messages_out), len(c1.transfers)) == (2, 2, 1)
     assert c1.queues == ["support", "sales"] and c1.agents == ["ann", "carl"]
     shape = [(s.kind, s.queue, s.agent, s.outcome, s.seconds) for s in c1.segments]
@@ -122,7 +128,7 @@ def test_hourly_intervals_follow_the_local_clock() -> None:
         "2026-03-29T11:00:00+02:00/2026-03-29T12:00:00+02:00",
     ]
     days = boundaries(START, datetime(2026, 4, 2, tzinfo=PARIS), "P1D", PARIS)
-    assert [(b - a).total_seconds() / 3600 for a, b in zip(days, days[1:], strict=False)] == [
+    assert [(b - a).total_seconds() / 3600 for a, b in itertools.pairwise(days)] == [
         23.0, 24.0, 24.0, 24.0,
     ]  # fmt: skip
     month = boundaries(datetime(2026, 3, 15, tzinfo=PARIS), datetime(2026, 5, 1, tzinfo=PARIS),
