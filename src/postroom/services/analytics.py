@@ -24,7 +24,7 @@ know HTTP.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -511,3 +511,28 @@ def service_level_waits(
             elif o.metric == "tAbandon":
                 abandoned.append(o)
     return answered, abandoned
+
+
+def iter_details(
+    db: sa.Engine, start: datetime, end: datetime, *, filter: Filter | None, chunk: int = 500
+) -> Iterator[dict[str, Any]]:
+    """Every conversation `details` would list, chunk by chunk (for CSV)."""
+    c = analytics_conversations
+    where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = sa.select(c.c.started_at, c.c.key, c.c.detail).where(where)
+        if after is not None:
+            query = query.where(
+                sa.or_(
+                    c.c.started_at > after[0],
+                    sa.and_(c.c.started_at == after[0], c.c.key > after[1]),
+                )
+            )
+        with db.connect() as conn:
+            rows = conn.execute(query.order_by(c.c.started_at, c.c.key).limit(chunk)).all()
+        for r in rows:
+            yield dict(r.detail)
+        if len(rows) < chunk:
+            return
+        after = (r.started_at, r.key)
