@@ -463,6 +463,7 @@ _HANDLERS: dict[str, Any] = {
     "conversation_closed": ConversationTracker._closed,
     "wrapup_timed_out": ConversationTracker._wrapup_code,
     "wrapup_notes": ConversationTracker._wrapup_code,
+    "wrapup_code_recorded": ConversationTracker._wrapup_code,  # given after it closed
     "message_received": ConversationTracker._message_in,
     "message_queued": ConversationTracker._message_out,
 }
