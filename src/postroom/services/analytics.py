@@ -101,6 +101,12 @@ class AnalyticsProjector:
         """Project one batch; returns how many events it took (0: caught up)."""
         try:
             return self._step(self.config.settle_s if settle_s is None else settle_s)
+        except sa.exc.IntegrityError:
+            # Another process projected the same events at the same moment (SQLite, where
+            # the checkpoint row cannot be locked): its rows stand, this pass is void.
+            self._cache.clear()
+            self._written = None
+            return 0
         except Exception:
             self._cache.clear()  # the transaction rolled back: memory may be ahead of it
             self._written = None

@@ -106,13 +106,21 @@ def _conversation(
     return out  # parked or still waiting: open at the end of the history
 
 
-def history(seed: int, conversations: int = 30, span_h: float = 30.0) -> list[EventRecord]:
+def history(
+    seed: int,
+    conversations: int = 30,
+    span_h: float = 30.0,
+    *,
+    first_cid: int = 1,
+    first_id: int = 1,
+    t0: datetime = T0,
+) -> list[EventRecord]:
     """Events of `conversations` conversations (and a few discarded messages), in id order."""
     rnd = random.Random(seed)
     raw: list[tuple[datetime, int, str, int | None, int | None, dict[str, Any]]] = []
     seq = 0
-    for cid in range(1, conversations + 1):
-        start = T0 + timedelta(seconds=rnd.uniform(0, span_h * 3600))
+    for cid in range(first_cid, first_cid + conversations):
+        start = t0 + timedelta(seconds=rnd.uniform(0, span_h * 3600))
         for at, kind, c, mid, data in _conversation(rnd, cid, start):
             seq += 1
             raw.append((at, seq, kind, c, mid, data))
@@ -123,5 +131,5 @@ def history(seed: int, conversations: int = 30, span_h: float = 30.0) -> list[Ev
     raw.sort(key=lambda r: (r[0], r[1]))
     return [
         EventRecord(i, at, kind, c, data, message_id=mid)
-        for i, (at, _, kind, c, mid, data) in enumerate(raw, start=1)
+        for i, (at, _, kind, c, mid, data) in enumerate(raw, start=first_id)
     ]
