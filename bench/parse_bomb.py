@@ -49,7 +49,7 @@ def normal() -> bytes:
     text = "Hello,\n\nmy order 4711 has not arrived yet. Could you check?\n\nThanks, Jane\n"
     row = (
         '<tr><td style="padding:4px;color:#333"><a href="https://shop.example/p/1">'
-        'Product name</a></td><td><img src="https://cdn.example/i.png" width=50></td>'
+        "Product name</a></td><td><img src=\"https://cdn.example/i.png\" width=50></td>"
         "<td>Some text &amp; a price: 10 EUR</td></tr>\n"
     )
     html = (
