@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from postroom.analytics.details import EventRecord, replay
 from postroom.runtime import cli
+from postroom.runtime.analytics_worker import AnalyticsWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import open_store
 from postroom.services.analytics import AnalyticsProjector, ProjectorConfig
@@ -25,6 +26,7 @@ from postroom.store.schema import (
     events,
 )
 from tests.unit.analytics.generator import history
+from tests.waiting import eventually
 
 
 class FakeClock:
@@ -140,6 +142,23 @@ def test_the_rebuild_command(
     assert cli.main(["analytics", "rebuild", *args]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out == {"events": len(evs), "last_event_id": len(evs), "gaps": 0}
+    with db.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(analytics_conversations)).scalar()
+    assert n == len(replay(evs))
+
+
+def test_the_worker_keeps_the_tables_up_to_date(db: sa.Engine) -> None:
+    evs = history(seed=9, conversations=5)
+    worker = AnalyticsWorker(AnalyticsProjector(db, FakeClock()), poll_s=0.05)
+    worker.start()
+    try:
+        _insert(db, evs[:10])
+        worker.wake()
+        eventually(lambda: worker.projector.checkpoint()[0] == 10)
+        _insert(db, evs[10:])
+        eventually(lambda: worker.projector.checkpoint()[0] == len(evs))  # by polling
+    finally:
+        worker.stop()
     with db.connect() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(analytics_conversations)).scalar()
     assert n == len(replay(evs))
