@@ -48,6 +48,13 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 # Dimensions, by their Genesys names.
 DIMENSIONS = ("queueId", "userId", "addressTo", "wrapUpCode", "direction")
+DIMENSION_FIELD = {
+    "queueId": "queue",
+    "userId": "agent",
+    "addressTo": "route",
+    "wrapUpCode": "wrapup_code",
+    "direction": "direction",
+}
 GRANULARITIES = ("PT15M", "PT30M", "PT1H", "P1D", "P7D", "P1W", "P1M")
 SHORT_ABANDON_S = 10.0  # an abandon within this many seconds does not count against SL
 
@@ -66,13 +73,8 @@ class Observation:
     conversation: str = ""
 
     def dimension(self, name: str) -> str | None:
-        return {
-            "queueId": self.queue,
-            "userId": self.agent,
-            "addressTo": self.route,
-            "wrapUpCode": self.wrapup_code,
-            "direction": self.direction,
-        }[name]
+        value: str | None = getattr(self, DIMENSION_FIELD[name])
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +286,16 @@ def aggregate(
     targets = targets or {}
     sl = wanted & {"oServiceLevel", "oServiceTarget", "nOverSla"}
     groups: dict[tuple[str | None, ...], dict[int, dict[str, _Acc]]] = {}
+    fields = [DIMENSION_FIELD[g] for g in group_by]
+
+    def key_of(o: Observation) -> tuple[str | None, ...]:
+        return tuple(getattr(o, f) for f in fields)
+
     for o in obs:
         if o.metric not in facts or not (start <= o.at < end):
             continue
         idx = bisect.bisect_right(edges, o.at) - 1
-        gkey = tuple(o.dimension(g) for g in group_by)
+        gkey = key_of(o)
         accs = groups.setdefault(gkey, {}).setdefault(idx, {})
         if o.metric in wanted:
             accs.setdefault(o.metric, _Acc()).values.append(o.value)
