@@ -260,14 +260,17 @@ class ConversationTracker:
         if self._alert is not None and self._alert.agent == agent and self._work is None:
             return  # offered again to the same agent (the router restarted): the same alert
         self._end_alert(e.at, "declined")
-        if data.get("rule") == "direct_transfer" and self._work is not None:
-            # A transfer to an agent: the holder leaves, the new agent is alerted.
-            self._transfer(e.at, queue, agent)
-        elif self._work is not None:
-            # Offered again while someone held it (a state the router skipped): the
-            # holder is gone.
-            self._leave(e.at)
-        if data.get("rule") != "direct_transfer":
+        direct = data.get("rule") == "direct_transfer"
+        if self._work is not None:
+            # The router writes the offers of a batch before the state change that
+            # follows them: an offer while an agent holds the conversation means it
+            # left them — back to the queue from park, or a transfer (to this agent
+            # when direct, else to the queue whose agent is offered it at once).
+            if self._park_return:
+                self._leave(e.at)
+            else:
+                self._transfer(e.at, queue, agent if direct else None)
+        if not direct:
             self._ensure_wait(e.at, queue)
         self.queue = queue
         self._alert = Segment("alert", e.at, queue=queue, agent=agent)

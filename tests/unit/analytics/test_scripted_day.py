@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.unit.analytics.script import scripted_day
+from tests.unit.analytics.script import Log, scripted_day
 
 from postroom.analytics.details import replay
 from postroom.analytics.metrics import (
@@ -150,3 +150,23 @@ def _d(seconds: list[float]) -> dict[str, float]:
         "p50": v[rank[50] - 1] * 1000.0,
         "p90": v[rank[90] - 1] * 1000.0,
     }
+
+
+def test_a_transfer_whose_offer_comes_in_the_same_batch_counts() -> None:
+    """The router writes a batch's offers before its state changes: a transfer to a
+    queue with an agent free there is `offer_created` then `connected -> alerting`."""
+    g = Log()
+    g.created("08:00:00", 1, "support")
+    g.offer("08:00:00", 1, "ann", "support")
+    g.state("08:00:00", 1, "queued", "alerting", "ann", "support")
+    g.state("08:01:00", 1, "alerting", "connected", "ann", "support")
+    g.offer("08:05:00", 1, "bob", "billing")  # transferred to billing, offered to bob
+    g.state("08:05:00", 1, "connected", "alerting", "bob", "billing")
+    (d,) = replay(g.events)
+    assert [(t.from_queue, t.from_agent, t.to_queue) for t in d.transfers] == [
+        ("support", "ann", "billing")
+    ]
+    waits = [(s.queue, s.outcome) for s in d.segments if s.kind == "wait"]
+    assert waits == [("support", "answered"), ("billing", None)]
+    alerts = [(s.agent, s.outcome) for s in d.segments if s.kind == "alert"]
+    assert alerts == [("ann", "accepted"), ("bob", None)]
