@@ -122,3 +122,25 @@ def test_agents_may_not_query_analytics(api: Api) -> None:
     assert r.status_code == 403
     r = api.client("ann").post(DETAILS, json={"interval": _interval()})
     assert r.status_code == 403
+
+
+def test_a_transfer_through_the_real_router(api: Api) -> None:
+    api.on_queue("ann")
+    cid = api.offered_and_accepted("ann")
+    r = api.client("ann").post(f"/api/v1/conversations/{cid}/transfer", json={"queue": "billing"})
+    assert r.status_code == 200, r.text
+    api.wait_state(cid, "queued")
+    AnalyticsProjector(api.db, utc_now).run_until_caught_up(settle_s=0.0)
+    sue = api.client("sue")
+    body = {"interval": _interval(), "groupBy": ["queueId"],
+            "metrics": ["nOffered", "nTransferred", "tAnswered"]}  # fmt: skip
+    results = {
+        x["group"]["queueId"]: _metrics(x) for x in sue.post(AGG, json=body).json()["results"]
+    }
+    assert results["support"]["nTransferred"] == {"count": 1}
+    assert results["support"]["tAnswered"]["count"] == 1
+    assert results["billing"] == {"nOffered": {"count": 1}}
+    (d,) = sue.post(DETAILS, json={"interval": _interval()}).json()["conversations"]
+    waits = [(s["queue"], s["outcome"]) for s in d["segments"] if s["kind"] == "wait"]
+    assert waits == [("support", "answered"), ("billing", None)]
+    assert (d["transfers"], d["outcome"]) == (1, "open")
