@@ -489,6 +489,19 @@ def details(
 # -- today's service level for the queue figures -------------------------------------------
 
 
+# The events that shape queue waits (messages and wrap-up do not).
+_WAIT_KINDS = (
+    "conversation_created",
+    "offer_created",
+    "offer_timed_out",
+    "offer_withdrawn",
+    "fell_back_to_queue",
+    "conversation_state_changed",
+    "park_returned",
+    "conversation_closed",
+)
+
+
 def service_level_waits(
     conn: sa.Connection, since: datetime
 ) -> tuple[list[am.Observation], list[am.Observation]]:
@@ -505,7 +518,9 @@ def service_level_waits(
         .distinct()
     )
     rows = conn.execute(
-        sa.select(events).where(events.c.conversation_id.in_(left)).order_by(events.c.id)
+        sa.select(events)
+        .where(events.c.conversation_id.in_(left), events.c.kind.in_(_WAIT_KINDS))
+        .order_by(events.c.id)
     ).all()
     answered, abandoned = [], []
     for d in replay(record(r) for r in rows):
