@@ -36,6 +36,7 @@ from postroom.services.admin.schema import (
     ValidationError,
     describe,
 )
+from postroom.store.db import READ_ONLY
 from postroom.store.schema import config_state, queues, routes, routing_inbox, rules
 
 log = logging.getLogger("postroom.config")
@@ -282,7 +283,10 @@ class LiveConfig:
 
     def refresh(self) -> Snapshot:
         with self._lock:
-            with self.db.connect() as conn:
+            # Read-only: callers may hold a write transaction of their own (the sender
+            # asks for queue names while it queues an acknowledgement); on SQLite a
+            # second writer in the same thread would wait for it for ever.
+            with self.db.connect().execution_options(**READ_ONLY) as conn:
                 stored = version(conn) or 0
                 if self._snapshot is None or self._snapshot.version != stored:
                     self._snapshot = load(conn)

@@ -30,8 +30,17 @@ def _sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+READ_ONLY = {"postroom_read_only": True}  # execution options of a read that must not wait
+
+
 def _sqlite_begin(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only connection (`conn.execution_options(**READ_ONLY)`) begins deferred: in
+    # WAL mode it never waits for a writer — not even for a write transaction of its
+    # own thread that is still open on another connection (which would wait forever).
+    if conn.get_execution_options().get("postroom_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
