@@ -236,9 +236,7 @@ def run_server(
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(
-                        "postroom serve did not start; see e2e-server.log"
-                    ) from None
+                    raise AssertionError("postroom serve did not start; see e2e-server.log") from None
                 time.sleep(0.1)
         for user, role, queues in users:
             args = ["user", "add", user, "--role", role, "--name", user.title(), "--password-stdin"]

@@ -40,11 +40,7 @@ def test_api_docs_render_offline_from_our_own_files(page: Page, server: Server) 
     # The operations, grouped by tag: "conversations" and its endpoints.
     tag = page.locator(".opblock-tag", has_text="conversations").first
     expect(tag).to_be_visible()
-    expect(
-        page.locator(
-            ".opblock-summary-path[data-path='/api/v1/conversations/{conversation_id}']"
-        ).first
-    ).to_be_attached()
+    expect(page.locator(".opblock-summary-path[data-path='/api/v1/conversations/{conversation_id}']").first).to_be_attached()
     page.locator(".opblock-summary-path", has_text="/api/v1/auth/login").first.click()
     expect(page.get_by_text("Try it out").first).to_be_visible()
     shot(page, "api-docs")

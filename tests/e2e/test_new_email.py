@@ -110,9 +110,7 @@ def test_agent_sends_new_email_with_signature_and_attachment(
     expect(check).to_contain_text("nothing is attached")
     check.get_by_role("button", name="Go back").click()
     page.locator("#c-files").set_input_files(
-        files=[
-            {"name": "quote-88.txt", "mimeType": "text/plain", "buffer": b"quote 88: 1200 EUR\n"}
-        ]
+        files=[{"name": "quote-88.txt", "mimeType": "text/plain", "buffer": b"quote 88: 1200 EUR\n"}]
     )
     expect(page.locator("#c-attachments")).to_contain_text("quote-88.txt (19 bytes)")
     expect(page.locator("#c-limits")).to_contain_text("up to 50 files")
@@ -218,9 +216,7 @@ def test_reply_composer_opens_with_the_queue_signature(page: Page, server: Serve
     page.keyboard.type("Yes: 12 % from 500 pieces.")
     expect(editor.locator("div").first).to_have_text("Yes: 12 % from 500 pieces.")
     page.locator("#c-files").set_input_files(
-        files=[
-            {"name": "price-list.txt", "mimeType": "text/plain", "buffer": b"500 pieces: -12 %\n"}
-        ]
+        files=[{"name": "price-list.txt", "mimeType": "text/plain", "buffer": b"500 pieces: -12 %\n"}]
     )
     expect(page.locator("#c-attachments")).to_contain_text("price-list.txt (18 bytes)")
 
@@ -287,12 +283,8 @@ def test_delivery_status_changes_live_when_a_bounce_arrives(page: Page, server: 
     send_mail(server, "support@example.com", dsn(started["message_id"]), sender="")
     expect(badge).to_have_attribute("data-status", "bounced", timeout=15_000)
     expect(badge).to_have_text("bounced")
-    expect(page.locator("#toast")).to_contain_text(
-        "A message you sent in this conversation bounced."
-    )
-    assert page.evaluate(
-        "() => window.__kept === 1 && document.querySelector('#conv-thread').__kept === 1"
-    )
+    expect(page.locator("#toast")).to_contain_text("A message you sent in this conversation bounced.")
+    assert page.evaluate("() => window.__kept === 1 && document.querySelector('#conv-thread').__kept === 1")
     conv = gil.call("GET", f"/api/v1/conversations/{cid}")
     assert conv["messages"][0]["delivery"]["status"] == "bounced"
     shot(page, "delivery-bounced")

@@ -113,9 +113,7 @@ def test_offer_accept_reply_with_canned_response_and_wrap_up(
 
     msg = email.message_from_bytes(eventually(delivered), policy=email.policy.default)
     assert msg["To"] == "alice@customer.example"
-    assert (
-        "Hello Alice Customer, this is Ann from support." in msg.get_body(("plain",)).get_content()
-    )  # type: ignore[union-attr]
+    assert "Hello Alice Customer, this is Ann from support." in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert [a.get_filename() for a in msg.iter_attachments()] == ["label.txt"]
 
     # The editor works under the page's CSP: nothing blocked, nothing logged.
@@ -157,10 +155,7 @@ def test_customer_reply_threads_and_goes_to_the_last_agent(
     )
     send_mail(server, "sales@example.com", reply, "bo@buyer.example")
     offer = page.locator(".offer", has_text="Price for 40 chairs")
-    expect(offer).to_contain_text(
-        re.compile(r"Customer replied in thread PR-\d+: Price for 40 chairs"),
-        timeout=OFFER_TIMEOUT_MS,
-    )
+    expect(offer).to_contain_text(re.compile(r"Customer replied in thread PR-\d+: Price for 40 chairs"), timeout=OFFER_TIMEOUT_MS)
     second = accept_offer(page, "Price for 40 chairs")
     assert second != cid
     thread = page.locator("#conv-thread")
@@ -216,16 +211,12 @@ def test_hostile_mail_renders_inert(page: Page, server: Server) -> None:
     frame.get_by_text("click me").click()
     link = page.locator("#conv-thread .attachments a")
     expect(link).to_contain_text("img src=x onerror=alert(9)")  # shown as text
-    body = page.request.get(
-        server.url + (page.locator("iframe.body-frame").get_attribute("data-src") or "")
-    )
+    body = page.request.get(server.url + (page.locator("iframe.body-frame").get_attribute("data-src") or ""))
     assert "script-src 'none'" in body.headers["content-security-policy"]
     assert "<script" not in body.text() and "onerror" not in body.text()
     expect(frame.locator("img[alt=tracker]")).not_to_have_attribute("src", re.compile("remote"))
     page.get_by_role("button", name="Show remote images").click()
-    expect(frame.locator("img[alt=tracker]")).to_have_attribute(
-        "src", "https://remote.invalid/track.png"
-    )
+    expect(frame.locator("img[alt=tracker]")).to_have_attribute("src", "https://remote.invalid/track.png")
     page.wait_for_timeout(300)
     shot(page, "hostile")
     for f in page.frames:
@@ -246,9 +237,7 @@ def test_wrap_up_accept_transfer_park_leave_the_console_clean(page: Page, server
             server,
             "support@example.com",
             make_email(
-                subject=subject,
-                body=f"Message {n}.\n",
-                html=f"<p>Message <b>{n}</b>.</p>",
+                subject=subject, body=f"Message {n}.\n", html=f"<p>Message <b>{n}</b>.</p>",
                 sender="Lee <lee@customer.example>",
             ),
             "lee@customer.example",

@@ -29,9 +29,7 @@ from tests.mailfactory import make_email
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-QUICK_CONFIG = (
-    CONFIG
-    + """
+QUICK_CONFIG = CONFIG + """
 [[queues]]
 name = "quick"
 alert_timeout_s = 7
@@ -43,7 +41,6 @@ queue = "quick"
 reply_from = "quick@example.com"
 auto_ack = "Thank you, we got your mail: {{reference}}."
 """
-)
 USERS = (("hal", "agent", "quick"), ("ivy", "agent", "quick"), ("sue", "supervisor", None))
 
 
@@ -59,9 +56,7 @@ def test_one_press_brings_a_not_responding_agent_back_on_queue(page: Page, quick
     console_errors = watch_csp(page)
     login(page, quick, "hal")
     go_on_queue(page)
-    send_mail(
-        quick, "quick@example.com", make_email(to="quick@example.com", subject="Nobody answers")
-    )
+    send_mail(quick, "quick@example.com", make_email(to="quick@example.com", subject="Nobody answers"))
     offer = page.locator(".offer", has_text="Nobody answers")
     expect(offer).to_be_visible(timeout=OFFER_TIMEOUT_MS)
     expect(offer).to_contain_text("New conversation: Nobody answers")

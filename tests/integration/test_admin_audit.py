@@ -22,48 +22,16 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 def seed(api: Api) -> list[int]:
     """Five entries an hour apart, oldest first."""
     rows = [
-        (
-            Actor("adam", "session"),
-            "queue.update",
-            "queue",
-            "support",
-            {"alert_timeout_s": 30},
-            {"alert_timeout_s": 60},
-        ),
+        (Actor("adam", "session"), "queue.update", "queue", "support", {"alert_timeout_s": 30}, {"alert_timeout_s": 60}),
         (Actor("adam", "token"), "queue.create", "queue", "vip", None, {"name": "vip"}),
-        (
-            Actor.cli(),
-            "quarantine.retry",
-            "quarantine",
-            "17",
-            {"status": "quarantined"},
-            {"status": "pending"},
-        ),
-        (
-            Actor("sue", "session"),
-            "canned_response.delete",
-            "canned_response",
-            "3",
-            {"name": "Hi"},
-            None,
-        ),
-        (
-            Actor("adam", "session"),
-            "user.update",
-            "user",
-            "ann",
-            {"password": "old"},
-            {"password": "new"},
-        ),
+        (Actor.cli(), "quarantine.retry", "quarantine", "17", {"status": "quarantined"}, {"status": "pending"}),
+        (Actor("sue", "session"), "canned_response.delete", "canned_response", "3", {"name": "Hi"}, None),
+        (Actor("adam", "session"), "user.update", "user", "ann", {"password": "old"}, {"password": "new"}),
     ]
     ids = []
     with api.db.begin() as conn:
         for i, (actor, action, ttype, tid, before, after) in enumerate(rows):
-            ids.append(
-                audit.record(
-                    conn, T0 + timedelta(hours=i), actor, action, ttype, tid, before, after
-                )
-            )
+            ids.append(audit.record(conn, T0 + timedelta(hours=i), actor, action, ttype, tid, before, after))
     return ids
 
 
@@ -91,22 +59,15 @@ def test_filters_newest_first_and_paging(api: Api) -> None:
     assert ids_of(api, action="queue.create") == [ids[1]]
     assert ids_of(api, target_type="queue") == [ids[1], ids[0]]
     assert ids_of(api, target_type="queue", target_id="support") == [ids[0]]
-    assert ids_of(api, since="2026-11-01T13:00:00Z", until="2026-11-01T15:00:00Z") == [
-        ids[2],
-        ids[1],
-    ]
+    assert ids_of(api, since="2026-11-01T13:00:00Z", until="2026-11-01T15:00:00Z") == [ids[2], ids[1]]
     assert ids_of(api, since="2026-11-01T14:00:00") == [ids[4], ids[3], ids[2]]  # no zone: UTC
     first = api.client("adam").get("/api/v1/audit", params={"limit": 2}).json()
-    assert [e["id"] for e in first["entries"]] == [ids[4], ids[3]] and first[
-        "next_before_id"
-    ] == ids[3]
+    assert [e["id"] for e in first["entries"]] == [ids[4], ids[3]] and first["next_before_id"] == ids[3]
     rest = api.client("adam").get("/api/v1/audit", params={"limit": 2, "before_id": ids[3]}).json()
     assert [e["id"] for e in rest["entries"]] == [ids[2], ids[1]]
-    last = (
-        api.client("adam")
-        .get("/api/v1/audit", params={"limit": 2, "before_id": ids[1], "until": "2026-11-02"})
-        .json()
-    )
+    last = api.client("adam").get(
+        "/api/v1/audit", params={"limit": 2, "before_id": ids[1], "until": "2026-11-02"}
+    ).json()
     assert [e["id"] for e in last["entries"]] == [ids[0]] and last["next_before_id"] is None
     entry = api.client("adam").get("/api/v1/audit", params={"limit": 1}).json()["entries"][0]
     assert entry["before"] == {"password": "***"} and entry["via"] == "session"
@@ -145,10 +106,6 @@ def test_a_bad_date_is_shown_beside_its_field(api: Api) -> None:
 def test_changes_through_the_api_appear_in_the_log(api: Api) -> None:
     r = api.client("sue").post("/api/v1/canned-responses", json={"name": "Hi", "text": "Hello"})
     cid = r.json()["id"]
-    (entry,) = (
-        api.client("adam")
-        .get("/api/v1/audit", params={"target_type": "canned_response"})
-        .json()["entries"]
-    )
+    (entry,) = api.client("adam").get("/api/v1/audit", params={"target_type": "canned_response"}).json()["entries"]
     assert entry["actor"] == "sue" and entry["action"] == "canned_response.create"
     assert entry["target_id"] == str(cid) and entry["after"]["name"] == "Hi"

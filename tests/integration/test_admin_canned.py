@@ -136,10 +136,7 @@ def test_a_failing_change_leaves_neither_the_change_nor_an_entry(
     monkeypatch.setattr(canned_svc.audit, "record", record_then_fail)
     with pytest.raises(RuntimeError):
         canned_svc.create(
-            api.db,
-            api.comps.clock,
-            Actor("sue", "session"),
-            {"name": "A", "text": "B"},
+            api.db, api.comps.clock, Actor("sue", "session"), {"name": "A", "text": "B"},
             known_queues=["support"],
         )
     with api.db.connect() as conn:
@@ -157,22 +154,13 @@ def test_preview_fills_in_with_the_composers_substitution_and_escapes_html(api: 
     out = r.json()
     assert out["text"] == "Hi <b>Eve</b> from Sue {oops}"
     assert out["html"] == "<p>&lt;b&gt;Eve&lt;/b&gt;</p>"
-    assert out["fields_used"] == ["agent_name", "customer_name"] and out["unknown_fields"] == [
-        "oops"
-    ]
+    assert out["fields_used"] == ["agent_name", "customer_name"] and out["unknown_fields"] == ["oops"]
     # Without a conversation: sample values.
-    r = sue.post(
-        f"{URL}/preview", json={"text": "{customer_name} / {reference}", "queue": "billing"}
-    )
+    r = sue.post(f"{URL}/preview", json={"text": "{customer_name} / {reference}", "queue": "billing"})
     assert r.json()["text"] == "Alex Example / PR-1042"
     assert r.json()["values"]["queue_name"] == "billing"
-    assert (
-        sue.post(f"{URL}/preview", json={"text": "x", "queue": "nope"}).json()["error"]["field"]
-        == "queue"
-    )
-    assert (
-        sue.post(f"{URL}/preview", json={"text": "x", "conversation_id": 999999}).status_code == 404
-    )
+    assert sue.post(f"{URL}/preview", json={"text": "x", "queue": "nope"}).json()["error"]["field"] == "queue"
+    assert sue.post(f"{URL}/preview", json={"text": "x", "conversation_id": 999999}).status_code == 404
 
 
 # -- the page ----------------------------------------------------------------------------
@@ -195,19 +183,14 @@ def test_library_page_shows_folders_and_searches(api: Api) -> None:
 
 
 def field_error(html: str, fid: str) -> str:
-    m = re.search(
-        rf'<div class="field invalid">(?:(?!<div class="field).)*?id="{fid}".*?</div>', html, re.S
-    )
+    m = re.search(rf'<div class="field invalid">(?:(?!<div class="field).)*?id="{fid}".*?</div>', html, re.S)
     assert m, f"no error beside #{fid}"
     return m.group(0)
 
 
 def test_editor_keeps_input_and_shows_errors_beside_fields(api: Api) -> None:
     sue = api.client("sue")
-    r = sue.post(
-        "/admin/canned/new",
-        data={"name": "", "folder": "Billing", "queue": "", "text": "Typed text"},
-    )
+    r = sue.post("/admin/canned/new", data={"name": "", "folder": "Billing", "queue": "", "text": "Typed text"})
     assert r.status_code == 422
     assert "at least 1 character" in field_error(r.text, "f-name")
     assert "Typed text</textarea>" in r.text and 'value="Billing"' in r.text
@@ -221,28 +204,19 @@ def test_editor_keeps_input_and_shows_errors_beside_fields(api: Api) -> None:
     assert r.status_code == 303
     target = r.headers["location"]
     edit = sue.get(target)
-    assert (
-        edit.status_code == 200 and "Saved." in edit.text and 'value="Billing/Refunds"' in edit.text
-    )
+    assert edit.status_code == 200 and "Saved." in edit.text and 'value="Billing/Refunds"' in edit.text
     cid = int(target.split("/")[-1].split("?")[0])
-    r = sue.post(
-        f"/admin/canned/{cid}",
-        data={"name": "Refund 2", "folder": "", "queue": "", "text": "Done!"},
-        follow_redirects=False,
-    )
+    r = sue.post(f"/admin/canned/{cid}", data={"name": "Refund 2", "folder": "", "queue": "", "text": "Done!"},
+                 follow_redirects=False)
     assert r.status_code == 303
     assert canned_svc.get_canned(api.db, cid)["name"] == "Refund 2"
     # Delete needs the box ticked.
     r = sue.post(f"/admin/canned/{cid}/delete", data={})
     assert r.status_code == 422 and "Tick the box" in field_error(r.text, "f-delete-confirm")
-    r = sue.post(
-        f"/admin/canned/{cid}/delete", data={"delete.confirm": "true"}, follow_redirects=False
-    )
+    r = sue.post(f"/admin/canned/{cid}/delete", data={"delete.confirm": "true"}, follow_redirects=False)
     assert r.status_code == 303 and sue.get(f"/admin/canned/{cid}").status_code == 404
     assert [x.action for x in audit_rows(api)] == [
-        "canned_response.create",
-        "canned_response.update",
-        "canned_response.delete",
+        "canned_response.create", "canned_response.update", "canned_response.delete"
     ]
 
 
@@ -250,11 +224,7 @@ def test_editor_preview_fragment_escapes(api: Api) -> None:
     sue = api.client("sue")
     r = sue.post(
         "/admin/canned/preview",
-        data={
-            "text": "Hi {customer_name} <script>x</script>",
-            "html": "<p>{agent_name}</p>",
-            "queue": "vip",
-        },
+        data={"text": "Hi {customer_name} <script>x</script>", "html": "<p>{agent_name}</p>", "queue": "vip"},
         headers={"HX-Request": "true"},
     )
     assert r.status_code == 200

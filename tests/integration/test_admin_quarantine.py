@@ -33,15 +33,11 @@ def api(any_settings: Settings) -> Iterator[Api]:
     fx.close_api(a)
 
 
-def quarantined(
-    api: Api, subject: str = "Lost", to: str = "nobody@elsewhere.example", **kw: Any
-) -> int:
+def quarantined(api: Api, subject: str = "Lost", to: str = "nobody@elsewhere.example", **kw: Any) -> int:
     """A message to an address with no route: quarantined at stage `rules`."""
-    pk = (
-        api.comps.spool()
-        .accept_sync(make_email(subject=subject, to=to, **kw), source="smtp", envelope_to=[to])
-        .message_pk
-    )
+    pk = api.comps.spool().accept_sync(
+        make_email(subject=subject, to=to, **kw), source="smtp", envelope_to=[to]
+    ).message_pk
     api.comps.intake.drain()
     return int(pk)
 
@@ -74,10 +70,7 @@ def test_only_admins_may_use_the_quarantine_api(api: Api) -> None:
         assert c.get(f"/api/v1/quarantine/{pk}").status_code == 403
         r = c.post(f"/api/v1/quarantine/{pk}/discard", json={"reason": "x"})
         assert r.status_code == 403 and "manage_quarantine" in r.json()["error"]["message"]
-        assert (
-            c.post("/api/v1/quarantine/loop-guard/release", json={"sender": "a@b.c"}).status_code
-            == 403
-        )
+        assert c.post("/api/v1/quarantine/loop-guard/release", json={"sender": "a@b.c"}).status_code == 403
     assert status_of(api, pk).status == "quarantined" and audit_rows(api) == []
     assert api.client("adam").get("/api/v1/quarantine").status_code == 200
 
@@ -99,14 +92,7 @@ def test_list_filters_by_stage_and_reason_and_pages_with_a_cursor(api: Api) -> N
     # % and _ are literal: they match nothing here instead of everything.
     for wildcard in ("%", "_", "no_route", "no%route"):
         assert adam.get("/api/v1/quarantine", params={"reason": wildcard}).json()["messages"] == []
-    assert (
-        len(
-            adam.get("/api/v1/quarantine", params={"sender": "C1@customer.example"}).json()[
-                "messages"
-            ]
-        )
-        == 1
-    )
+    assert len(adam.get("/api/v1/quarantine", params={"sender": "C1@customer.example"}).json()["messages"]) == 1
     assert adam.get("/api/v1/quarantine", params={"pending": True}).json()["messages"] == []
     assert adam.get("/api/v1/quarantine", params={"limit": 0}).status_code == 422
     assert adam.get("/api/v1/quarantine", params={"reason": "x" * 201}).status_code == 422
@@ -140,11 +126,7 @@ def test_retry_and_discard_write_audit_entries_with_before_and_after(api: Api) -
     assert status_of(api, b).error == "spam, surely"
     retry, discard = audit_rows(api)
     assert (retry.actor, retry.via, retry.action, retry.target_type, retry.target_id) == (
-        "adam",
-        "session",
-        "quarantine.retry",
-        "quarantine",
-        str(a),
+        "adam", "session", "quarantine.retry", "quarantine", str(a)
     )
     assert retry.before["status"] == "quarantined" and retry.after["status"] == "pending"
     assert retry.after["stage"] == "released" and retry.after["attempts"] == 0
@@ -152,9 +134,7 @@ def test_retry_and_discard_write_audit_entries_with_before_and_after(api: Api) -
     # Refused changes write nothing.
     assert adam.post(f"/api/v1/quarantine/{b}/retry").status_code == 404
     assert adam.post(f"/api/v1/quarantine/{a}/retry").status_code == 404  # pending, not quarantined
-    assert (
-        adam.post(f"/api/v1/quarantine/{a}/discard", json={"reason": "y" * 1001}).status_code == 422
-    )
+    assert adam.post(f"/api/v1/quarantine/{a}/discard", json={"reason": "y" * 1001}).status_code == 422
     assert len(audit_rows(api)) == 2
     # The pipeline takes the retried message (still no route: quarantined again).
     api.comps.intake.drain()
@@ -162,15 +142,11 @@ def test_retry_and_discard_write_audit_entries_with_before_and_after(api: Api) -
 
 
 def test_hold_a_pending_message_from_the_api(api: Api) -> None:
-    pk = (
-        api.comps.spool()
-        .accept_sync(make_email(subject="wait"), source="smtp", envelope_to=["support@example.com"])
-        .message_pk
-    )
+    pk = api.comps.spool().accept_sync(
+        make_email(subject="wait"), source="smtp", envelope_to=["support@example.com"]
+    ).message_pk
     adam = api.client("adam")
-    assert [
-        m["id"] for m in adam.get("/api/v1/quarantine", params={"pending": True}).json()["messages"]
-    ] == [pk]
+    assert [m["id"] for m in adam.get("/api/v1/quarantine", params={"pending": True}).json()["messages"]] == [pk]
     r = adam.post(f"/api/v1/quarantine/{pk}/hold", json={"reason": "looks odd"})
     assert r.status_code == 200 and status_of(api, pk).stage == "operator"
     assert audit_rows(api)[-1].action == "quarantine.hold"
@@ -287,10 +263,7 @@ def test_page_forms_posted_by_a_browser_with_origin_null_pass(api: Api) -> None:
     assert r.status_code == 403 and status_of(api, a).status == "quarantined"
     ours = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
     r = bare.post(
-        f"/admin/quarantine/{b}/retry",
-        data={"csrf_token": csrf},
-        headers=ours,
-        follow_redirects=False,
+        f"/admin/quarantine/{b}/retry", data={"csrf_token": csrf}, headers=ours, follow_redirects=False
     )
     assert r.status_code == 303 and status_of(api, b).status == "pending"
 
@@ -315,9 +288,7 @@ def test_retry_several_at_once(api: Api) -> None:
     assert r.json()["retried"] == [a, b] and list(r.json()["refused"]) == ["999999"]
     assert [x.action for x in audit_rows(api)] == ["quarantine.retry"] * 2
     assert adam.post("/api/v1/quarantine/retry", json={"ids": []}).status_code == 422
-    assert (
-        adam.post("/api/v1/quarantine/retry", json={"ids": list(range(1, 102))}).status_code == 422
-    )
+    assert adam.post("/api/v1/quarantine/retry", json={"ids": list(range(1, 102))}).status_code == 422
     assert api.client("sue").post("/api/v1/quarantine/retry", json={"ids": [a]}).status_code == 403
 
 
@@ -326,33 +297,22 @@ def test_page_retries_all_shown(api: Api) -> None:
     adam = api.client("adam")
     page = adam.get("/admin/quarantine").text
     assert "Retry all 2 shown" in page
-    r = adam.post(
-        "/admin/quarantine/retry",
-        data={"id": [str(a), str(b), "x", "99999999999"]},
-        follow_redirects=False,
-    )
+    r = adam.post("/admin/quarantine/retry", data={"id": [str(a), str(b), "x", "99999999999"]}, follow_redirects=False)
     assert r.status_code == 303 and "count=2" in r.headers["location"]
     assert {status_of(api, a).status, status_of(api, b).status} == {"pending"}
     assert "2 message(s) are pending again" in adam.get(r.headers["location"]).text
 
 
 def test_page_holds_a_pending_message_with_a_reason(api: Api) -> None:
-    pk = (
-        api.comps.spool()
-        .accept_sync(make_email(subject="wait"), source="smtp", envelope_to=["support@example.com"])
-        .message_pk
-    )
+    pk = api.comps.spool().accept_sync(
+        make_email(subject="wait"), source="smtp", envelope_to=["support@example.com"]
+    ).message_pk
     adam = api.client("adam")
-    assert (
-        f'href="/admin/quarantine/{pk}"'
-        in adam.get("/admin/quarantine", params={"pending": "true"}).text
-    )
+    assert f'href="/admin/quarantine/{pk}"' in adam.get("/admin/quarantine", params={"pending": "true"}).text
     assert 'id="hold"' in adam.get(f"/admin/quarantine/{pk}").text
     r = adam.post(f"/admin/quarantine/{pk}/hold", data={"hold.reason": "x" * 1001})
     assert r.status_code == 422 and "under 1000" in r.text
-    r = adam.post(
-        f"/admin/quarantine/{pk}/hold", data={"hold.reason": "mail bomb?"}, follow_redirects=False
-    )
+    r = adam.post(f"/admin/quarantine/{pk}/hold", data={"hold.reason": "mail bomb?"}, follow_redirects=False)
     assert r.status_code == 303 and status_of(api, pk).error == "mail bomb?"
     r = adam.post(f"/admin/quarantine/{pk}/hold", data={})  # no longer pending
     assert r.status_code == 409 and "not pending" in r.text

@@ -37,18 +37,11 @@ def test_admin_creates_a_user_with_a_generated_password_shown_once(api: Api) -> 
     r = adam.post("/api/v1/users", json={"id": "cat", "name": "Cat", "email": "cat@example.com"})
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["user"] == {
-        "id": "cat",
-        "name": "Cat",
-        "email": "cat@example.com",
-        "role": "agent",
-        "disabled": False,
-    }
+    assert body["user"] == {"id": "cat", "name": "Cat", "email": "cat@example.com",
+                            "role": "agent", "disabled": False}
     password = body["password"]
     assert password and len(password) >= 16
-    login = TestClient(api.app).post(
-        "/api/v1/auth/login", json={"user": "cat", "password": password}
-    )
+    login = TestClient(api.app).post("/api/v1/auth/login", json={"user": "cat", "password": password})
     assert login.status_code == 200
     with api.db.connect() as conn:  # an agent gets a routing profile
         assert conn.execute(sa.select(agents.c.id).where(agents.c.id == "cat")).scalar() == "cat"
@@ -56,9 +49,7 @@ def test_admin_creates_a_user_with_a_generated_password_shown_once(api: Api) -> 
     assert entry["actor"] == "adam" and entry["via"] == "session"
     assert password not in str(entry) and entry["after"]["role"] == "agent"
     # Given a password, none comes back.
-    r = adam.post(
-        "/api/v1/users", json={"id": "dan", "role": "supervisor", "password": "dan-secret-1"}
-    )
+    r = adam.post("/api/v1/users", json={"id": "dan", "role": "supervisor", "password": "dan-secret-1"})
     assert r.status_code == 201 and r.json()["password"] is None
 
 
@@ -82,9 +73,7 @@ def test_user_validation_errors_name_the_field(api: Api, body: dict[str, Any], f
 def test_edit_role_name_and_email(api: Api) -> None:
     adam = api.client("adam")
     r = adam.patch("/api/v1/users/bob", json={"role": "supervisor", "name": "Robert"})
-    assert (
-        r.status_code == 200 and r.json()["role"] == "supervisor" and r.json()["name"] == "Robert"
-    )
+    assert r.status_code == 200 and r.json()["role"] == "supervisor" and r.json()["name"] == "Robert"
     assert api.client("bob").get("/api/v1/users").json()["users"][0]["id"] == "adam"  # sees all
     r = adam.patch("/api/v1/users/bob", json={"email": "bob@example.com"})
     assert r.json()["email"] == "bob@example.com" and r.json()["role"] == "supervisor"
@@ -135,18 +124,8 @@ def test_password_reset_ends_sessions_and_never_reaches_the_audit(api: Api) -> N
     assert r.status_code == 200 and r.json()["password"] is None
     assert ann.get("/api/v1/users/me").status_code == 401
     anon = TestClient(api.app)
-    assert (
-        anon.post(
-            "/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]}
-        ).status_code
-        == 401
-    )
-    assert (
-        anon.post(
-            "/api/v1/auth/login", json={"user": "ann", "password": "brand-new-pw-1"}
-        ).status_code
-        == 200
-    )
+    assert anon.post("/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]}).status_code == 401
+    assert anon.post("/api/v1/auth/login", json={"user": "ann", "password": "brand-new-pw-1"}).status_code == 200
     r = api.client("adam").post("/api/v1/users/ann/password")  # generated
     generated = r.json()["password"]
     assert generated
@@ -165,9 +144,7 @@ def test_tokens_are_shown_once_listed_without_secret_and_revoked(api: Api) -> No
     expires = datetime.fromisoformat(made["expires_at"])
     assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
     with api.db.connect() as conn:
-        stored = conn.execute(
-            sa.select(api_tokens.c.token_hash).where(api_tokens.c.id == made["id"])
-        ).scalar()
+        stored = conn.execute(sa.select(api_tokens.c.token_hash).where(api_tokens.c.id == made["id"])).scalar()
     assert stored != token and len(str(stored)) == 64
     script = _bearer(api, token)
     assert script.get("/api/v1/users/me").json()["id"] == "sue"
@@ -206,7 +183,9 @@ def test_an_expired_token_is_refused(api: Api) -> None:
     )
     r = _bearer(api, token).get("/api/v1/users/me")
     assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
-    r = api.client("adam").post("/api/v1/tokens", json={"expires_at": "2001-01-01T00:00:00Z"})
+    r = api.client("adam").post(
+        "/api/v1/tokens", json={"expires_at": "2001-01-01T00:00:00Z"}
+    )
     assert r.status_code == 422 and r.json()["error"]["field"] == "expires_at"
 
 
@@ -224,30 +203,15 @@ def test_users_manage_their_own_tokens_only(api: Api) -> None:
     assert everyone == {"ann", "bob"}
 
 
-def test_cli_token_role_and_expiry(
-    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_token_role_and_expiry(api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s = api.comps.settings
     cfg = tmp_path / "postroom.toml"
     lines = [f'data_dir = "{s.data_dir}"']
     if s.database_url:
         lines.append(f'database_url = "{s.database_url}"')
     cfg.write_text("\n".join(lines) + "\n")
-    code = main(
-        [
-            "user",
-            "token",
-            "adam",
-            "--name",
-            "cron",
-            "--role",
-            "supervisor",
-            "--expires-days",
-            "7",
-            "--config",
-            str(cfg),
-        ]
-    )
+    code = main(["user", "token", "adam", "--name", "cron", "--role", "supervisor",
+                 "--expires-days", "7", "--config", str(cfg)])
     out, err = capsys.readouterr()
     assert code == 0, err
     token = out.strip()

@@ -44,16 +44,8 @@ def test_lists_users_with_role_and_state(api: Api) -> None:
 def test_add_user_errors_sit_beside_their_field_and_keep_typed_values(api: Api) -> None:
     adam = api.client("adam")
     csrf = _csrf(adam.get("/admin/users").text)
-    r = adam.post(
-        "/admin/users",
-        data={
-            "csrf_token": csrf,
-            "id": "ann",
-            "name": "Another Ann",
-            "email": "ann2@example.com",
-            "role": "supervisor",
-        },
-    )
+    r = adam.post("/admin/users", data={"csrf_token": csrf, "id": "ann", "name": "Another Ann",
+                                        "email": "ann2@example.com", "role": "supervisor"})
     assert r.status_code == 422
     assert "already a user &#39;ann&#39;" in _error_of(r.text, "id")
     assert 'value="Another Ann"' in r.text and 'value="ann2@example.com"' in r.text
@@ -82,35 +74,17 @@ def test_edit_disable_enable_and_reset(api: Api) -> None:
     page = adam.get("/admin/users/bob")
     assert page.status_code == 200
     csrf = _csrf(page.text)
-    r = adam.post(
-        "/admin/users/bob",
-        data={
-            "csrf_token": csrf,
-            "action": "save",
-            "name": "Robert",
-            "email": "bad",
-            "role": "agent",
-        },
-    )
+    r = adam.post("/admin/users/bob", data={"csrf_token": csrf, "action": "save", "name": "Robert",
+                                            "email": "bad", "role": "agent"})
     assert r.status_code == 422 and _error_of(r.text, "email") and 'value="Robert"' in r.text
-    r = adam.post(
-        "/admin/users/bob",
-        data={
-            "csrf_token": csrf,
-            "action": "save",
-            "name": "Robert",
-            "email": "",
-            "role": "supervisor",
-        },
-    )
+    r = adam.post("/admin/users/bob", data={"csrf_token": csrf, "action": "save", "name": "Robert",
+                                            "email": "", "role": "supervisor"})
     assert r.status_code == 200 and user_svc.get_user(api.db, "bob").role == "supervisor"
     r = adam.post("/admin/users/bob", data={"csrf_token": csrf, "action": "disable"})
     assert r.status_code == 200 and user_svc.get_user(api.db, "bob").disabled
     r = adam.post("/admin/users/bob", data={"csrf_token": csrf, "action": "enable"})
     assert not user_svc.get_user(api.db, "bob").disabled
-    r = adam.post(
-        "/admin/users/bob", data={"csrf_token": csrf, "action": "password", "password": "x"}
-    )
+    r = adam.post("/admin/users/bob", data={"csrf_token": csrf, "action": "password", "password": "x"})
     assert r.status_code == 422 and "at least 8" in _error_of(r.text, "password")
     r = adam.post("/admin/users/bob", data={"csrf_token": csrf, "action": "password"})
     assert r.status_code == 200 and '<output id="secret"' in r.text
@@ -121,46 +95,23 @@ def test_edit_disable_enable_and_reset(api: Api) -> None:
 def test_tokens_created_once_and_revoked_on_the_page(api: Api) -> None:
     adam = api.client("adam")
     csrf = _csrf(adam.get("/admin/users").text)
-    r = adam.post(
-        "/admin/users/tokens",
-        data={
-            "csrf_token": csrf,
-            "name": "nightly",
-            "user": "sue",
-            "role": "agent",
-            "expires_in_days": "10",
-        },
-    )
+    r = adam.post("/admin/users/tokens", data={"csrf_token": csrf, "name": "nightly", "user": "sue",
+                                               "role": "agent", "expires_in_days": "10"})
     assert r.status_code == 200, r.text
     token = re.search(r'<output id="secret" class="secret">(prt_[^<]+)</output>', r.text)
     assert token
-    assert (
-        TestClient(api.app, headers={"Authorization": f"Bearer {token.group(1)}"})
-        .get("/api/v1/users/me")
-        .json()["role"]
-        == "agent"
-    )
+    assert TestClient(api.app, headers={"Authorization": f"Bearer {token.group(1)}"}).get(
+        "/api/v1/users/me").json()["role"] == "agent"
     listing = adam.get("/admin/users").text
     assert token.group(1) not in listing and "nightly" in listing
     with api.db.connect() as conn:
-        tid = conn.execute(
-            sa.select(api_tokens.c.id).where(api_tokens.c.name == "nightly")
-        ).scalar()
-    r = adam.post(
-        f"/admin/users/tokens/{tid}/revoke", data={"csrf_token": csrf}, follow_redirects=False
-    )
+        tid = conn.execute(sa.select(api_tokens.c.id).where(api_tokens.c.name == "nightly")).scalar()
+    r = adam.post(f"/admin/users/tokens/{tid}/revoke", data={"csrf_token": csrf},
+                  follow_redirects=False)
     assert r.status_code == 303
     assert user_svc.get_token(api.db, int(tid))["revoked_at"] is not None
-    r = adam.post(
-        "/admin/users/tokens",
-        data={
-            "csrf_token": csrf,
-            "name": "x",
-            "user": "ann",
-            "role": "admin",
-            "expires_in_days": "5",
-        },
-    )
+    r = adam.post("/admin/users/tokens", data={"csrf_token": csrf, "name": "x", "user": "ann",
+                                               "role": "admin", "expires_in_days": "5"})
     assert r.status_code == 422 and "at most their role" in _error_of(r.text, "role", "t-")
     assert 'value="5"' in r.text
 
@@ -180,13 +131,11 @@ def test_a_form_post_with_origin_null_counts_as_same_site_only_when_the_browser_
     adam = api.client("adam")
     csrf = _csrf(adam.get("/admin/users").text)
     form = {"csrf_token": csrf, "id": "oscar"}
-    r = adam.post(
-        "/admin/users", data=form, headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"}
-    )
+    r = adam.post("/admin/users", data=form,
+                  headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403 and "another site" in r.text
     r = adam.post("/admin/users", data=form, headers={"Origin": "null"})
     assert r.status_code == 403
-    r = adam.post(
-        "/admin/users", data=form, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"}
-    )
+    r = adam.post("/admin/users", data=form,
+                  headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
     assert r.status_code == 200 and "User oscar added." in r.text

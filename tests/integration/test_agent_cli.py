@@ -22,9 +22,7 @@ pytestmark = pytest.mark.slow
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "postroom.runtime.cli", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        capture_output=True, text=True, timeout=60,
     )
 
 
@@ -43,20 +41,11 @@ def test_email_to_wrapup_through_the_command_line(tmp_path: Path) -> None:
     )
     proc = start(config, port)
     try:
-        assert (
-            cli(
-                config, "agent", "add", "ann", "--queues", "support", "--skills", "english=4"
-            ).returncode
-            == 0
-        )
+        assert cli(config, "agent", "add", "ann", "--queues", "support", "--skills", "english=4").returncode == 0
         out = cli(config, "agent", "presence", "ann", "on_queue")
         assert out.returncode == 0, out.stderr
         with smtplib.SMTP("127.0.0.1", port) as smtp:
-            smtp.sendmail(
-                "ada@customer.example",
-                ["support@example.com"],
-                make_email(sender="ada@customer.example"),
-            )
+            smtp.sendmail("ada@customer.example", ["support@example.com"], make_email(sender="ada@customer.example"))
 
         def offered() -> int | None:
             [ann] = cli_json(config, "agent", "list")
@@ -84,31 +73,13 @@ def test_agent_add_keeps_what_is_not_given(tmp_path: Path) -> None:
     config.write_text(
         f'data_dir = "{tmp_path / "data"}"\n[[queues]]\nname = "support"\n[[queues]]\nname = "billing"\n'
     )
-    made = cli(
-        config,
-        "agent",
-        "add",
-        "bob",
-        "--name",
-        "Bob Builder",
-        "--queues",
-        "support,billing",
-        "--skills",
-        "english=4",
-        "--languages",
-        "en",
-        "--capacity",
-        "3",
-    )
+    made = cli(config, "agent", "add", "bob", "--name", "Bob Builder", "--queues", "support,billing",
+               "--skills", "english=4", "--languages", "en", "--capacity", "3")
     assert made.returncode == 0, made.stderr
     assert cli(config, "agent", "add", "bob").returncode == 0
     assert cli(config, "agent", "add", "bob", "--skills", "billing=2").returncode == 0
     [bob] = cli_json(config, "agent", "list")
-    assert (bob["name"], bob["queues"], bob["capacity"]) == (
-        "Bob Builder",
-        ["support", "billing"],
-        3,
-    )
+    assert (bob["name"], bob["queues"], bob["capacity"]) == ("Bob Builder", ["support", "billing"], 3)
     assert cli(config, "agent", "add", "bob", "--name", "Robert", "--queues", "").returncode == 0
     [bob] = cli_json(config, "agent", "list")
     assert (bob["name"], bob["queues"], bob["capacity"]) == ("Robert", [], 3)

@@ -26,11 +26,7 @@ def _ann_conversation_with_attachment(api: Api) -> tuple[int, int]:
 
 def test_agent_cannot_reach_another_agents_conversation_through_any_endpoint(api: Api) -> None:
     cid, att = _ann_conversation_with_attachment(api)
-    canned = (
-        api.client("sue")
-        .post("/api/v1/canned-responses", json={"name": "hi", "text": "Hi {customer_name}"})
-        .json()
-    )
+    canned = api.client("sue").post("/api/v1/canned-responses", json={"name": "hi", "text": "Hi {customer_name}"}).json()
     bob = api.client("bob")
     base = f"/api/v1/conversations/{cid}"
     denied = [
@@ -94,9 +90,7 @@ def test_agent_sees_an_offer_made_to_them(api: Api) -> None:
 
 
 def test_uploads_are_private_to_their_owner(api: Api) -> None:
-    r = api.client("ann").post(
-        "/api/v1/uploads", files={"file": ("note.txt", b"hello", "text/plain")}
-    )
+    r = api.client("ann").post("/api/v1/uploads", files={"file": ("note.txt", b"hello", "text/plain")})
     assert r.status_code == 201, r.text
     up = r.json()["id"]
     assert api.client("ann").get(f"/api/v1/uploads/{up}").content == b"hello"
@@ -111,9 +105,7 @@ def test_uploads_are_private_to_their_owner(api: Api) -> None:
 def test_inline_image_probe_tells_an_outsider_nothing(api: Api) -> None:
     _, att = _ann_conversation_with_attachment(api)
     with api.db.begin() as conn:
-        conn.execute(
-            attachments.update().where(attachments.c.id == att).values(content_id="logo@x")
-        )
+        conn.execute(attachments.update().where(attachments.c.id == att).values(content_id="logo@x"))
         message_id = conn.execute(sa.select(attachments.c.message_id)).scalar_one()
     url = f"/api/v1/messages/{message_id}/cid/"
     present, absent = (api.client("bob").get(url + name) for name in ("logo@x", "nothing@x"))

@@ -12,6 +12,7 @@ from tests.integration.test_api_fixtures import PASSWORDS, Api, close_api, make_
 api = fx.api  # the shared fixture
 
 
+
 def test_login_sets_a_httponly_lax_cookie_and_returns_the_csrf_token(api: Api) -> None:
     c = TestClient(api.app)
     r = c.post("/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]})
@@ -67,11 +68,8 @@ def test_changes_with_the_cookie_need_the_csrf_token(api: Api) -> None:
 
 def test_cross_site_origin_is_rejected_even_with_the_token(api: Api) -> None:
     c = api.client("ann")
-    r = c.put(
-        "/api/v1/users/ann/presence",
-        json={"presence": "available"},
-        headers={"Origin": "https://evil.example"},
-    )
+    r = c.put("/api/v1/users/ann/presence", json={"presence": "available"},
+              headers={"Origin": "https://evil.example"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_rejected"
 
 
@@ -80,10 +78,7 @@ def test_login_attempts_are_limited_per_user_and_address(any_settings) -> None: 
     try:
         c = TestClient(a.app)
         for _ in range(3):
-            assert (
-                c.post("/api/v1/auth/login", json={"user": "ann", "password": "bad"}).status_code
-                == 401
-            )
+            assert c.post("/api/v1/auth/login", json={"user": "ann", "password": "bad"}).status_code == 401
         r = c.post("/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]})
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_attempts"
         assert int(r.headers["Retry-After"]) > 0
@@ -99,27 +94,19 @@ def test_bearer_token_works_without_csrf_and_can_be_revoked(api: Api) -> None:
     c = TestClient(api.app)
     h = {"Authorization": f"Bearer {token}"}
     assert c.get("/api/v1/users/me", headers=h).json()["id"] == "ann"
-    assert (
-        c.put("/api/v1/users/ann/presence", json={"presence": "available"}, headers=h).status_code
-        == 200
-    )
+    assert c.put("/api/v1/users/ann/presence", json={"presence": "available"}, headers=h).status_code == 200
     with api.db.connect() as conn:
         stored = conn.exec_driver_sql("SELECT token_hash FROM api_tokens").scalar_one()
     assert stored != token and token not in stored  # only a digest is kept
     assert user_svc.revoke_tokens(api.db, api.comps.clock, "ann", "script") == 1
     r = c.get("/api/v1/users/me", headers=h)
     assert r.status_code == 401
-    assert (
-        c.get("/api/v1/users/me", headers={"Authorization": "Bearer prt_unknown"}).status_code
-        == 401
-    )
+    assert c.get("/api/v1/users/me", headers={"Authorization": "Bearer prt_unknown"}).status_code == 401
 
 
 def test_passwords_are_stored_as_argon2_hashes(api: Api) -> None:
     with api.db.connect() as conn:
-        stored = conn.exec_driver_sql(
-            "SELECT password_hash FROM users WHERE id = 'ann'"
-        ).scalar_one()
+        stored = conn.exec_driver_sql("SELECT password_hash FROM users WHERE id = 'ann'").scalar_one()
     assert stored.startswith("$argon2id$") and PASSWORDS["ann"] not in stored
 
 
@@ -133,25 +120,14 @@ def test_new_password_ends_sessions(api: Api) -> None:
 def test_agents_cannot_use_supervisor_endpoints(api: Api) -> None:
     r = api.client("ann").post("/api/v1/canned-responses", json={"name": "x", "text": "y"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
-    assert (
-        api.client("sue")
-        .post("/api/v1/canned-responses", json={"name": "x", "text": "y"})
-        .status_code
-        == 201
-    )
+    assert api.client("sue").post("/api/v1/canned-responses", json={"name": "x", "text": "y"}).status_code == 201
 
 
 def test_openapi_and_docs_are_served(api: Api) -> None:
     c = TestClient(api.app)
     spec = c.get("/api/v1/openapi.json").json()
-    for path in (
-        "/api/v1/conversations",
-        "/api/v1/events/stream",
-        "/api/v1/users/{user_id}/presence",
-        "/api/v1/queues",
-        "/api/v1/canned-responses",
-        "/api/v1/uploads",
-    ):
+    for path in ("/api/v1/conversations", "/api/v1/events/stream", "/api/v1/users/{user_id}/presence",
+                 "/api/v1/queues", "/api/v1/canned-responses", "/api/v1/uploads"):
         assert path in spec["paths"]
     assert c.get("/api/v1/docs").status_code == 200
 

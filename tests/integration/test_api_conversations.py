@@ -25,9 +25,7 @@ def test_offer_accept_disconnect_wrapup_through_the_api(api: Api) -> None:
     assert body["messages"][0]["subject"] == "Printer on fire"
     assert "printer is on fire" in body["messages"][0]["text"]
     assert c.post(f"/api/v1/conversations/{cid}/disconnect").status_code == 200
-    r = c.post(
-        f"/api/v1/conversations/{cid}/wrapup", json={"code": "resolved", "notes": "new toner"}
-    )
+    r = c.post(f"/api/v1/conversations/{cid}/wrapup", json={"code": "resolved", "notes": "new toner"})
     assert r.status_code == 200, r.text
     row = api.wait_state(cid, "closed")
     assert row.wrapup_code == "resolved"
@@ -48,10 +46,7 @@ def test_wrapup_code_must_be_one_of_the_queue(api_wrapup_codes: Api) -> None:
     api.on_queue("ann")
     cid = api.offered_and_accepted("ann")
     c = api.client("ann")
-    assert c.get(f"/api/v1/conversations/{cid}/wrapup-codes").json()["codes"] == [
-        "resolved",
-        "spam",
-    ]
+    assert c.get(f"/api/v1/conversations/{cid}/wrapup-codes").json()["codes"] == ["resolved", "spam"]
     assert c.get("/api/v1/queues/support/wrapup-codes").json()["codes"] == ["resolved", "spam"]
     r = c.post(f"/api/v1/conversations/{cid}/wrapup", json={"code": "whatever"})
     assert r.status_code == 400 and "resolved, spam" in r.json()["error"]["message"]
@@ -146,21 +141,13 @@ def test_list_filter_and_search(api: Api) -> None:
     ref = api.client("ann").get(f"/api/v1/conversations/{b}").json()["reference"]
     found = sue.get("/api/v1/conversations", params={"q": ref}).json()["conversations"]
     assert [x["id"] for x in found] == [b]
-    assert (
-        sue.get("/api/v1/conversations", params={"state": "queued"}).json()["conversations"] == []
-    )
-    mine = (
-        api.client("ann")
-        .get("/api/v1/conversations", params={"mine": True})
-        .json()["conversations"]
-    )
+    assert sue.get("/api/v1/conversations", params={"state": "queued"}).json()["conversations"] == []
+    mine = api.client("ann").get("/api/v1/conversations", params={"mine": True}).json()["conversations"]
     assert [x["id"] for x in mine] == [b]
     history = api.client("ann").get("/api/v1/conversations", params={"state": "closed"}).json()
     assert [x["id"] for x in history["conversations"]] == [a]
     assert sue.get("/api/v1/conversations", params={"state": "bogus"}).status_code == 400
-    page = sue.get("/api/v1/conversations", params={"limit": 1, "before_id": b}).json()[
-        "conversations"
-    ]
+    page = sue.get("/api/v1/conversations", params={"limit": 1, "before_id": b}).json()["conversations"]
     assert [x["id"] for x in page] == [a]
 
 
@@ -179,9 +166,7 @@ def test_drafts_one_per_agent_and_conversation(api: Api) -> None:
     assert c.get(f"/api/v1/conversations/{cid}/draft").json()["data"] is None
     r = c.put(f"/api/v1/conversations/{cid}/draft", json={"to": ["a@x.example"], "text": "Hi"})
     assert r.status_code == 200, r.text
-    r = c.put(
-        f"/api/v1/conversations/{cid}/draft", json={"to": ["a@x.example"], "text": "Hi again"}
-    )
+    r = c.put(f"/api/v1/conversations/{cid}/draft", json={"to": ["a@x.example"], "text": "Hi again"})
     assert c.get(f"/api/v1/conversations/{cid}/draft").json()["data"]["text"] == "Hi again"
     with api.db.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM drafts").scalar_one() == 1
@@ -210,15 +195,9 @@ def test_presence_and_routing_status(api: Api) -> None:
     # agents act for themselves only; supervisors for anyone
     assert c.put("/api/v1/users/bob/presence", json={"presence": "on_queue"}).status_code == 403
     assert c.get("/api/v1/users/bob/routing-status").status_code == 403
-    assert (
-        api.client("sue").put("/api/v1/users/bob/presence", json={"presence": "break"}).status_code
-        == 200
-    )
+    assert api.client("sue").put("/api/v1/users/bob/presence", json={"presence": "break"}).status_code == 200
     with api.db.connect() as conn:
-        assert (
-            conn.execute(sa.select(agents.c.presence).where(agents.c.id == "bob")).scalar_one()
-            == "break"
-        )
+        assert conn.execute(sa.select(agents.c.presence).where(agents.c.id == "bob")).scalar_one() == "break"
     assert api.client("sue").get("/api/v1/users/sue/routing-status").status_code == 404
     assert [u["id"] for u in c.get("/api/v1/users").json()["users"]] == ["ann"]
     assert len(api.client("adam").get("/api/v1/users").json()["users"]) == 4
@@ -243,10 +222,5 @@ def test_wrapup_notes_are_an_event(api: Api) -> None:
     cid = api.offered_and_accepted("ann")
     api.client("ann").post(f"/api/v1/conversations/{cid}/wrapup", json={"code": "x", "notes": "n"})
     with api.db.connect() as conn:
-        kinds = [
-            k
-            for (k,) in conn.execute(
-                sa.select(events.c.kind).where(events.c.conversation_id == cid)
-            )
-        ]
+        kinds = [k for (k,) in conn.execute(sa.select(events.c.kind).where(events.c.conversation_id == cid))]
     assert "wrapup_notes" in kinds

@@ -148,9 +148,7 @@ def test_api_responses_are_nosniff_and_not_stored(api: Api) -> None:
         c.get("/api/v1/users/me"),
         c.get("/api/v1/conversations/999"),  # errors too
         anon.get("/api/v1/users/me"),
-        anon.post(
-            "/api/v1/auth/login", content=b"[" * 100, headers={"content-type": "application/json"}
-        ),
+        anon.post("/api/v1/auth/login", content=b"[" * 100, headers={"content-type": "application/json"}),
     ):
         assert r.headers["x-content-type-options"] == "nosniff", r.request.url
         assert r.headers["cache-control"] == "no-store", r.request.url

@@ -40,17 +40,15 @@ def test_offer_reaches_its_agent_and_supervisors_but_not_other_agents(api: Api) 
             r = ann.put("/api/v1/users/ann/presence", json={"presence": "on_queue"})
             assert r.status_code == 200
             cid = api.deliver(subject="Secret subject")
-            offer = eventually(
-                lambda: [e for e in streams["ann"].events if e.get("event") == "offer_created"]
-            )[0]
+            offer = eventually(lambda: [e for e in streams["ann"].events if e.get("event") == "offer_created"])[0]
             assert _data(offer)["conversation_id"] == cid and _data(offer)["data"]["deadline"]
             assert int(offer["id"]) == _data(offer)["id"]
             eventually(lambda: "offer_created" in streams["sue"].kinds())
             assert "routing_status_changed" in streams["ann"].kinds()
             time.sleep(0.5)
-            assert all(_data(e).get("conversation_id") != cid for e in streams["bob"].events), (
-                streams["bob"].events
-            )
+            assert all(
+                _data(e).get("conversation_id") != cid for e in streams["bob"].events
+            ), streams["bob"].events
             assert "routing_status_changed" not in streams["bob"].kinds()  # ann's status is hers
         finally:
             for s in streams.values():
@@ -72,16 +70,10 @@ def test_reconnect_with_last_event_id_resumes_without_loss(api: Api) -> None:
         api.wait_state(cid, "closed")
         again = SseReader(ann, headers={"Last-Event-ID": last_id})
         try:
-            got = eventually(
-                lambda: [e for e in again.events if e.get("event") == "conversation_closed"]
-            )
+            got = eventually(lambda: [e for e in again.events if e.get("event") == "conversation_closed"])
             ids = [int(e["id"]) for e in again.events]
             assert ids == sorted(ids) and min(ids) > int(last_id)
-            states = [
-                _data(e)["data"].get("to")
-                for e in again.events
-                if e.get("event") == "conversation_state_changed"
-            ]
+            states = [_data(e)["data"].get("to") for e in again.events if e.get("event") == "conversation_state_changed"]
             assert "connected" in states and got
         finally:
             again.close()
@@ -117,18 +109,11 @@ def test_presence_timeout_takes_a_gone_browser_off_queue(any_settings: Any) -> N
         with LiveServer(a.app) as srv:
             ann = login(srv.url, "ann")
             stream = SseReader(ann)
-            assert (
-                ann.put("/api/v1/users/ann/presence", json={"presence": "on_queue"}).status_code
-                == 200
-            )
+            assert ann.put("/api/v1/users/ann/presence", json={"presence": "on_queue"}).status_code == 200
 
             def presence() -> tuple[str, str]:
                 with a.db.connect() as conn:
-                    row = conn.execute(
-                        sa.select(agents.c.presence, agents.c.routing_status).where(
-                            agents.c.id == "ann"
-                        )
-                    ).one()
+                    row = conn.execute(sa.select(agents.c.presence, agents.c.routing_status).where(agents.c.id == "ann")).one()
                 return row.presence, row.routing_status
 
             time.sleep(3)  # twice the time-out: the open stream's heartbeats keep her on queue
@@ -142,15 +127,11 @@ def test_presence_timeout_takes_a_gone_browser_off_queue(any_settings: Any) -> N
 def test_agents_without_web_activity_are_left_alone(api: Api) -> None:
     from postroom.services import agents as agent_svc
 
-    agent_svc.request(
-        api.db, api.comps.clock, "presence", agent_id="bob", data={"presence": "on_queue"}
-    )
+    agent_svc.request(api.db, api.comps.clock, "presence", agent_id="bob", data={"presence": "on_queue"})
     later = api.comps.clock() + timedelta(hours=1)
     assert user_svc.agents_gone(api.db, later, 60) == []
     api.client("ann")  # a login is web activity
-    agent_svc.request(
-        api.db, api.comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"}
-    )
+    agent_svc.request(api.db, api.comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"})
     assert user_svc.agents_gone(api.db, api.comps.clock(), 60) == []
     assert user_svc.agents_gone(api.db, later, 60) == ["ann"]
 
@@ -165,24 +146,13 @@ def test_delivery_outcomes_reach_the_agents_of_the_thread_and_supervisors(api: A
         streams = {u: SseReader(login(srv.url, u)) for u in ("ann", "bob", "sue")}
         try:
             ann = api.client("ann")
-            sent = [
-                ann.post(f"/api/v1/conversations/{cid}/send", json={"text": t}).json()
-                for t in ("one", "two")
-            ]
+            sent = [ann.post(f"/api/v1/conversations/{cid}/send", json={"text": t}).json() for t in ("one", "two")]
             svc = OutboundService(api.db, api.comps.blobs, OutboundConfig(), api.comps.clock)
             first, second = sorted(svc.claim_due(10), key=lambda d: d.outbox_id)
-            svc.record(
-                [
-                    (first, DeliveryResult(False, False, "451 4.7.1 try later")),
-                    (second, DeliveryResult(False, True, "550 5.1.1 no such user")),
-                ]
-            )
-            api.comps.spool().accept_sync(
-                dsn(sent[0]["message_id"]),
-                source="smtp",
-                envelope_from="",
-                envelope_to=["support@example.com"],
-            )
+            svc.record([(first, DeliveryResult(False, False, "451 4.7.1 try later")),
+                        (second, DeliveryResult(False, True, "550 5.1.1 no such user"))])
+            api.comps.spool().accept_sync(dsn(sent[0]["message_id"]), source="smtp", envelope_from="",
+                                          envelope_to=["support@example.com"])
             api.comps.intake.drain()
             outcomes = ("delivery_deferred", "delivery_failed", "bounce_received")
 
@@ -205,29 +175,14 @@ def test_new_email_events_reach_its_agent_only(api: Api) -> None:
     with LiveServer(api.app) as srv:
         streams = {u: SseReader(login(srv.url, u)) for u in ("ann", "bob")}
         try:
-            r = api.client("ann").post(
-                "/api/v1/conversations",
-                json={
-                    "queue": "support",
-                    "to": ["ada@customer.example"],
-                    "subject": "Hello",
-                    "text": "Hi",
-                },
-            )
+            r = api.client("ann").post("/api/v1/conversations", json={
+                "queue": "support", "to": ["ada@customer.example"], "subject": "Hello", "text": "Hi"})
             assert r.status_code == 201, r.text
             cid = r.json()["conversation_id"]
-            got = eventually(
-                lambda: (
-                    {e["event"] for e in streams["ann"].events}
-                    >= {"conversation_created", "message_queued"}
-                )
-            )
+            got = eventually(lambda: {e["event"] for e in streams["ann"].events} >= {"conversation_created", "message_queued"})
             assert got
-            assert all(
-                _data(e)["conversation_id"] == cid
-                for e in streams["ann"].events
-                if e["event"] in ("conversation_created", "message_queued")
-            )
+            assert all(_data(e)["conversation_id"] == cid for e in streams["ann"].events
+                       if e["event"] in ("conversation_created", "message_queued"))
             time.sleep(0.5)
             assert all(_data(e).get("conversation_id") != cid for e in streams["bob"].events)
         finally:
@@ -260,11 +215,9 @@ def test_a_busy_system_does_not_push_an_agents_own_events_out_of_the_replay(api:
         again = SseReader(ann, headers={"Last-Event-ID": str(last_seen)})
         try:
             got = eventually(
-                lambda: (
-                    [e for e in again.events if e.get("event") == "offer_created"]
-                    if len([e for e in again.events if e.get("event") == "offer_created"]) >= 3
-                    else None
-                )
+                lambda: [e for e in again.events if e.get("event") == "offer_created"]
+                if len([e for e in again.events if e.get("event") == "offer_created"]) >= 3
+                else None
             )
             time.sleep(0.3)
             assert "resync" not in again.kinds()
@@ -286,9 +239,7 @@ def test_a_busy_system_does_not_push_an_agents_own_events_out_of_the_replay(api:
 
 
 def test_a_supervisor_reconnecting_after_1500_events_gets_resync(api: Api) -> None:
-    last_seen = _add_events(
-        api, [("offer_created", 900_000 + i, {"agent": "bob"}) for i in range(1500)]
-    )
+    last_seen = _add_events(api, [("offer_created", 900_000 + i, {"agent": "bob"}) for i in range(1500)])
     with LiveServer(api.app) as srv:
         sue = login(srv.url, "sue")  # sees everything: all 1,500 are hers to replay
         again = SseReader(sue, headers={"Last-Event-ID": str(last_seen)})

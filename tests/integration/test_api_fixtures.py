@@ -29,12 +29,7 @@ from tests.mailfactory import make_email
 from tests.waiting import eventually
 
 FAST = user_svc.password_hasher(fast=True)
-PASSWORDS = {
-    "ann": "ann-secret-1",
-    "bob": "bob-secret-1",
-    "sue": "sue-secret-1",
-    "adam": "adam-secret-1",
-}
+PASSWORDS = {"ann": "ann-secret-1", "bob": "bob-secret-1", "sue": "sue-secret-1", "adam": "adam-secret-1"}
 
 
 class RouterThread:
@@ -75,22 +70,12 @@ class Api:
         return self.clients[user]
 
     def deliver(self, subject: str = "Printer on fire", **kw: Any) -> int:
-        pk = (
-            self.comps.spool()
-            .accept_sync(
-                make_email(subject=subject, **kw),
-                source="smtp",
-                envelope_to=["support@example.com"],
-            )
-            .message_pk
-        )
+        pk = self.comps.spool().accept_sync(
+            make_email(subject=subject, **kw), source="smtp", envelope_to=["support@example.com"]
+        ).message_pk
         self.comps.intake.drain()
         with self.db.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(messages.c.conversation_id).where(messages.c.id == pk)
-                ).scalar_one()
-            )
+            return int(conn.execute(sa.select(messages.c.conversation_id).where(messages.c.id == pk)).scalar_one())
 
     def conv(self, cid: int) -> sa.Row[Any]:
         with self.db.connect() as conn:
@@ -122,32 +107,17 @@ def make_users(comps: Components) -> None:
     known = [q.name for q in comps.settings.queues]
     for uid, role in (("ann", "agent"), ("bob", "agent"), ("sue", "supervisor"), ("adam", "admin")):
         user_svc.add_user(
-            comps.engine,
-            comps.clock,
-            uid,
-            role=role,
-            password=PASSWORDS[uid],
-            hasher=FAST,
-            name=uid.title(),
-            queues=["support"] if role == "agent" else None,
-            known_queues=known,
+            comps.engine, comps.clock, uid, role=role, password=PASSWORDS[uid], hasher=FAST,
+            name=uid.title(), queues=["support"] if role == "agent" else None, known_queues=known,
         )
 
 
-def make_api(
-    settings: Settings, *, router: bool = True, presence_watch: bool = False, **config: Any
-) -> Api:
+def make_api(settings: Settings, *, router: bool = True, presence_watch: bool = False, **config: Any) -> Api:
     comps = build(settings)
     make_users(comps)
-    cfg = WebConfig.from_settings(
-        settings, request_wait_s=config.pop("request_wait_s", 5.0), **config
-    )
+    cfg = WebConfig.from_settings(settings, request_wait_s=config.pop("request_wait_s", 5.0), **config)
     app = create_app(
-        comps.engine,
-        blobs=comps.blobs,
-        config=cfg,
-        hasher=FAST,
-        presence_watch=presence_watch,
+        comps.engine, blobs=comps.blobs, config=cfg, hasher=FAST, presence_watch=presence_watch,
         live=comps.live,
     )
     rt = RouterThread(comps) if router else None
@@ -196,14 +166,8 @@ class LiveServer:
     def __init__(self, app: FastAPI) -> None:
         self.port = free_port()
         self.server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=self.port,
-                log_config=None,
-                timeout_graceful_shutdown=1,
-                lifespan="on",
-            )
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                           timeout_graceful_shutdown=1, lifespan="on")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -232,17 +196,10 @@ def login(base: str, user: str) -> httpx.Client:
 class SseReader:
     """Reads events from an open stream in a thread, so tests can wait with a timeout."""
 
-    def __init__(
-        self,
-        client: httpx.Client,
-        headers: dict[str, str] | None = None,
-        params: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, client: httpx.Client, headers: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> None:
         self.events: list[dict[str, Any]] = []
         self.status: int | None = None
-        self._ctx = client.stream(
-            "GET", "/api/v1/events/stream", headers=headers or {}, params=params
-        )
+        self._ctx = client.stream("GET", "/api/v1/events/stream", headers=headers or {}, params=params)
         self._resp = self._ctx.__enter__()
         self.status = self._resp.status_code
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -274,10 +231,7 @@ class SseReader:
 
 def _conv_ids(self: Api) -> list[int]:
     with self.db.connect() as conn:
-        return [
-            int(i)
-            for (i,) in conn.execute(sa.select(conversations.c.id).order_by(conversations.c.id))
-        ]
+        return [int(i) for (i,) in conn.execute(sa.select(conversations.c.id).order_by(conversations.c.id))]
 
 
 Api.conv_ids = _conv_ids  # type: ignore[attr-defined]

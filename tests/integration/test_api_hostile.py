@@ -127,19 +127,13 @@ def _baseline(api: Api) -> dict[str, str]:
         att = conn.execute(sa.select(attachments.c.id)).scalar_one()
     sue = api.client("sue")
     canned = sue.post("/api/v1/canned-responses", json={"name": "hi", "text": "Hi"}).json()["id"]
-    upload = (
-        api.client("adam")
-        .post("/api/v1/uploads", files={"file": ("n.txt", b"hello", "text/plain")})
-        .json()["id"]
-    )
-    hook = (
-        api.client("adam")
-        .post(
-            "/api/v1/webhooks",
-            json={"name": "crm", "url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
-        )
-        .json()["id"]
-    )
+    upload = api.client("adam").post(
+        "/api/v1/uploads", files={"file": ("n.txt", b"hello", "text/plain")}
+    ).json()["id"]
+    hook = api.client("adam").post(
+        "/api/v1/webhooks",
+        json={"name": "crm", "url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
+    ).json()["id"]
     ping = api.client("adam").post(f"/api/v1/webhooks/{hook}/test").json()["id"]
     return {
         "id": str(cid),
@@ -171,9 +165,7 @@ def _json(content: bytes | None, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def _requests(
-    spec: dict[str, Any], base: dict[str, str]
-) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _requests(spec: dict[str, Any], base: dict[str, str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(method, path, httpx request arguments) with one hostile value each."""
     for template, ops in spec["paths"].items():
         for method, op in ops.items():
@@ -303,7 +295,9 @@ def test_stream_resume_points_beyond_any_id(api: Api) -> None:
             assert r.status_code in (400, 422), r.text
         # A Last-Event-ID beyond any id is clamped: the stream opens and says hello.
         for last in (str(10**30), "9" * 5000):
-            with c.stream("GET", "/api/v1/events/stream", headers={"Last-Event-ID": last}) as resp:
+            with c.stream(
+                "GET", "/api/v1/events/stream", headers={"Last-Event-ID": last}
+            ) as resp:
                 assert resp.status_code == 200
                 first = next(resp.iter_lines())
                 assert first.startswith(":") or first.startswith("retry")

@@ -92,29 +92,17 @@ def send_all(api: Api, port: int) -> None:
 
 
 def deliver_raw(api: Api, raw: bytes) -> int:
-    pk = (
-        api.comps.spool()
-        .accept_sync(raw, source="smtp", envelope_to=["support@example.com"])
-        .message_pk
-    )
+    pk = api.comps.spool().accept_sync(raw, source="smtp", envelope_to=["support@example.com"]).message_pk
     api.comps.intake.drain()
     with api.db.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(messages.c.conversation_id).where(messages.c.id == pk)
-            ).scalar_one()
-        )
+        return int(conn.execute(sa.select(messages.c.conversation_id).where(messages.c.id == pk)).scalar_one())
 
 
 def event_kinds(api: Api, cid: int) -> list[str]:
     with api.db.connect() as conn:
-        return list(
-            conn.execute(
-                sa.select(events.c.kind)
-                .where(events.c.conversation_id == cid)
-                .order_by(events.c.id)
-            ).scalars()
-        )
+        return list(conn.execute(
+            sa.select(events.c.kind).where(events.c.conversation_id == cid).order_by(events.c.id)
+        ).scalars())
 
 
 # -- what goes out ---------------------------------------------------------------------
@@ -141,26 +129,16 @@ def test_new_email_goes_out_from_the_queue_address_with_token_and_attachments(
     assert r.headers["location"] == f"/api/v1/conversations/{cid}"
     assert (out["state"], out["agent"], out["queue"]) == ("connected", "ann", "support")
     assert out["reference"] == f"PR-{tid}"
-    assert out["recipients"] == [
-        "ada@customer.example",
-        "bert@customer.example",
-        "audit@example.com",
-    ]
+    assert out["recipients"] == ["ada@customer.example", "bert@customer.example", "audit@example.com"]
     assert re.fullmatch(rf"pr\.PR-{tid}\.[0-9a-f]+@postroom\.local", out["message_id"])
 
     send_all(api, port)
     [got] = handler.received
     assert got.mail_from == "support@example.com"
-    assert sorted(got.rcpt_tos) == [
-        "ada@customer.example",
-        "audit@example.com",
-        "bert@customer.example",
-    ]
+    assert sorted(got.rcpt_tos) == ["ada@customer.example", "audit@example.com", "bert@customer.example"]
     msg = got.msg
     assert msg["From"] == "support <support@example.com>"  # the queue name by default
-    assert (
-        msg["To"] == "Ada Customer <ada@customer.example>" and msg["Cc"] == "bert@customer.example"
-    )
+    assert msg["To"] == "Ada Customer <ada@customer.example>" and msg["Cc"] == "bert@customer.example"
     assert msg["Bcc"] is None and b"audit@example.com" not in got.data
     assert msg["Subject"] == f"Your order 1234 [#PR-{tid}]"
     assert msg["Message-ID"] == f"<{out['message_id']}>"
@@ -185,24 +163,14 @@ def test_new_email_goes_out_from_the_queue_address_with_token_and_attachments(
     assert served.status_code == 200 and served.content == PNG
     row = api.conv(cid)
     assert (row.state, row.agent_id, row.reply_from, row.route_address) == (
-        "connected",
-        "ann",
-        "support@example.com",
-        "support@example.com",
+        "connected", "ann", "support@example.com", "support@example.com"
     )
     with api.db.connect() as conn:
-        assert (
-            conn.execute(
-                sa.select(thread_agents.c.agent_id).where(thread_agents.c.thread_id == tid)
-            ).scalar_one()
-            == "ann"
-        )
+        assert conn.execute(sa.select(thread_agents.c.agent_id).where(thread_agents.c.thread_id == tid)).scalar_one() == "ann"
     assert event_kinds(api, cid)[:3] == ["thread_created", "conversation_created", "message_queued"]
 
 
-def test_text_is_made_from_the_html_when_left_empty(
-    api: Api, relay: tuple[RecordingHandler, int]
-) -> None:
+def test_text_is_made_from_the_html_when_left_empty(api: Api, relay: tuple[RecordingHandler, int]) -> None:
     handler, port = relay
     r = new_email(api, text="", html="<p>Only <b>HTML</b> here</p>")
     assert r.status_code == 201, r.text
@@ -242,9 +210,7 @@ def test_off_queue_agent_sends_without_being_offered_waiting_work(api: Api) -> N
     status = api.client("ann").get("/api/v1/users/ann/routing-status").json()
     assert (status["presence"], status["routing_status"]) == ("offline", "off_queue")
     with api.db.connect() as conn:
-        changes = conn.execute(
-            sa.select(events.c.data).where(events.c.kind == "routing_status_changed")
-        ).all()
+        changes = conn.execute(sa.select(events.c.data).where(events.c.kind == "routing_status_changed")).all()
     assert changes == []  # the moment of room the router gave her is not announced
     # the router holds it for ann: her actions on it work
     assert api.client("ann").post(f"/api/v1/conversations/{cid}/park").status_code == 200
@@ -300,9 +266,7 @@ def test_queue_without_an_address_is_422(api: Api) -> None:
 
 
 def test_limits_and_bad_requests(api: Api) -> None:
-    r = new_email(
-        api, to=[f"u{i}@x.example" for i in range(30)], bcc=[f"b{i}@x.example" for i in range(21)]
-    )
+    r = new_email(api, to=[f"u{i}@x.example" for i in range(30)], bcc=[f"b{i}@x.example" for i in range(21)])
     assert r.status_code == 422 and r.json()["error"]["code"] == "limit_exceeded"
     one = upload(api, "ann", "a.txt", b"a", "text/plain")
     r = new_email(api, attachments=[one] * 26, inline=[one] * 25, html="<p>x</p>")
@@ -339,9 +303,7 @@ def test_customer_reply_threads_into_the_new_conversation(
     )
     assert deliver_raw(api, reply) == cid  # appended to the open conversation
     assert "message_appended" in event_kinds(api, cid)
-    texts = [
-        m["text"] for m in api.client("ann").get(f"/api/v1/conversations/{cid}").json()["messages"]
-    ]
+    texts = [m["text"] for m in api.client("ann").get(f"/api/v1/conversations/{cid}").json()["messages"]]
     assert "when does it arrive" in texts[-1]
 
     # ann ends it; a later answer naming only the reference goes to her as last agent
@@ -385,9 +347,4 @@ def test_queue_signature_is_shown_and_rendered(api_signatures: Api) -> None:
     none = ann.get("/api/v1/queues/billing/signature").json()
     assert (none["text"], none["html"]) == (None, None)
     assert ann.get("/api/v1/queues/nowhere/signature").status_code == 404
-    assert (
-        api.client("bob")
-        .get("/api/v1/queues/support/signature", params={"conversation_id": cid})
-        .status_code
-        == 404
-    )
+    assert api.client("bob").get("/api/v1/queues/support/signature", params={"conversation_id": cid}).status_code == 404

@@ -234,9 +234,7 @@ def test_quarantine_release_a_sender_from_the_loop_guard_with_audit_entries(
 ) -> None:
     config.write_text(config.read_text() + "[intake]\nloop_guard_max_messages = 1\n")
     for i in range(3):
-        (tmp_path / f"{i}.eml").write_bytes(
-            make_email(sender="bot@loop.example", subject=f"auto {i}")
-        )
+        (tmp_path / f"{i}.eml").write_bytes(make_email(sender="bot@loop.example", subject=f"auto {i}"))
         run(capsys, "import", str(tmp_path / f"{i}.eml"), "--config", str(config))
     code, out, _ = run(capsys, "quarantine", "list", "--json", "--config", str(config))
     held = [e["id"] for e in json.loads(out) if e["stage"] == "loop_guard"]

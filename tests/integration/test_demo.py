@@ -18,21 +18,9 @@ pytestmark = pytest.mark.slow
 
 def run_serve(tmp_path: Path, smtp: int, http: int) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "postroom.runtime.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--smtp-port",
-            str(smtp),
-            "--http-port",
-            str(http),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        [sys.executable, "-m", "postroom.runtime.cli", "serve", "--data-dir", str(tmp_path / "data"),
+         "--smtp-port", str(smtp), "--http-port", str(http)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -60,39 +48,17 @@ def test_first_run_creates_demo_users_once_and_demo_send_routes_mail(tmp_path: P
                 break
         users = [line.split() for line in out if line.startswith("  ")]
         assert [u[0] for u in users] == ["ann", "bob", "carla", "dev", "sam"]
-        assert {u[1] for u in users} == {"agent", "supervisor"} and all(
-            len(u[2]) >= 10 for u in users
-        )
+        assert {u[1] for u in users} == {"agent", "supervisor"} and all(len(u[2]) >= 10 for u in users)
         sent = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "postroom.runtime.cli",
-                "demo",
-                "send",
-                "--smtp-port",
-                str(smtp),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
+            [sys.executable, "-m", "postroom.runtime.cli", "demo", "send", "--smtp-port", str(smtp)],
+            capture_output=True, text=True, timeout=60,
         )
         assert sent.returncode == 0, sent.stderr
         status: dict[str, dict[str, int]] = {}
         for _ in range(100):
             res = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "postroom.runtime.cli",
-                    "status",
-                    "--json",
-                    "--data-dir",
-                    str(tmp_path / "data"),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
+                [sys.executable, "-m", "postroom.runtime.cli", "status", "--json", "--data-dir",
+                 str(tmp_path / "data")], capture_output=True, text=True, timeout=60,
             )
             status = json.loads(res.stdout)
             if status["messages"]["processed"] == 3:

@@ -316,11 +316,7 @@ def test_absurd_header_values_are_clipped_to_fit_the_columns(comps: Components) 
 
 def test_small_message_rides_in_its_row_until_the_pipeline_moves_it(comps: Components) -> None:
     raw = make_email()
-    pk = (
-        comps.spool()
-        .accept_sync(raw, source="smtp", envelope_to=["support@example.com"])
-        .message_pk
-    )
+    pk = comps.spool().accept_sync(raw, source="smtp", envelope_to=["support@example.com"]).message_pk
     pending = row(comps, pk)
     assert bytes(pending.raw) == raw and not comps.blobs.exists(pending.raw_sha256)
     comps.intake.drain()
@@ -330,11 +326,7 @@ def test_small_message_rides_in_its_row_until_the_pipeline_moves_it(comps: Compo
 
 def test_large_message_goes_to_the_blob_store_before_its_row(comps: Components) -> None:
     raw = make_email(attachment=("big.bin", b"\1" * 400_000, "application/octet-stream"))
-    pk = (
-        comps.spool()
-        .accept_sync(raw, source="smtp", envelope_to=["support@example.com"])
-        .message_pk
-    )
+    pk = comps.spool().accept_sync(raw, source="smtp", envelope_to=["support@example.com"]).message_pk
     pending = row(comps, pk)
     assert pending.raw is None and comps.blobs.get(pending.raw_sha256) == raw
     comps.intake.drain()
@@ -343,11 +335,7 @@ def test_large_message_goes_to_the_blob_store_before_its_row(comps: Components) 
 
 def test_damaged_blob_is_quarantined_with_a_reason(comps: Components) -> None:
     raw = make_email(attachment=("big.bin", b"\2" * 400_000, "application/octet-stream"))
-    pk = (
-        comps.spool()
-        .accept_sync(raw, source="smtp", envelope_to=["support@example.com"])
-        .message_pk
-    )
+    pk = comps.spool().accept_sync(raw, source="smtp", envelope_to=["support@example.com"]).message_pk
     sha = row(comps, pk).raw_sha256
     path = comps.blobs.root / sha[:2] / sha[2:4] / sha
     path.write_bytes(raw[:1000])  # as if a crash cut the write short

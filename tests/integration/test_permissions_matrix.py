@@ -116,12 +116,8 @@ def test_every_route_answers_as_the_table_says_for_every_role(api: Api) -> None:
         # An admin's token bound to the agent role has an agent's powers only.
         "admin as agent": (_token(api, "adam", "as-agent", role="agent"), "adam"),
     }
-    role_of = {
-        "agent": "agent",
-        "supervisor": "supervisor",
-        "admin": "admin",
-        "admin as agent": "agent",
-    }
+    role_of = {"agent": "agent", "supervisor": "supervisor", "admin": "admin",
+               "admin as agent": "agent"}
     revoked = _token(api, "adam", "revoked")
     user_svc.revoke_tokens(api.db, clock, "adam", "revoked")
     expired = user_svc.create_token(
@@ -163,15 +159,11 @@ def test_every_route_answers_as_the_table_says_for_every_role(api: Api) -> None:
                     # The guard let them through; a rule of the endpoint itself may
                     # still refuse (an admin who is not an agent starting an email),
                     # but never an agent their own work.
-                    wrong.append(
-                        f"{op.method} {op.path} as {label}: refused although the "
-                        f"table gives {label} {needed}: {body[:160]}"
-                    )
+                    wrong.append(f"{op.method} {op.path} as {label}: refused although the "
+                                 f"table gives {label} {needed}: {body[:160]}")
                 elif not allowed and status != 403:
-                    wrong.append(
-                        f"{op.method} {op.path} as {label}: {status}, not 403, "
-                        f"although the table does not give {label} {needed}"
-                    )
+                    wrong.append(f"{op.method} {op.path} as {label}: {status}, not 403, "
+                                 f"although the table does not give {label} {needed}")
                 checked += 1
         for c in (*refused.values(), *clients.values()):
             c.close()
@@ -210,15 +202,8 @@ def test_sessions_need_csrf_even_for_allowed_roles(api: Api) -> None:
 def test_a_token_never_has_more_than_its_users_role_now(api: Api, role: str) -> None:
     # sue's admin-less token is bound to "supervisor"; demote her and it acts as an agent.
     token = _token(api, "sue", "bound", role="supervisor")
-    user_svc.add_user(
-        api.db,
-        api.comps.clock,
-        "sue",
-        role=role,
-        password=None,
-        hasher=fx.FAST,
-        known_queues=["support"],
-    )
+    user_svc.add_user(api.db, api.comps.clock, "sue", role=role, password=None,
+                      hasher=fx.FAST, known_queues=["support"])
     with LiveServer(api.app) as srv, _bearer(srv.url, token) as c:
         me = c.get("/api/v1/users/me").json()
         expected = "supervisor" if role in ("supervisor", "admin") else "agent"

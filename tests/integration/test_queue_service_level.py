@@ -41,11 +41,7 @@ def _waited_since(api: Api, cid: int, when: datetime) -> None:
 
 def test_service_level_counts_only_fast_answers_of_today(api: Api) -> None:
     sl = _support(api)
-    assert sl["percent"] is None and (sl["answered"], sl["answered_within"], sl["abandoned"]) == (
-        0,
-        0,
-        0,
-    )
+    assert sl["percent"] is None and (sl["answered"], sl["answered_within"], sl["abandoned"]) == (0, 0, 0)
     assert (sl["target_percent"], sl["threshold_s"]) == (80.0, 86400.0)
     since = datetime.fromisoformat(sl["since"])
     assert since == datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -104,20 +104,14 @@ def test_a_router_taking_over_keeps_the_offer_and_answers_the_waiting_accept(
         lead.start()
         eventually(lambda: lead.leading)
         for agent in ("ann", "bob"):
-            agent_svc.add_agent(
-                comps.engine, comps.clock, agent, queues=("support",), known_queues=known
-            )
-            rid = agent_svc.request(
-                comps.engine, comps.clock, "presence", agent_id=agent, data={"presence": "on_queue"}
-            )
+            agent_svc.add_agent(comps.engine, comps.clock, agent, queues=("support",), known_queues=known)
+            rid = agent_svc.request(comps.engine, comps.clock, "presence", agent_id=agent, data={"presence": "on_queue"})
             assert agent_svc.wait_result(comps.engine, rid) == "ok"
         cid = deliver(comps)
         lead.wake()
         offered = eventually(lambda: (r := conv(comps, cid)).state == "alerting" and r)
         lead.stop()  # no router runs now
-        rid = agent_svc.request(
-            comps.engine, comps.clock, "accept", agent_id=offered.agent_id, conversation_id=cid
-        )
+        rid = agent_svc.request(comps.engine, comps.clock, "accept", agent_id=offered.agent_id, conversation_id=cid)
         with comps.engine.connect() as c:
             mark = int(c.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
         standby.start()
@@ -125,15 +119,9 @@ def test_a_router_taking_over_keeps_the_offer_and_answers_the_waiting_accept(
         row = conv(comps, cid)
         assert (row.state, row.agent_id) == ("connected", offered.agent_id)
         with comps.engine.connect() as c:
-            kinds = (
-                c.execute(
-                    sa.select(events.c.kind).where(
-                        events.c.id > mark, events.c.conversation_id == cid
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            kinds = c.execute(
+                sa.select(events.c.kind).where(events.c.id > mark, events.c.conversation_id == cid)
+            ).scalars().all()
         assert "offer_created" not in kinds and "offer_withdrawn" not in kinds, kinds
     finally:
         lead.stop()
@@ -148,9 +136,7 @@ def test_decisions_do_not_commit_once_the_lock_is_lost(any_settings: Settings) -
     RouterWorker(service, comps.clock, lock=lock)  # wires the fence into the service
     try:
         assert lock.try_acquire()
-        agent_svc.add_agent(
-            comps.engine, comps.clock, "ann", queues=("support",), known_queues=["support"]
-        )
+        agent_svc.add_agent(comps.engine, comps.clock, "ann", queues=("support",), known_queues=["support"])
         service.rebuild()
         if isinstance(lock, PgAdvisoryLock):
             _terminate_lock_sessions(comps.engine)
@@ -158,14 +144,10 @@ def test_decisions_do_not_commit_once_the_lock_is_lost(any_settings: Settings) -
             lock.path.unlink()  # a lock file deleted under us excludes nobody
         with comps.engine.begin() as conn, pytest.raises(LockLost):
             lock.fence(conn)
-        rid = agent_svc.request(
-            comps.engine, comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"}
-        )
+        rid = agent_svc.request(comps.engine, comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"})
         with pytest.raises(LockLost):
             service.poll()
-        assert (
-            agent_svc.wait_result(comps.engine, rid, 0) is None
-        )  # not answered: nothing committed
+        assert agent_svc.wait_result(comps.engine, rid, 0) is None  # not answered: nothing committed
         assert not lock.held()
     finally:
         lock.release()

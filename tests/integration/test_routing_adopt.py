@@ -45,27 +45,12 @@ def router(comps: Components, clock: Clock) -> RoutingService:
     return r
 
 
-def start(
-    c: Components,
-    user: str,
-    *,
-    queue: str = "support",
-    agent: str | None = None,
-    role: str = "agent",
-) -> int:
+def start(c: Components, user: str, *, queue: str = "support", agent: str | None = None, role: str = "agent") -> int:
     outbound = OutboundService(c.engine, c.blobs, OutboundConfig(), c.clock)
     started = new_email.start(
-        c.engine,
-        outbound,
-        c.clock,
-        User(user, user.title(), None, role),
-        new_email.NewEmail(
-            queue=queue, subject="Hello", to=("ada@customer.example",), text="Hi", agent=agent
-        ),
-        queues=c.settings.queues,
-        routes=c.settings.routes,
-        max_recipients=50,
-        max_attachments=50,
+        c.engine, outbound, c.clock, User(user, user.title(), None, role),
+        new_email.NewEmail(queue=queue, subject="Hello", to=("ada@customer.example",), text="Hi", agent=agent),
+        queues=c.settings.queues, routes=c.settings.routes, max_recipients=50, max_attachments=50,
     )
     return started.conversation_id
 
@@ -73,22 +58,15 @@ def start(
 def adopt_result(c: Components, cid: int) -> str | None:
     with c.engine.connect() as conn:
         return conn.execute(
-            sa.select(routing_inbox.c.result).where(
-                routing_inbox.c.kind == "adopt", routing_inbox.c.conversation_id == cid
-            )
+            sa.select(routing_inbox.c.result).where(routing_inbox.c.kind == "adopt", routing_inbox.c.conversation_id == cid)
         ).scalar()
 
 
 def kinds_after(c: Components, after: int, kind: str) -> list[dict[str, Any]]:
     with c.engine.connect() as conn:
-        return [
-            dict(r.data) | {"conversation_id": r.conversation_id}
-            for r in conn.execute(
-                sa.select(events)
-                .where(events.c.id > after, events.c.kind == kind)
-                .order_by(events.c.id)
-            )
-        ]
+        return [dict(r.data) | {"conversation_id": r.conversation_id} for r in conn.execute(
+            sa.select(events).where(events.c.id > after, events.c.kind == kind).order_by(events.c.id)
+        )]
 
 
 def last_event(c: Components) -> int:
@@ -101,9 +79,7 @@ def held(router: RoutingService, cid: int, agent: str) -> bool:
     return view is not None and view.state == "connected" and view.agent_id == agent
 
 
-def test_agent_with_room_is_connected_without_an_offer(
-    comps: Components, router: RoutingService
-) -> None:
+def test_agent_with_room_is_connected_without_an_offer(comps: Components, router: RoutingService) -> None:
     on_queue(comps, router, "ann")
     mark = last_event(comps)
     cid = start(comps, "ann")
@@ -112,17 +88,11 @@ def test_agent_with_room_is_connected_without_an_offer(
     a = router.engine.agent("ann")
     assert a is not None and a.free == 0 and a.status == "interacting"
     assert kinds_after(comps, mark, "offer_created") == []
-    assert [(e["old"], e["new"]) for e in kinds_after(comps, mark, "routing_status_changed")] == [
-        ("idle", "interacting")
-    ]
-    assert (
-        kinds_after(comps, mark, "conversation_state_changed") == []
-    )  # the row said connected already
+    assert [(e["old"], e["new"]) for e in kinds_after(comps, mark, "routing_status_changed")] == [("idle", "interacting")]
+    assert kinds_after(comps, mark, "conversation_state_changed") == []  # the row said connected already
 
 
-def test_agent_not_in_the_queue_gets_it_all_the_same(
-    comps: Components, router: RoutingService
-) -> None:
+def test_agent_not_in_the_queue_gets_it_all_the_same(comps: Components, router: RoutingService) -> None:
     on_queue(comps, router, "ann")  # support only
     cid = start(comps, "sue", queue="billing", agent="ann", role="supervisor")
     router.poll()
@@ -130,9 +100,7 @@ def test_agent_not_in_the_queue_gets_it_all_the_same(
     assert conv(comps, cid).queue == "billing"
 
 
-def test_full_agent_takes_one_more_and_nothing_else(
-    comps: Components, router: RoutingService
-) -> None:
+def test_full_agent_takes_one_more_and_nothing_else(comps: Components, router: RoutingService) -> None:
     on_queue(comps, router, "ann")  # capacity 1
     first = deliver(comps, subject="first")
     router.poll()
@@ -157,17 +125,8 @@ def test_full_agent_takes_one_more_and_nothing_else(
     assert (conv(comps, waiting).state, conv(comps, waiting).agent_id) == ("alerting", "ann")
 
 
-def test_off_queue_agent_stays_off_queue_and_waiting_work_waits(
-    comps: Components, router: RoutingService
-) -> None:
-    svc.add_agent(
-        comps.engine,
-        comps.clock,
-        "ann",
-        queues=["support"],
-        capacity=3,
-        known_queues=["support", "billing", "vip"],
-    )
+def test_off_queue_agent_stays_off_queue_and_waiting_work_waits(comps: Components, router: RoutingService) -> None:
+    svc.add_agent(comps.engine, comps.clock, "ann", queues=["support"], capacity=3, known_queues=["support", "billing", "vip"])
     router.poll()
     waiting = deliver(comps)
     router.poll()
@@ -177,12 +136,7 @@ def test_off_queue_agent_stays_off_queue_and_waiting_work_waits(
     assert adopt_result(comps, cid) == "ok" and held(router, cid, "ann")
     a = router.engine.agent("ann")
     assert a is not None
-    assert (a.presence, a.status, a.capacity, a.queues) == (
-        "offline",
-        "off_queue",
-        3,
-        frozenset({"support"}),
-    )
+    assert (a.presence, a.status, a.capacity, a.queues) == ("offline", "off_queue", 3, frozenset({"support"}))
     assert conv(comps, waiting).state == "queued"
     assert kinds_after(comps, mark, "routing_status_changed") == []
     assert kinds_after(comps, mark, "offer_created") == []
@@ -215,9 +169,7 @@ def test_not_responding_agent_stays_not_responding_until_on_queue_again(
 def test_a_reply_waiting_for_its_last_agent_waits_until_she_is_below_capacity(
     comps: Components, router: RoutingService
 ) -> None:
-    router.queues["support"] = replace(
-        router.queues["support"], last_agent_routing_mode="any_agent"
-    )
+    router.queues["support"] = replace(router.queues["support"], last_agent_routing_mode="any_agent")
     router.rebuild()
     on_queue(comps, router, "ann")
     old = deliver(comps, message_id="<old@customer.example>")
@@ -246,13 +198,7 @@ def test_a_reply_waiting_for_its_last_agent_waits_until_she_is_below_capacity(
 
 
 def test_a_router_that_starts_later_takes_it_in(comps: Components, clock: Clock) -> None:
-    svc.add_agent(
-        comps.engine,
-        comps.clock,
-        "ann",
-        queues=["support"],
-        known_queues=["support", "billing", "vip"],
-    )
+    svc.add_agent(comps.engine, comps.clock, "ann", queues=["support"], known_queues=["support", "billing", "vip"])
     cid = start(comps, "ann")  # no router is running
     later = RoutingService(comps.engine, comps.settings.queues, clock)
     later.rebuild()  # held work goes back to its agent ...
@@ -295,9 +241,7 @@ def test_a_new_email_the_router_cannot_take_in_is_not_closed_by_later_requests(
     # A router configured without `billing` (e.g. started with another file)
     # refuses the adoption; the agent's later requests are refused too, but
     # the conversation stays the agent's instead of being closed under them.
-    router = RoutingService(
-        comps.engine, [q for q in comps.settings.queues if q.name != "billing"], clock
-    )
+    router = RoutingService(comps.engine, [q for q in comps.settings.queues if q.name != "billing"], clock)
     router.rebuild()
     on_queue(comps, router, "ann")
     cid = start(comps, "ann", queue="billing", agent="ann", role="supervisor")

@@ -46,18 +46,10 @@ def router(comps: Components, clock: Clock) -> RoutingService:
 
 
 def deliver(c: Components, **kw: Any) -> int:
-    pk = (
-        c.spool()
-        .accept_sync(make_email(**kw), source="smtp", envelope_to=["support@example.com"])
-        .message_pk
-    )
+    pk = c.spool().accept_sync(make_email(**kw), source="smtp", envelope_to=["support@example.com"]).message_pk
     c.intake.drain()
     with c.engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text("SELECT conversation_id FROM messages WHERE id = :p"), {"p": pk}
-            ).scalar_one()
-        )
+        return int(conn.execute(sa.text("SELECT conversation_id FROM messages WHERE id = :p"), {"p": pk}).scalar_one())
 
 
 def conv(c: Components, cid: int) -> sa.Row[Any]:
@@ -67,14 +59,7 @@ def conv(c: Components, cid: int) -> sa.Row[Any]:
     return row
 
 
-def ask(
-    c: Components,
-    r: RoutingService,
-    kind: str,
-    agent: str | None = None,
-    cid: int | None = None,
-    **data: Any,
-) -> str:
+def ask(c: Components, r: RoutingService, kind: str, agent: str | None = None, cid: int | None = None, **data: Any) -> str:
     rid = svc.request(c.engine, c.clock, kind, agent_id=agent, conversation_id=cid, data=data)
     r.poll()
     result = svc.wait_result(c.engine, rid, 0)
@@ -82,12 +67,8 @@ def ask(
     return result
 
 
-def on_queue(
-    c: Components, r: RoutingService, agent: str, queues: tuple[str, ...] = ("support",)
-) -> None:
-    svc.add_agent(
-        c.engine, c.clock, agent, queues=queues, known_queues=[q.name for q in c.settings.queues]
-    )
+def on_queue(c: Components, r: RoutingService, agent: str, queues: tuple[str, ...] = ("support",)) -> None:
+    svc.add_agent(c.engine, c.clock, agent, queues=queues, known_queues=[q.name for q in c.settings.queues])
     assert ask(c, r, "presence", agent, presence="on_queue") == "ok"
 
 
@@ -108,26 +89,16 @@ def test_full_loop_offer_accept_wrapup(comps: Components, router: RoutingService
     assert "offer_created" in kinds and "conversation_closed" in kinds
 
 
-def test_accepting_someone_elses_offer_is_refused(
-    comps: Components, router: RoutingService
-) -> None:
+def test_accepting_someone_elses_offer_is_refused(comps: Components, router: RoutingService) -> None:
     on_queue(comps, router, "ann")
-    svc.add_agent(
-        comps.engine,
-        comps.clock,
-        "bob",
-        queues=["billing"],
-        known_queues=["support", "billing", "vip"],
-    )
+    svc.add_agent(comps.engine, comps.clock, "bob", queues=["billing"], known_queues=["support", "billing", "vip"])
     cid = deliver(comps)
     router.poll()
     assert ask(comps, router, "accept", "bob", cid).startswith("refused")
     assert conv(comps, cid).state == "alerting"
 
 
-def test_decline_marks_not_responding_and_offers_the_next_agent(
-    comps: Components, router: RoutingService
-) -> None:
+def test_decline_marks_not_responding_and_offers_the_next_agent(comps: Components, router: RoutingService) -> None:
     on_queue(comps, router, "ann")
     on_queue(comps, router, "bob")
     cid = deliver(comps)
@@ -137,15 +108,11 @@ def test_decline_marks_not_responding_and_offers_the_next_agent(
     row = conv(comps, cid)
     assert row.state == "alerting" and row.agent_id not in (None, first)
     with comps.engine.connect() as conn:
-        status = conn.execute(
-            sa.select(agents.c.routing_status).where(agents.c.id == first)
-        ).scalar_one()
+        status = conn.execute(sa.select(agents.c.routing_status).where(agents.c.id == first)).scalar_one()
     assert status == "not_responding"
 
 
-def test_offer_times_out_on_the_injected_clock(
-    comps: Components, router: RoutingService, clock: Clock
-) -> None:
+def test_offer_times_out_on_the_injected_clock(comps: Components, router: RoutingService, clock: Clock) -> None:
     on_queue(comps, router, "ann")
     cid = deliver(comps)
     router.poll()
@@ -247,9 +214,7 @@ def test_an_offer_whose_deadline_passed_while_no_router_ran_times_out_on_the_fir
     row = conv(comps, cid)
     assert row.state == "alerting" and row.agent_id not in (None, first)
     with comps.engine.connect() as conn:
-        status = conn.execute(
-            sa.select(agents.c.routing_status).where(agents.c.id == first)
-        ).scalar_one()
+        status = conn.execute(sa.select(agents.c.routing_status).where(agents.c.id == first)).scalar_one()
     assert status == "not_responding"
 
 
@@ -292,11 +257,7 @@ def test_not_responding_survives_a_rebuild(
 
 def _status(c: Components, agent: str) -> str:
     with c.engine.connect() as conn:
-        return str(
-            conn.execute(
-                sa.select(agents.c.routing_status).where(agents.c.id == agent)
-            ).scalar_one()
-        )
+        return str(conn.execute(sa.select(agents.c.routing_status).where(agents.c.id == agent)).scalar_one())
 
 
 def test_presence_set_while_no_router_ran_is_the_stored_status_after_the_rebuild(
@@ -304,22 +265,14 @@ def test_presence_set_while_no_router_ran_is_the_stored_status_after_the_rebuild
 ) -> None:
     on_queue(comps, router, "ann")
     for other in ("bob", "cat"):
-        svc.add_agent(
-            comps.engine,
-            comps.clock,
-            other,
-            queues=["support"],
-            known_queues=["support", "billing", "vip"],
-        )
+        svc.add_agent(comps.engine, comps.clock, other, queues=["support"], known_queues=["support", "billing", "vip"])
     cid = deliver(comps)
     router.poll()
     assert ask(comps, router, "decline", "ann", cid) == "ok"
     assert _status(comps, "ann") == "not_responding"
     # While no router runs: bob and cat go on queue, ann back on queue.
     for agent in ("bob", "cat", "ann"):
-        svc.request(
-            comps.engine, comps.clock, "presence", agent_id=agent, data={"presence": "on_queue"}
-        )
+        svc.request(comps.engine, comps.clock, "presence", agent_id=agent, data={"presence": "on_queue"})
     fresh = RoutingService(comps.engine, comps.settings.queues, clock)
     fresh.rebuild()
     assert conv(comps, cid).agent_id in ("bob", "cat")
@@ -340,9 +293,7 @@ def test_an_offer_made_again_to_the_same_agent_carries_the_new_deadline(
     clock.now += timedelta(seconds=30)
     # One batch: ann declines, goes on queue again and is the only one to offer it to.
     svc.request(comps.engine, comps.clock, "decline", agent_id="ann", conversation_id=cid)
-    svc.request(
-        comps.engine, comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"}
-    )
+    svc.request(comps.engine, comps.clock, "presence", agent_id="ann", data={"presence": "on_queue"})
     router.poll()
     row = conv(comps, cid)
     assert (row.state, row.agent_id) == ("alerting", "ann")
@@ -413,14 +364,10 @@ def test_a_customer_reply_while_the_agent_is_off_queue_goes_to_the_queue(
     assert (row.state, row.agent_id) == ("alerting", "bob")
 
 
-def test_reply_after_close_goes_back_to_the_last_agent(
-    comps: Components, router: RoutingService
-) -> None:
+def test_reply_after_close_goes_back_to_the_last_agent(comps: Components, router: RoutingService) -> None:
     from dataclasses import replace
 
-    router.queues["support"] = replace(
-        router.queues["support"], last_agent_routing_mode="queue_members_only"
-    )
+    router.queues["support"] = replace(router.queues["support"], last_agent_routing_mode="queue_members_only")
     router.rebuild()
     on_queue(comps, router, "ann")
     on_queue(comps, router, "bob")

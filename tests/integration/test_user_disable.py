@@ -48,27 +48,16 @@ def test_disabled_user_is_stopped_at_once_and_taken_off_queue(
     out = _cli(api, tmp_path, capsys, "user", "disable", "ann")
     assert "ann disabled" in out and "off queue" in out
 
-    for r in (
-        browser.get("/api/v1/users/me"),
-        script.get("/api/v1/users/me"),
-        browser.get(f"/api/v1/conversations/{cid}"),
-    ):
+    for r in (browser.get("/api/v1/users/me"), script.get("/api/v1/users/me"),
+              browser.get(f"/api/v1/conversations/{cid}")):
         assert r.status_code == 401, r.text
-    r = TestClient(api.app).post(
-        "/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]}
-    )
+    r = TestClient(api.app).post("/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_credentials"
     # The router took her off queue: the offer went back to the queue.
     api.wait_state(cid, "queued")
     with api.db.connect() as conn:
-        assert (
-            conn.execute(sa.select(agents.c.presence).where(agents.c.id == "ann")).scalar()
-            == "offline"
-        )
-        assert (
-            conn.execute(sa.select(web_sessions).where(web_sessions.c.user_id == "ann")).first()
-            is None
-        )
+        assert conn.execute(sa.select(agents.c.presence).where(agents.c.id == "ann")).scalar() == "offline"
+        assert conn.execute(sa.select(web_sessions).where(web_sessions.c.user_id == "ann")).first() is None
     # Nobody puts a disabled agent back on queue.
     r = api.client("sue").put("/api/v1/users/ann/presence", json={"presence": "on_queue"})
     assert r.status_code == 403 and "disabled" in r.json()["error"]["message"]
@@ -79,9 +68,7 @@ def test_disabled_user_is_stopped_at_once_and_taken_off_queue(
     assert "ann enabled" in _cli(api, tmp_path, capsys, "user", "enable", "ann")
     assert script.get("/api/v1/users/me").status_code == 200  # the token works again
     assert browser.get("/api/v1/users/me").status_code == 401  # the session stays ended
-    r = TestClient(api.app).post(
-        "/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]}
-    )
+    r = TestClient(api.app).post("/api/v1/auth/login", json={"user": "ann", "password": PASSWORDS["ann"]})
     assert r.status_code == 200
 
 

@@ -124,13 +124,8 @@ def worker(service: WebhookService, clock: FakeClock, timeout_s: float = 5.0) ->
 
 def subscribe(api: Api, url: str, kinds: list[str] | None = None, **kw: Any) -> dict[str, Any]:
     return svc.create_webhook(
-        api.db,
-        lambda: datetime.now(UTC),
-        ADMIN,
-        name="crm",
-        url=url,
-        event_types=kinds or ["*"],
-        **kw,
+        api.db, lambda: datetime.now(UTC), ADMIN, name="crm", url=url,
+        event_types=kinds or ["*"], **kw,
     )
 
 
@@ -346,9 +341,7 @@ def test_a_receiver_that_never_answers_times_out_and_is_retried(
 # -- the dispatcher and events that commit out of id order ----------------------------
 
 
-def _event(
-    api: Api, eid: int, cid: int | None = 1, kind: str = "conversation_state_changed"
-) -> None:
+def _event(api: Api, eid: int, cid: int | None = 1, kind: str = "conversation_state_changed") -> None:
     with api.db.begin() as conn:
         conn.execute(
             events.insert().values(
@@ -403,11 +396,9 @@ def test_a_hole_that_fills_within_the_settle_time_keeps_the_order(api: Api) -> N
     clock.advance(0.5)
     service.dispatch()
     with api.db.connect() as conn:
-        ids = (
-            conn.execute(sa.select(webhook_deliveries.c.event_id).order_by(webhook_deliveries.c.id))
-            .scalars()
-            .all()
-        )
+        ids = conn.execute(
+            sa.select(webhook_deliveries.c.event_id).order_by(webhook_deliveries.c.id)
+        ).scalars().all()
     assert list(ids) == [base + 1, base + 2]  # created, and so delivered, in event order
 
 
@@ -435,9 +426,7 @@ def test_postgres_concurrent_transactions_committing_out_of_order(pg_url: str) -
     service = WebhookService(engine, clock, WebhookConfig(settle_s=2.0), rand=lambda: 0.5)
     try:
         service.dispatch()
-        svc.create_webhook(
-            engine, clock, ADMIN, name="x", url="http://127.0.0.1:9/", event_types=["*"]
-        )
+        svc.create_webhook(engine, clock, ADMIN, name="x", url="http://127.0.0.1:9/", event_types=["*"])
 
         def add(conn: sa.Connection) -> int:
             return int(
@@ -474,11 +463,7 @@ def test_admins_create_read_change_and_delete_webhooks_with_audit(api: Api) -> N
     adam = api.client("adam")
     r = adam.post(
         "/api/v1/webhooks",
-        json={
-            "name": "CRM",
-            "url": "https://crm.example.com/hook",
-            "event_types": ["offer_created"],
-        },
+        json={"name": "CRM", "url": "https://crm.example.com/hook", "event_types": ["offer_created"]},
     )
     assert r.status_code == 201, r.text
     made = r.json()
@@ -503,10 +488,7 @@ def test_admins_create_read_change_and_delete_webhooks_with_audit(api: Api) -> N
     with api.db.connect() as conn:
         log = entries(conn, target_type="webhook")
     assert [e["action"] for e in log] == [
-        "webhook.delete",
-        "webhook.update",
-        "webhook.update",
-        "webhook.create",
+        "webhook.delete", "webhook.update", "webhook.update", "webhook.create"
     ]
     assert all(e["actor"] == "adam" and e["via"] == "session" for e in log)
     assert made["secret"] not in json.dumps(log)
@@ -519,10 +501,7 @@ def test_admins_create_read_change_and_delete_webhooks_with_audit(api: Api) -> N
         ({"name": "x", "url": "not a url", "event_types": ["*"]}, "url"),
         ({"name": "x", "url": "https://a.example/", "event_types": ["nope"]}, "not an event kind"),
         ({"name": "x", "url": "https://a.example/", "event_types": []}, "event_types"),
-        (
-            {"name": "x", "url": "https://a.example/", "event_types": ["*"], "secret": "short"},
-            "16 to 200",
-        ),
+        ({"name": "x", "url": "https://a.example/", "event_types": ["*"], "secret": "short"}, "16 to 200"),
         ({"name": "", "url": "https://a.example/", "event_types": ["*"]}, "name"),
     ],
 )
@@ -539,13 +518,9 @@ def test_agents_and_supervisors_may_not_touch_webhooks(api: Api) -> None:
     for user in ("ann", "sue"):
         c = api.client(user)
         assert c.get("/api/v1/webhooks").status_code == 403
-        assert (
-            c.post(
-                "/api/v1/webhooks",
-                json={"name": "x", "url": "https://a.example/", "event_types": ["*"]},
-            ).status_code
-            == 403
-        )
+        assert c.post(
+            "/api/v1/webhooks", json={"name": "x", "url": "https://a.example/", "event_types": ["*"]}
+        ).status_code == 403
         assert c.put(f"/api/v1/webhooks/{wid}", json={"enabled": False}).status_code == 403
         assert c.delete(f"/api/v1/webhooks/{wid}").status_code == 403
         assert c.get(f"/api/v1/webhooks/{wid}/deliveries").status_code == 403
@@ -572,13 +547,8 @@ def _csrf(api: Api, user: str) -> str:
 
 def test_the_page_keeps_typed_values_and_shows_errors_beside_fields(api: Api) -> None:
     c = api.client("adam")
-    form = {
-        "csrf_token": _csrf(api, "adam"),
-        "name": "Chat",
-        "url": "ftp://chat.example/",
-        "event_types": "offer_created, conversation_closed",
-        "enabled": "true",
-    }
+    form = {"csrf_token": _csrf(api, "adam"), "name": "Chat", "url": "ftp://chat.example/",
+            "event_types": "offer_created, conversation_closed", "enabled": "true"}
     r = c.post("/admin/webhooks", data=form, headers={"X-CSRF-Token": ""})
     assert r.status_code == 422
     assert 'id="f-url-error"' in r.text and "https:// or http://" in r.text
@@ -645,16 +615,7 @@ def test_serve_has_a_webhooks_role_on_by_default() -> None:
 def test_hostile_form_posts_never_fail_with_500(api: Api) -> None:
     c = api.client("adam")
     tok = c.headers["X-CSRF-Token"]
-    bad = [
-        "\x00",
-        "a" * 300000,
-        "é" * 1000,
-        "*",
-        "https://\x00x/",
-        "http://[::1",
-        "http://x:0/",
-        "%00",
-    ]
+    bad = ["\x00", "a" * 300000, "é" * 1000, "*", "https://\x00x/", "http://[::1", "http://x:0/", "%00"]
     for v in bad:
         for f in ("name", "url", "event_types", "secret", "enabled"):
             data = {"csrf_token": tok, "name": "n", "url": "https://a.example/", "event_types": "*"}
@@ -663,16 +624,9 @@ def test_hostile_form_posts_never_fail_with_500(api: Api) -> None:
             assert r.status_code < 500, (f, v[:20], r.status_code)
             r = c.post("/admin/webhooks/1", data=data, headers={"X-CSRF-Token": ""})
             assert r.status_code < 500, (f, v[:20], r.status_code)
-    for path in (
-        "/admin/webhooks/0",
-        "/admin/webhooks/99999999999",
-        "/admin/webhooks/x",
-        "/admin/webhooks/5/deliveries/0/redeliver",
-    ):
+    for path in ("/admin/webhooks/0", "/admin/webhooks/99999999999", "/admin/webhooks/x", "/admin/webhooks/5/deliveries/0/redeliver"):
         assert c.get(path).status_code < 500
-        assert (
-            c.post(path, data={"csrf_token": tok}, headers={"X-CSRF-Token": ""}).status_code < 500
-        )
+        assert c.post(path, data={"csrf_token": tok}, headers={"X-CSRF-Token": ""}).status_code < 500
 
 
 @pytest.mark.slow
@@ -693,31 +647,15 @@ def test_postroom_serve_posts_events_of_new_mail_to_a_webhook(
     engine = create_engine(f"sqlite:///{(data / 'postroom.db').resolve()}")
     migrate(engine)
     hook = svc.create_webhook(
-        engine,
-        lambda: datetime.now(UTC),
-        ADMIN,
-        name="crm",
-        url=receiver.url,
+        engine, lambda: datetime.now(UTC), ADMIN, name="crm", url=receiver.url,
         event_types=["conversation_created"],
     )
     engine.dispose()
     smtp, http = free_port(), free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "postroom.runtime.cli",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--smtp-port",
-            str(smtp),
-            "--http-port",
-            str(http),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        [sys.executable, "-m", "postroom.runtime.cli", "serve", "--data-dir", str(data),
+         "--smtp-port", str(smtp), "--http-port", str(http)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         assert proc.stdout is not None

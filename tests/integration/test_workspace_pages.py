@@ -55,14 +55,8 @@ def test_header_links_follow_role_and_queues(api: Api) -> None:
     assert 'href="/queues"' in adam
     # An agent in no queue has nothing to send from: no button, and the page says why.
     user_svc.add_user(
-        api.db,
-        api.comps.clock,
-        "cleo",
-        role="agent",
-        password="cleo-secret-1",
-        hasher=FAST,
-        queues=[],
-        known_queues=["support", "billing", "vip"],
+        api.db, api.comps.clock, "cleo", role="agent", password="cleo-secret-1", hasher=FAST,
+        queues=[], known_queues=["support", "billing", "vip"],
     )
     PASSWORDS["cleo"] = "cleo-secret-1"
     try:
@@ -84,10 +78,7 @@ def test_new_email_page_offers_an_agents_queues_with_their_from_address(api: Api
     assert r.status_code == 200
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert options(r.text, "n-queue") == [("support", ' data-from="support@example.com" selected ')]
-    assert (
-        '<output id="n-from" for="n-queue" aria-labelledby="n-from-label">support@example.com</output>'
-        in r.text
-    )
+    assert '<output id="n-from" for="n-queue" aria-labelledby="n-from-label">support@example.com</output>' in r.text
     assert 'id="n-agent"' not in r.text  # an agent holds what they send
     assert 'data-send-url="/api/v1/conversations"' in r.text
     assert "data-manual" in r.text and "data-restore" not in r.text
@@ -122,10 +113,7 @@ def test_canned_responses_render_for_a_new_email_from_a_queue(api: Api) -> None:
     sue = api.client("sue")
     canned = sue.post(
         "/api/v1/canned-responses",
-        json={
-            "name": "Hi",
-            "text": "Hi {customer_name}, {agent_name} of {queue_name} here {reference}",
-        },
+        json={"name": "Hi", "text": "Hi {customer_name}, {agent_name} of {queue_name} here {reference}"},
     ).json()
     ann = api.client("ann")
     r = ann.post(f"/api/v1/canned-responses/{canned['id']}/render", json={"queue": "support"})
@@ -172,23 +160,15 @@ def test_outbound_messages_show_their_delivery_status(api: Api) -> None:
     page = ann.get(f"/c/{cid}").text
     defaults = re.search(r"data-defaults='([^']*)'", page)
     assert defaults is not None
-    assert '"reply": {"cc": [], "subject": "", "to": ["ada@customer.example"]}' in defaults.group(
-        1
-    ).replace("&#34;", '"')
+    assert '"reply": {"cc": [], "subject": "", "to": ["ada@customer.example"]}' in defaults.group(1).replace("&#34;", '"')
     part = ann.get(f"/workspace/parts/delivery/{pk}")
     assert part.status_code == 200 and 'data-status="queued"' in part.text
 
     _fail(api, pk, "550 5.1.1 <ada@customer.example>: no such user")
     part = ann.get(f"/workspace/parts/delivery/{pk}")
     assert 'data-status="failed"' in part.text
-    assert (
-        'failed: <span class="delivery-error">550 5.1.1 &lt;ada@customer.example&gt;: no such user'
-        in part.text
-    )
-    assert (
-        ann.get(f"/api/v1/conversations/{cid}").json()["messages"][0]["delivery"]["status"]
-        == "failed"
-    )
+    assert "failed: <span class=\"delivery-error\">550 5.1.1 &lt;ada@customer.example&gt;: no such user" in part.text
+    assert ann.get(f"/api/v1/conversations/{cid}").json()["messages"][0]["delivery"]["status"] == "failed"
     assert 'data-status="failed"' in ann.get(f"/workspace/parts/thread/{cid}").text
     # Who may not see the conversation may not see its messages' status either.
     assert api.client("bob").get(f"/workspace/parts/delivery/{pk}").status_code == 404
@@ -213,14 +193,10 @@ def test_a_draft_names_its_uploads(api: Api) -> None:
     api.on_queue("ann")
     cid = api.offered_and_accepted("ann")
     ann = api.client("ann")
-    up = ann.post(
-        "/api/v1/uploads", files={"file": ("label.pdf", b"%PDF-1.4 label\n", "application/pdf")}
-    )
+    up = ann.post("/api/v1/uploads", files={"file": ("label.pdf", b"%PDF-1.4 label\n", "application/pdf")})
     assert up.status_code == 201, up.text
     uid = up.json()["id"]
-    r = ann.put(
-        f"/api/v1/conversations/{cid}/draft", json={"text": "see label", "attachments": [uid]}
-    )
+    r = ann.put(f"/api/v1/conversations/{cid}/draft", json={"text": "see label", "attachments": [uid]})
     assert r.status_code == 200, r.text
     draft = ann.get(f"/api/v1/conversations/{cid}/draft").json()
     assert draft["data"]["attachments"] == [uid]

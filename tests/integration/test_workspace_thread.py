@@ -53,8 +53,7 @@ class Tree(HTMLParser):
             return got == v
 
         return [
-            e
-            for e in self.elements
+            e for e in self.elements
             if (tag is None or e["tag"] == tag) and all(has(e, k, v) for k, v in attrs.items())
         ]
 
@@ -78,17 +77,13 @@ def message_pks(api: Api, cid: int) -> list[tuple[int, str, str | None]]:
 
 def acknowledge(api: Api) -> int:
     """What the sender role does first: queue the auto-acknowledgements due."""
-    return OutboundService(
-        api.db, api.comps.blobs, OutboundConfig(), api.comps.clock
-    ).queue_auto_acks()
+    return OutboundService(api.db, api.comps.blobs, OutboundConfig(), api.comps.clock).queue_auto_acks()
 
 
 # -- the message the thread opens on ----------------------------------------------------
 
 
-def test_thread_opens_on_the_latest_customer_message_and_keeps_automatic_ones_closed(
-    api: Api,
-) -> None:
+def test_thread_opens_on_the_latest_customer_message_and_keeps_automatic_ones_closed(api: Api) -> None:
     api.on_queue("ann")
     cid = api.offered_and_accepted("ann", message_id="<q1@customer.example>")
     assert acknowledge(api) == 1  # the support route acknowledges
@@ -99,31 +94,20 @@ def test_thread_opens_on_the_latest_customer_message_and_keeps_automatic_ones_cl
         ("Also: the tray is jammed.\n", {"Auto-Submitted": "no"}),
         ("Delivery report\n", {"Precedence": "bulk"}),
     ):
-        assert (
-            api.deliver(
-                "Re: Printer on fire",
-                body=body,
-                headers=headers,
-                in_reply_to="<q1@customer.example>",
-                references="<q1@customer.example>",
-            )
-            == cid
-        )
+        assert api.deliver(
+            "Re: Printer on fire", body=body, headers=headers,
+            in_reply_to="<q1@customer.example>", references="<q1@customer.example>",
+        ) == cid
     pks = message_pks(api, cid)
     question, ack, ooo, follow_up, bulk = (pk for pk, _, _ in pks)
     assert [(d, k) for _, d, k in pks] == [
-        ("in", None),
-        ("out", "auto-replied"),
-        ("in", "auto-submitted:auto-replied"),
-        ("in", None),
-        ("in", "precedence:bulk"),
+        ("in", None), ("out", "auto-replied"), ("in", "auto-submitted:auto-replied"),
+        ("in", None), ("in", "precedence:bulk"),
     ]
     shown = thread_messages(api, "ann", cid)
     opened = [int(d["attrs"]["data-message"]) for d in shown if "open" in d["attrs"]]
     assert opened == [follow_up]
-    auto = {
-        int(d["attrs"]["data-message"]): d for d in shown if "auto" in d["attrs"]["class"].split()
-    }
+    auto = {int(d["attrs"]["data-message"]): d for d in shown if "auto" in d["attrs"]["class"].split()}
     assert set(auto) == {ack, ooo, bulk}
     assert "auto-acknowledgement" in auto[ack]["text"]
     assert "automatic reply" in auto[ooo]["text"]
@@ -131,9 +115,7 @@ def test_thread_opens_on_the_latest_customer_message_and_keeps_automatic_ones_cl
     assert question not in auto and follow_up not in auto
     # The full page opens the same one.
     page = Tree(api.client("ann").get(f"/c/{cid}").text)
-    assert [
-        int(d["attrs"]["data-message"]) for d in page.find("details") if "open" in d["attrs"]
-    ] == [follow_up]
+    assert [int(d["attrs"]["data-message"]) for d in page.find("details") if "open" in d["attrs"]] == [follow_up]
 
 
 def test_thread_opens_on_the_customers_question_under_the_acknowledgement(api: Api) -> None:
@@ -149,9 +131,7 @@ def test_thread_opens_on_the_customers_question_under_the_acknowledgement(api: A
 
 def test_a_conversation_of_only_automatic_mail_opens_on_the_newest(api: Api) -> None:
     api.on_queue("ann")
-    cid = api.offered_and_accepted(
-        "ann", body="Out of office.\n", headers={"Auto-Submitted": "auto-replied"}
-    )
+    cid = api.offered_and_accepted("ann", body="Out of office.\n", headers={"Auto-Submitted": "auto-replied"})
     shown = thread_messages(api, "ann", cid)
     assert len(shown) == 1 and "open" in shown[0]["attrs"]
     assert "auto" in shown[0]["attrs"]["class"].split()
@@ -164,16 +144,14 @@ def test_wrap_up_notes_are_shown_in_the_thread_and_to_the_next_agent(api: Api) -
     api.on_queue("ann")
     first = api.offered_and_accepted("ann", message_id="<w1@customer.example>")
     ann = api.client("ann")
-    notes = "Sent new toner <script>alert(1)</script>\nCall back on Friday"
+    notes = 'Sent new toner <script>alert(1)</script>\nCall back on Friday'
     r = ann.post(f"/api/v1/conversations/{first}/wrapup", json={"code": "resolved", "notes": notes})
     assert r.status_code == 200, r.text
     api.wait_state(first, "closed")
     tree = Tree(ann.get(f"/workspace/parts/thread/{first}").text)
     (item,) = tree.find("li", class_="wrapup")
     assert item["attrs"]["data-conversation"] == str(first)
-    assert (
-        "resolved" in item["text"] and "Ann" in item["text"] and "this conversation" in item["text"]
-    )
+    assert "resolved" in item["text"] and "Ann" in item["text"] and "this conversation" in item["text"]
     assert "UTC" in item["text"]
     (shown,) = tree.find("p", class_="wrapup-notes")
     assert shown["text"] == notes  # as text: the script is not an element
@@ -183,10 +161,8 @@ def test_wrap_up_notes_are_shown_in_the_thread_and_to_the_next_agent(api: Api) -
     api.client("ann").put("/api/v1/users/ann/presence", json={"presence": "away"})
     api.on_queue("bob")
     second = api.deliver(
-        "Re: Printer on fire",
-        body="Still broken.\n",
-        in_reply_to="<w1@customer.example>",
-        references="<w1@customer.example>",
+        "Re: Printer on fire", body="Still broken.\n",
+        in_reply_to="<w1@customer.example>", references="<w1@customer.example>",
     )
     assert second != first
     api.wait_state(second, "alerting", "bob")
@@ -200,22 +176,11 @@ def test_wrap_up_notes_are_shown_in_the_thread_and_to_the_next_agent(api: Api) -
     r = api.client("bob").post(f"/api/v1/conversations/{second}/wrapup", json={"code": "done"})
     assert r.status_code == 200, r.text
     api.wait_state(second, "closed")
-    items = Tree(api.client("bob").get(f"/workspace/parts/thread/{second}").text).find(
-        "li", class_="wrapup"
-    )
+    items = Tree(api.client("bob").get(f"/workspace/parts/thread/{second}").text).find("li", class_="wrapup")
     assert [i["attrs"]["data-conversation"] for i in items] == [str(second), str(first)]
-    assert (
-        "done" in items[0]["text"] and "Bob" in items[0]["text"] and "No notes." in items[0]["text"]
-    )
+    assert "done" in items[0]["text"] and "Bob" in items[0]["text"] and "No notes." in items[0]["text"]
     # A supervisor sees both.
-    assert (
-        len(
-            Tree(api.client("sue").get(f"/workspace/parts/thread/{first}").text).find(
-                "li", class_="wrapup"
-            )
-        )
-        == 2
-    )
+    assert len(Tree(api.client("sue").get(f"/workspace/parts/thread/{first}").text).find("li", class_="wrapup")) == 2
 
 
 # -- where an offer comes from ---------------------------------------------------------------
@@ -241,15 +206,11 @@ def test_offer_banner_says_new_conversation_or_customer_reply(api: Api) -> None:
     assert ann.post(f"/api/v1/conversations/{cid}/wrapup", json={"code": "x"}).status_code == 200
     api.wait_state(cid, "closed")
     again = api.deliver(
-        "Re: Printer on fire",
-        body="It is on fire again.\n",
-        in_reply_to="<o1@customer.example>",
-        references="<o1@customer.example>",
+        "Re: Printer on fire", body="It is on fire again.\n",
+        in_reply_to="<o1@customer.example>", references="<o1@customer.example>",
     )
     row = api.wait_state(again, "alerting", "ann")
-    assert offer_titles(api, "ann") == {
-        again: f"Customer replied in thread PR-{row.thread_id}: Printer on fire"
-    }
+    assert offer_titles(api, "ann") == {again: f"Customer replied in thread PR-{row.thread_id}: Printer on fire"}
 
 
 def test_offer_banner_names_who_transferred_it(api: Api) -> None:
@@ -282,15 +243,10 @@ def test_offer_banner_says_returned_from_park(api: Api) -> None:
     # Ann leaves; the customer answers: it returns to the queue and is offered to Bob.
     api.client("ann").put("/api/v1/users/ann/presence", json={"presence": "away"})
     api.on_queue("bob")
-    assert (
-        api.deliver(
-            "Re: Printer on fire",
-            body="Any news?\n",
-            in_reply_to="<p1@customer.example>",
-            references="<p1@customer.example>",
-        )
-        == cid
-    )
+    assert api.deliver(
+        "Re: Printer on fire", body="Any news?\n",
+        in_reply_to="<p1@customer.example>", references="<p1@customer.example>",
+    ) == cid
     api.wait_state(cid, "alerting", "bob")
     titles = offer_titles(api, "bob")
     assert titles[cid].startswith("Returned from park (parked by ")
@@ -303,18 +259,14 @@ def test_offer_banner_keeps_a_hostile_subject_as_text(api: Api) -> None:
     api.wait_state(cid, "alerting", "ann")
     html = api.client("ann").get("/workspace/parts/offers").text
     assert "<img" not in html
-    assert offer_titles(api, "ann") == {
-        cid: 'New conversation: <img src=x onerror=alert(1)> "New conversation"'
-    }
+    assert offer_titles(api, "ann") == {cid: 'New conversation: <img src=x onerror=alert(1)> "New conversation"'}
 
 
 # -- routing controls -----------------------------------------------------------------------
 
 
 def status_button(api: Api, user: str) -> dict[str, Any]:
-    (button,) = Tree(api.client(user).get("/workspace/parts/status").text).find(
-        "button", id="queue-toggle"
-    )
+    (button,) = Tree(api.client(user).get("/workspace/parts/status").text).find("button", id="queue-toggle")
     return button
 
 
@@ -330,10 +282,7 @@ def test_queue_button_says_what_it_does(api: Api) -> None:
     api.wait_state(cid, "alerting", "ann")
     assert api.client("ann").post(f"/api/v1/conversations/{cid}/decline").status_code == 200
     with api.db.connect() as conn:
-        assert (
-            conn.execute(sa.select(agents.c.routing_status).where(agents.c.id == "ann")).scalar()
-            == "not_responding"
-        )
+        assert conn.execute(sa.select(agents.c.routing_status).where(agents.c.id == "ann")).scalar() == "not_responding"
     stuck = status_button(api, "ann")
     assert stuck["text"].strip() == "Not responding — go back on queue"
     assert stuck["attrs"]["data-next"] == "on_queue" and stuck["attrs"]["aria-pressed"] == "false"
@@ -361,27 +310,14 @@ def test_transfer_dialog_shows_each_agents_status_offline_last(api: Api) -> None
     cid = api.offered_and_accepted("ann")
     for uid, name in (("cleo", "Cleo"), ("dan", "Dan"), ("eve", "Eve")):
         with api.db.begin() as conn:
-            conn.execute(
-                agents.insert().values(
-                    id=uid,
-                    name=name,
-                    presence="offline",
-                    routing_status="off_queue",
-                    queues=["support"],
-                    capacity=1,
-                    skills=[],
-                    languages=[],
-                    updated_at=api.comps.clock(),
-                )
-            )
+            conn.execute(agents.insert().values(
+                id=uid, name=name, presence="offline", routing_status="off_queue", queues=["support"],
+                capacity=1, skills=[], languages=[], updated_at=api.comps.clock(),
+            ))
     api.on_queue("bob")
     with api.db.begin() as conn:
         conn.execute(agents.update().where(agents.c.id == "dan").values(presence="away"))
-        conn.execute(
-            agents.update()
-            .where(agents.c.id == "eve")
-            .values(presence="on_queue", routing_status="not_responding")
-        )
+        conn.execute(agents.update().where(agents.c.id == "eve").values(presence="on_queue", routing_status="not_responding"))
     tree = Tree(api.client("ann").get(f"/c/{cid}").text)
     (select,) = tree.find("select", id="transfer-agent")
     assert select["attrs"]["aria-describedby"] == "transfer-agent-hint"
@@ -406,20 +342,15 @@ def test_wrap_up_dialog_offers_no_code_only_where_the_queue_has_none(api_wrapup_
     assert values == ["resolved", "spam"]  # the API refuses an empty code here
     (label,) = [e for e in tree.find("label") if e["attrs"].get("for") == "wrapup-code"]
     assert "(required)" in label["text"]
-    assert (
-        api.client("ann").post(f"/api/v1/conversations/{cid}/wrapup", json={"code": ""}).status_code
-        == 400
-    )
+    assert api.client("ann").post(f"/api/v1/conversations/{cid}/wrapup", json={"code": ""}).status_code == 400
 
 
 def _options(tree: Tree, select_id: str) -> list[dict[str, Any]]:
     """The <option> elements inside one <select> (in document order)."""
     els = tree.elements
-    start = next(
-        i for i, e in enumerate(els) if e["tag"] == "select" and e["attrs"].get("id") == select_id
-    )
+    start = next(i for i, e in enumerate(els) if e["tag"] == "select" and e["attrs"].get("id") == select_id)
     out = []
-    for e in els[start + 1 :]:
+    for e in els[start + 1:]:
         if e["tag"] == "select":
             break
         if e["tag"] == "option":

@@ -156,7 +156,7 @@ def decode(data: bytes, label: str | None, defects: list[str] | None = None) -> 
 
 
 def sniff_iso2022(data: bytes) -> str | None:
-    """ "iso-2022-jp" or "iso-2022-kr" when 7-bit ``data`` holds their escape sequences."""
+    """"iso-2022-jp" or "iso-2022-kr" when 7-bit ``data`` holds their escape sequences."""
     if b"\x1b$)C" in data:
         return "iso-2022-kr"
     if any(escape in data for escape in (b"\x1b$B", b"\x1b$@", b"\x1b(J", b"\x1b(I")):

@@ -52,8 +52,6 @@ _QP_BAD = re.compile(rb"=(?![0-9A-Fa-f]{2}|\r?\n|[ \t]*(?:\r?\n|$))")
 _ENCODED_WORD = "=?"
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
-
-
 @dataclass(slots=True)
 class _Part:
     headers: list[tuple[str, str]]  # name as written, unfolded raw value (not RFC 2047 decoded)

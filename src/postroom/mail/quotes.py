@@ -74,7 +74,6 @@ def _inscriptis_text(tree: HtmlElement, shape: HtmlShape) -> str:
     text: str = Inscriptis(tree, None if laid_out else _flat_config()).get_text()
     return text
 
-
 # Attribution lines ("On <date>, <name> wrote:") in common locales. Gmail may wrap
 # them over two lines, so they are tried on a line and on a line plus the next one.
 _ATTRIBUTION = re.compile(

@@ -238,7 +238,9 @@ def seed(conn: sa.Connection, config: Configuration, at: datetime, *, source: st
     ).scalar_one_or_none()
     if stored == digest:
         return "unchanged"
-    conn.execute(config_state.update().where(config_state.c.id == 1).values(file_sha256=digest))
+    conn.execute(
+        config_state.update().where(config_state.c.id == 1).values(file_sha256=digest)
+    )
     log.warning(
         "the configuration file's queues, routes or rules differ from the database; "
         "the database stays in force (it may hold changes made in the admin pages). "

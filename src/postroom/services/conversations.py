@@ -484,9 +484,8 @@ def _upload_files(db: sa.Engine, user: User, ids: Sequence[Any]) -> list[dict[st
         rows = {
             r.id: r
             for r in conn.execute(
-                sa.select(
-                    uploads.c.id, uploads.c.filename, uploads.c.content_type, uploads.c.size
-                ).where(uploads.c.id.in_(wanted), uploads.c.user_id == user.id)
+                sa.select(uploads.c.id, uploads.c.filename, uploads.c.content_type, uploads.c.size)
+                .where(uploads.c.id.in_(wanted), uploads.c.user_id == user.id)
             )
         }
     return [

@@ -77,13 +77,7 @@ def seed(
         queues = [q for q in u.queues if q in known_queues]
         password = secrets.token_urlsafe(9)
         user_svc.add_user(
-            db,
-            clock,
-            u.user_id,
-            role=u.role,
-            password=password,
-            hasher=hasher,
-            name=u.name,
+            db, clock, u.user_id, role=u.role, password=password, hasher=hasher, name=u.name,
             queues=queues if u.role == "agent" else None,
             skills=list(u.skills) if u.role == "agent" else None,
             languages=list(u.languages) if u.role == "agent" else None,
@@ -103,23 +97,14 @@ def seed(
 
 
 SAMPLES = (
-    (
-        "Ada Lovelace <ada@customer.example>",
-        "My printer prints only blank pages",
-        "Hello,\n\nsince this morning my printer only prints blank pages. I already replaced the "
-        "toner. Can you help?\n\nAda",
-    ),
-    (
-        "Grace Hopper <grace@customer.example>",
-        "Refund for invoice 2026-114",
-        "Hi,\n\nI was charged twice for invoice 2026-114. Could you refund the second payment?\n\n"
-        "Thanks, Grace",
-    ),
-    (
-        "Linus Example <linus@customer.example>",
-        "Paper jam error E-21",
-        "Hello support,\n\nthe display shows E-21 but there is no paper stuck anywhere.\n\nLinus",
-    ),
+    ("Ada Lovelace <ada@customer.example>", "My printer prints only blank pages",
+     "Hello,\n\nsince this morning my printer only prints blank pages. I already replaced the "
+     "toner. Can you help?\n\nAda"),
+    ("Grace Hopper <grace@customer.example>", "Refund for invoice 2026-114",
+     "Hi,\n\nI was charged twice for invoice 2026-114. Could you refund the second payment?\n\n"
+     "Thanks, Grace"),
+    ("Linus Example <linus@customer.example>", "Paper jam error E-21",
+     "Hello support,\n\nthe display shows E-21 but there is no paper stuck anywhere.\n\nLinus"),
 )
 
 

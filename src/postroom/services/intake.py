@@ -677,7 +677,8 @@ class IntakeService:
         """One of ours (a route's address or reply address): never a participant."""
         low = address.lower()
         return any(
-            r.matches(low) or (r.reply_from or "").lower() == low for r in self._configured.routes
+            r.matches(low) or (r.reply_from or "").lower() == low
+            for r in self._configured.routes
         )
 
     def _held(

@@ -167,7 +167,6 @@ class RoutingService:
                 eng.handle(rm.AgentNotResponding(now, row.id))
         self.engine = eng
         decisions: list[rm.Decision] = []
-
         # Each alerting offer stays with its agent until the same deadline (a request
         # the agent sent meanwhile is answered against it; a deadline that passed
         # while no router ran times out on the first tick). Only when its agent is

@@ -148,16 +148,13 @@ class PgAdvisoryLock:
     def fence(self, conn: sa.Connection) -> None:
         # Checked in the committing transaction: the lock session may have died
         # since the step began, and a standby may already be routing.
-        alive = (
-            self._pid is not None
-            and conn.execute(
-                sa.text(
-                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = :hi AND objid = :lo AND objsubid = 1 AND pid = :pid"
-                ),
-                {"hi": self.key >> 32, "lo": self.key & 0xFFFFFFFF, "pid": self._pid},
-            ).first()
-        )
+        alive = self._pid is not None and conn.execute(
+            sa.text(
+                "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND classid = :hi AND objid = :lo AND objsubid = 1 AND pid = :pid"
+            ),
+            {"hi": self.key >> 32, "lo": self.key & 0xFFFFFFFF, "pid": self._pid},
+        ).first()
         if not alive:
             self._drop()
             raise LockLost("the router lock's database session has ended")

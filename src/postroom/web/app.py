@@ -162,4 +162,8 @@ def _document_permissions(app: FastAPI) -> None:
 def routes(app: FastAPI) -> list[Any]:
     """Every HTTP endpoint and page of `app` as FastAPI sees it (path, methods,
     dependant, openapi_extra), including those of included routers."""
-    return [rc for rc in iter_route_contexts(app.routes) if isinstance(rc.original_route, APIRoute)]
+    return [
+        rc
+        for rc in iter_route_contexts(app.routes)
+        if isinstance(rc.original_route, APIRoute)
+    ]

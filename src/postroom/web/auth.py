@@ -46,7 +46,7 @@ async def _login_input(request: Request) -> LoginIn:
     response_model=SessionOut,
     openapi_extra={
         **PUBLIC,
-        "requestBody": {"content": {"application/json": {"schema": LoginIn.model_json_schema()}}},
+        "requestBody": {"content": {"application/json": {"schema": LoginIn.model_json_schema()}}}
     },
 )
 async def login(request: Request, response: Response, ctx: Ctx) -> SessionOut:

@@ -128,6 +128,7 @@ class WebConfig:
         return self.base_url.lower().startswith("https://")
 
 
+
 @dataclass
 class AppContext:
     db: sa.Engine

@@ -43,9 +43,8 @@ def test_start_up_is_retried_until_it_works() -> None:
         if len(attempts) < 3:
             raise OSError("not yet")
 
-    worker = LoopWorker(
-        "test", lambda: ran.set() or False, delay=lambda: 60.0, start_up=start_up, retry_s=0.01
-    )
+    worker = LoopWorker("test", lambda: ran.set() or False, delay=lambda: 60.0,
+                        start_up=start_up, retry_s=0.01)
     worker.start()
     try:
         assert ran.wait(5) and len(attempts) == 3

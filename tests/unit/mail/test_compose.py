@@ -262,10 +262,7 @@ def test_render_template_fills_known_fields_only() -> None:
 
 def test_recipients_keep_their_display_names() -> None:
     raw = mc.compose(
-        draft(
-            to=("Alice Customer <alice@customer.example>",),
-            cc=("Jürgen Müller <j@Kunde.example>", "b@x.example"),
-        )
+        draft(to=("Alice Customer <alice@customer.example>",), cc=("Jürgen Müller <j@Kunde.example>", "b@x.example"))
     )
     assert raw.isascii()
     msg = stdlib(raw)

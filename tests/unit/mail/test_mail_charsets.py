@@ -105,9 +105,7 @@ def test_iso_2022_jp_word_split_inside_an_escape_sequence() -> None:
 @settings(max_examples=150, deadline=None)
 @given(
     text=st.text(
-        alphabet=st.sampled_from(
-            "日本語の件注文確認お問い合わせありがとうございますアイウ、。ABC 1"
-        ),
+        alphabet=st.sampled_from("日本語の件注文確認お問い合わせありがとうございますアイウ、。ABC 1"),
         min_size=1,
         max_size=30,
     ),
@@ -209,7 +207,7 @@ def test_outlook_iso_2022_jp_html_part() -> None:
         (b"\x1b$B%F\x0e\x43\x3d\x0f%H\x1b(B", "テﾃｽト"),  # SO/SI kana (CP50221)
         (b"\x1b&@\x1b$B%F%9%H\x1b(B", "テスト"),  # JIS X 0208-1990 prefix
         (b"\x1b$@%F%9%H\x1b(J!", "テスト!"),  # JIS C 6226-1978, then JIS Roman
-        (b'\x1b$B-!\r\n-"\x1b(B', "①\r\n②"),  # sloppy: line end in two-byte mode
+        (b"\x1b$B-!\r\n-\"\x1b(B", "①\r\n②"),  # sloppy: line end in two-byte mode
     ],
 )
 def test_iso_2022_jp_ms_decoder(data: bytes, text: str) -> None:

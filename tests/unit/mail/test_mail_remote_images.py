@@ -102,7 +102,7 @@ OTHER_VECTORS = [
     f'<p style="color: red; background: u\\rl({URL})">x</p>',
     f'<p style="list-style-image: url({URL})">x</p>',
     f'<p style="behavior: url({URL})">x</p>',
-    f"<p style=\"width: expression(fetch('{URL}'))\">x</p>",
+    f'<p style="width: expression(fetch(\'{URL}\'))">x</p>',
     f'<input type="image" src="{URL}">',
     f'<video poster="{URL}" src="{URL}"></video><audio src="{URL}"></audio>',
     f'<link rel="stylesheet" href="{URL}"><link rel="prefetch" href="{URL}">',
@@ -159,7 +159,7 @@ def test_parsed_message_html_has_no_live_remote_image() -> None:
 @pytest.mark.parametrize(
     ("html", "cids"),
     [
-        ("<img src=\"cid:a@b\"><img src='CID:%3Cc@d%3E'>", {"a@b", "c@d"}),
+        ('<img src="cid:a@b"><img src=\'CID:%3Cc@d%3E\'>', {"a@b", "c@d"}),
         ('<img alt="cid:not-me" src="cid:real">', {"real"}),  # alt text is no reference
         ("<p>write to cid:nobody</p>", set()),
         ('<!-- <img src="cid:hidden"> --><td background="cid:bg">', {"bg"}),

@@ -163,34 +163,21 @@ def test_typos_and_wrong_types_in_routes_and_rules(data: dict[str, object], mess
         ({"name": "q", "scoring_method": "fifo"}, "scoring_method must be one of"),
         ({"name": "q", "wrapup_prompt": "never"}, "wrapup_prompt must be one of"),
         ({"name": "q", "ordering": "x"}, "unknown key 'ordering'"),
-        (
-            {"name": "q", "rings": [{"expansion_timeout_s": 0}]},
-            "expansion_timeout_s must be greater than 0",
-        ),
+        ({"name": "q", "rings": [{"expansion_timeout_s": 0}]}, "expansion_timeout_s must be greater than 0"),
         ({"name": "q", "rings": [{"expansion_timeout_s": 5}] * 6}, "at most 5 bullseye rings"),
         ({"alert_timeout_s": 60}, "needs a name"),
     ],
 )
-def test_queue_settings_are_checked_like_the_engine_checks_them(
-    queue: dict[str, object], message: str
-) -> None:
+def test_queue_settings_are_checked_like_the_engine_checks_them(queue: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_mapping({"queues": [queue]})
 
 
 def test_queue_with_rings_and_last_agent_routing() -> None:
-    s = from_mapping(
-        {
-            "queues": [
-                {
-                    "name": "q",
-                    "evaluation": "best_skills",
-                    "last_agent_routing_mode": "any_agent",
-                    "rings": [{"expansion_timeout_s": 30, "skills_to_remove": ["german"]}],
-                }
-            ]
-        }
-    )
+    s = from_mapping({"queues": [{
+        "name": "q", "evaluation": "best_skills", "last_agent_routing_mode": "any_agent",
+        "rings": [{"expansion_timeout_s": 30, "skills_to_remove": ["german"]}],
+    }]})
     [q] = s.queues
     assert q.rings[0].skills_to_remove == ("german",) and q.evaluation == "best_skills"
 
@@ -199,29 +186,12 @@ def test_queue_with_rings_and_last_agent_routing() -> None:
     ("data", "message"),
     [
         ({"queues": [{"name": "q", "auto_answer": "no"}]}, "auto_answer must be a boolean"),
-        (
-            {"queues": [{"name": "q", "wrapup_codes": "done"}]},
-            "wrapup_codes must be a list of strings",
-        ),
-        (
-            {"queues": [{"name": "q", "rings": [{"expansion_timeout_s": "soon"}]}]},
-            "expansion_timeout_s must be a number",
-        ),
+        ({"queues": [{"name": "q", "wrapup_codes": "done"}]}, "wrapup_codes must be a list of strings"),
+        ({"queues": [{"name": "q", "rings": [{"expansion_timeout_s": "soon"}]}]}, "expansion_timeout_s must be a number"),
         ({"rules": [{"then": {"tags": "abc"}}]}, "tags must be a list of strings"),
         ({"outbound": {"relay_tls": "yes"}}, "relay_tls must be one of"),
-        (
-            {
-                "queues": [{"name": "q"}],
-                "routes": [
-                    {
-                        "address": "a@b.example",
-                        "queue": "q",
-                        "imap": {"host": "h", "user": "u", "password": "p", "port": "993"},
-                    }
-                ],
-            },
-            "port must be a whole number",
-        ),
+        ({"queues": [{"name": "q"}], "routes": [{"address": "a@b.example", "queue": "q",
+          "imap": {"host": "h", "user": "u", "password": "p", "port": "993"}}]}, "port must be a whole number"),
         ({"smtp": {"port": "2525"}}, "smtp.port must be a whole number"),
         ({"smtp": {"port": 25.5}}, "smtp.port must be a whole number"),
         ({"demo": 1}, "demo must be a boolean"),
@@ -233,25 +203,15 @@ def test_queue_with_rings_and_last_agent_routing() -> None:
         ({"queues": "abc"}, r"queues must be an array of tables"),
     ],
 )
-def test_values_of_the_wrong_type_are_refused_not_coerced(
-    data: dict[str, object], message: str
-) -> None:
+def test_values_of_the_wrong_type_are_refused_not_coerced(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         from_mapping(data)
 
 
 def test_queue_signature_is_read_and_must_be_text() -> None:
-    s = from_mapping(
-        {
-            "queues": [
-                {
-                    "name": "q",
-                    "signature_text": "{agent_name}\nq team",
-                    "signature_html": "<p>{agent_name}</p>",
-                }
-            ]
-        }
-    )
+    s = from_mapping({"queues": [{
+        "name": "q", "signature_text": "{agent_name}\nq team", "signature_html": "<p>{agent_name}</p>",
+    }]})
     [q] = s.queues
     assert (q.signature_text, q.signature_html) == ("{agent_name}\nq team", "<p>{agent_name}</p>")
     with pytest.raises(ConfigError, match=r"signature_html must be a string, not"):

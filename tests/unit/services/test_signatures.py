@@ -38,9 +38,7 @@ def test_html_is_sanitized() -> None:
 def test_a_text_only_signature_gets_an_html_form_and_the_other_way_round() -> None:
     text_only = render(QueueConfig("support", signature_text="{agent_name}\n<Support>"), VALUES)
     assert text_only.html == "<p>Ann &lt;Agent&gt;<br>&lt;Support&gt;</p>"
-    html_only = render(
-        QueueConfig("support", signature_html="<p>Best,<br>{queue_name}</p>"), VALUES
-    )
+    html_only = render(QueueConfig("support", signature_html="<p>Best,<br>{queue_name}</p>"), VALUES)
     assert html_only.text is not None
     assert html_only.text.split() == ["Best,", "support"]
 

@@ -63,13 +63,8 @@ def test_secrets_given_are_long_enough_and_generated_ones_differ() -> None:
 
 def test_the_body_is_stable_json_with_the_documented_fields() -> None:
     kw = dict(
-        delivery_id=3,
-        webhook_id=2,
-        kind="offer_created",
-        event_id=9,
-        at=None,
-        conversation_id=5,
-        data={"agent": "ann"},
+        delivery_id=3, webhook_id=2, kind="offer_created", event_id=9, at=None,
+        conversation_id=5, data={"agent": "ann"},
     )
     one, two = svc.body_for(**kw), svc.body_for(**kw)  # type: ignore[arg-type]
     assert one == two

@@ -381,8 +381,8 @@ class ActionsModel(_Model):
     priority: int | None = Field(default=None, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     skills: dict[SkillName, Proficiency] | None = Field(default=None, max_length=100)
     language: Language | None = None
-    tags: list[Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]] = Field(
-        default_factory=list, max_length=50
+    tags: list[Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]] = (
+        Field(default_factory=list, max_length=50)
     )
     discard: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     auto_ack: Template | None = None
@@ -401,7 +401,9 @@ class ActionsModel(_Model):
             discard=self.discard,
             auto_ack=self.auto_ack,
             preferred_agents=(
-                tuple(_unique(self.preferred_agents)) if self.preferred_agents is not None else None
+                tuple(_unique(self.preferred_agents))
+                if self.preferred_agents is not None
+                else None
             ),
             preferred_window_s=self.preferred_window_s,
             deadline_s=self.deadline_s,

@@ -452,7 +452,9 @@ def transfer_targets(everyone: list[dict[str, Any]], me: str) -> list[dict[str, 
             group, status = "offline", "offline"
         else:
             group, status = "away", presence.replace("_", " ")
-        out.append({"id": a["id"], "name": a["name"] or a["id"], "status": status, "group": group})
+        out.append(
+            {"id": a["id"], "name": a["name"] or a["id"], "status": status, "group": group}
+        )
     out.sort(key=lambda a: (order[a["group"]], a["name"].lower(), a["id"]))
     return out
 
@@ -717,7 +719,9 @@ async def part_status(request: Request) -> Response:
         return _to_login(request)
     ctx = get_ctx(request)
     agent = await anyio.to_thread.run_sync(_my_agent, ctx, principal.user.id)
-    return _render(request, "_status.html", agent=agent, presences=PRESENCES, user=principal.user)
+    return _render(
+        request, "_status.html", agent=agent, presences=PRESENCES, user=principal.user
+    )
 
 
 @router.get("/workspace/parts/offers", openapi_extra=OWN)
