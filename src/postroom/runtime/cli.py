@@ -437,6 +437,25 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analytics(args: argparse.Namespace) -> int:
+    from postroom.runtime.wiring import open_store, utc_now
+    from postroom.services.analytics import AnalyticsProjector
+
+    settings = _settings(args)
+    db = open_store(settings)
+    try:
+        projector = AnalyticsProjector(db, utc_now)
+        n = projector.rebuild()
+        high, gaps = projector.checkpoint()
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps({"events": n, "last_event_id": high, "gaps": len(gaps)}))
+    else:
+        print(f"rebuilt analytics from {n} events (up to event {high})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import smtplib
 
@@ -709,6 +728,15 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("--json", action="store_true")
     _add_store_args(qp)
     p.set_defaults(func=cmd_queue)
+
+    p = sub.add_parser("analytics", help="analytics from the event log")
+    asub2 = p.add_subparsers(dest="action", required=True)
+    ap2 = asub2.add_parser(
+        "rebuild", help="empty the analytics tables and project every event again"
+    )
+    ap2.add_argument("--json", action="store_true")
+    _add_store_args(ap2)
+    p.set_defaults(func=cmd_analytics)
 
     p = sub.add_parser("demo", help="demo helpers: send sample customer mail")
     dsub = p.add_subparsers(dest="action", required=True)

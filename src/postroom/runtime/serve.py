@@ -24,11 +24,13 @@ from postroom.ingest.smtp import IntakeHandler, start_smtp_server, tls_context
 from postroom.ingest.spool import Spool
 from postroom.outbound.sender import MaildirTransport, SenderWorker, SmtpTransport, Transport
 from postroom.outbound.webhooks import HttpTransport, WebhookWorker
+from postroom.runtime.analytics_worker import AnalyticsWorker
 from postroom.runtime.imap_supervisor import ImapSupervisor, RouteRecipient
 from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
 from postroom.services.admin.webhooks import WebhookService
+from postroom.services.analytics import AnalyticsProjector
 from postroom.services.outbound import (
     OutboundConfig,
     OutboundService,
@@ -70,6 +72,7 @@ async def serve(
         worker.start()
         worker.wake()  # messages left pending by an earlier run
     router: RouterWorker | None = None
+    projector: AnalyticsWorker | None = None
     if "router" in roles:
         routing = RoutingService(comps.engine, (), comps.clock, live=comps.live)
         router = RouterWorker(
@@ -80,6 +83,10 @@ async def serve(
         )
         comps.intake.listeners.append(router.wake)  # new conversations: route them now
         router.start()
+        # Analytics from the event log, beside the router (docs/analytics.md).
+        projector = AnalyticsWorker(AnalyticsProjector(comps.engine, comps.clock))
+        routing.listeners.append(projector.wake)
+        projector.start()
     sender: SenderWorker | None = None  # outbound mail: the outbox and acknowledgements
     if "sender" in roles and settings.outbound.enabled:
         sender = build_sender(settings, comps)
@@ -152,6 +159,8 @@ async def serve(
             worker.stop()
         if router is not None:
             router.stop()
+        if projector is not None:
+            projector.stop()
         if sender is not None:
             sender.stop()
         if hooks is not None:

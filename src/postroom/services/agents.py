@@ -15,12 +15,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from postroom.analytics.metrics import SHORT_ABANDON_S
 from postroom.domain.errors import NotFoundError, PostroomError
 from postroom.domain.routes import QueueConfig
 from postroom.routing.model import PRESENCES, AgentConfig, RoutingConfigError
 from postroom.routing.service_level import achieved_percent
+from postroom.services.analytics import service_level_waits
 from postroom.store.db import as_utc
-from postroom.store.schema import agents, conversations, events, routing_inbox
+from postroom.store.schema import agents, conversations, routing_inbox
 
 
 class RequestRefused(PostroomError):
@@ -211,9 +213,6 @@ class AchievedServiceLevel:
         }
 
 
-_WAITING = ("queued", "alerting")
-
-
 def service_level_targets(queues: Iterable[QueueConfig]) -> dict[str, tuple[float, float]]:
     """Each queue's service level target: name to (percent, seconds)."""
     return {q.name: (q.service_level_percent, q.service_level_seconds) for q in queues}
@@ -226,44 +225,22 @@ def _utc(value: datetime) -> datetime:
 def _service_levels(
     conn: sa.Connection, targets: Mapping[str, tuple[float, float]], since: datetime
 ) -> dict[str, AchievedServiceLevel]:
-    """Answered and abandoned conversations per queue since `since`, in one query.
+    """Answered and abandoned conversations per queue since `since`, as analytics counts
+    them (services/analytics.py `service_level_waits`, docs/analytics.md).
 
-    Answered: the conversation went from waiting (queued or alerting) to
-    connected; only its first answer in a queue counts (a transfer to another
-    agent is not a second answer). Its wait is the answer time less the
-    conversation's `enqueued_at`. Abandoned: closed while still waiting.
+    Answered: a wait in the queue ended with an agent's answer; its wait is that
+    queue segment's, from entering the queue to the answer, so a later transfer
+    out neither moves nor restarts it. Abandoned: closed while waiting in the
+    queue, after more than the short-abandon threshold.
     """
-    moved = sa.and_(
-        events.c.kind == "conversation_state_changed",
-        events.c.data["to"].as_string() == "connected",
-        events.c.data["from"].as_string().in_(_WAITING),
-    )
-    closed = sa.and_(
-        events.c.kind == "conversation_closed",
-        events.c.data["from"].as_string().in_(_WAITING),
-    )
-    rows = conn.execute(
-        sa.select(
-            events.c.kind,
-            events.c.conversation_id,
-            events.c.at,
-            events.c.data["queue"].as_string(),
-            conversations.c.queue,
-            conversations.c.enqueued_at,
-        )
-        .join(conversations, conversations.c.id == events.c.conversation_id)
-        .where(events.c.at >= since, sa.or_(moved, closed))
-        .order_by(events.c.at, events.c.id)
-    ).all()
-    first_answer: dict[tuple[str, int], float] = {}
+    answered_obs, abandoned_obs = service_level_waits(conn, since)
+    first_answer: dict[tuple[str, str], float] = {}
+    for o in answered_obs:
+        first_answer.setdefault((o.queue or "", o.conversation), o.value)
     abandoned: dict[str, int] = {}
-    for kind, cid, at, event_queue, conv_queue, enqueued_at in rows:
-        if kind == "conversation_closed":
-            abandoned[conv_queue] = abandoned.get(conv_queue, 0) + 1
-            continue
-        key = (event_queue or conv_queue, int(cid))
-        if key not in first_answer:
-            first_answer[key] = (_utc(at) - _utc(enqueued_at)).total_seconds()
+    for o in abandoned_obs:
+        if o.value > SHORT_ABANDON_S:
+            abandoned[o.queue or ""] = abandoned.get(o.queue or "", 0) + 1
     out = {}
     for name, (percent, seconds) in targets.items():
         waits = [w for (q, _), w in first_answer.items() if q == name]

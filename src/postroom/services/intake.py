@@ -647,6 +647,7 @@ class IntakeService:
                     "last_agent": last.last_agent if last is not None else None,
                     "preferred_agents": list(decision.preferred_agents),
                     "deadline_s": decision.deadline_s,
+                    "route_address": decision.route_address,  # analytics groups by it
                 },
             )
         )

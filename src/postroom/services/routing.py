@@ -496,11 +496,15 @@ class RoutingService:
             for cid in sorted(touched, key=int):
                 published.extend(self._mirror(conn, cid, now, codes.get(cid)))
             for cid, code in (late_codes or {}).items():
-                conn.execute(
+                changed = conn.execute(
                     conversations.update()
                     .where(conversations.c.id == int(cid), conversations.c.wrapup_code.is_(None))
                     .values(wrapup_code=code)
-                )
+                ).rowcount
+                if changed:  # in the event log too: analytics reads the code from there
+                    published.append(
+                        self._event(conn, now, "wrapup_code_recorded", cid, {"code": code})
+                    )
         # Listeners hear of changes only once they are committed.
         for listener in self.listeners:
             try:

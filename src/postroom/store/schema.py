@@ -442,3 +442,70 @@ webhook_cursor = sa.Table(
     sa.Column("gaps", sa.JSON, nullable=False),  # {"<event id>": "<first missed, ISO>"}
     sa.Column("updated_at", UTC, nullable=False),
 )
+
+# -- analytics (services/analytics.py projects `events` into these; rebuildable) -------
+# One row per conversation (key "c<id>") or per message a rule discarded ("m<id>"):
+# the summary columns the details query filters on, and the whole detail in `detail`.
+analytics_conversations = sa.Table(
+    "analytics_conversations",
+    metadata,
+    sa.Column("key", sa.String(40), primary_key=True),
+    sa.Column("conversation_id", sa.Integer, index=True),
+    sa.Column("message_id", sa.Integer),
+    sa.Column("started_at", UTC, nullable=False, index=True),
+    sa.Column("ended_at", UTC),
+    sa.Column("direction", sa.String(20), nullable=False),
+    sa.Column("route", sa.String(320)),
+    sa.Column("first_queue", sa.String(200)),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("wrapup_code", sa.String(200)),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+)
+
+# The segments of each conversation (wait, alert, interact, park, wrap-up), for
+# filtering details by queue or agent.
+analytics_segments = sa.Table(
+    "analytics_segments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("conversation_key", sa.String(40), nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("queue", sa.String(200)),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("started_at", UTC, nullable=False),
+    sa.Column("ended_at", UTC),
+    sa.Column("outcome", sa.String(20)),
+    sa.Index("ix_analytics_segments_agent_started", "agent", "started_at"),
+)
+
+# Metric facts (analytics/metrics.py `observations`): one row per thing counted or
+# timed, at the moment it counts; aggregates are computed from them at query time.
+analytics_observations = sa.Table(
+    "analytics_observations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("conversation_key", sa.String(40), nullable=False, index=True),
+    sa.Column("metric", sa.String(40), nullable=False),
+    sa.Column("at", UTC, nullable=False),
+    sa.Column("start", UTC),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("queue", sa.String(200)),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("route", sa.String(320)),
+    sa.Column("wrapup_code", sa.String(200)),
+    sa.Column("direction", sa.String(20)),
+    sa.Index("ix_analytics_observations_at_metric", "at", "metric"),
+)
+
+# The projector's place in `events` (one row, id 1), as `webhook_cursor`: every id up
+# to `last_event_id` was projected, except `gaps` (ids not committed yet when read).
+analytics_checkpoint = sa.Table(
+    "analytics_checkpoint",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+    sa.Column("gaps", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTC, nullable=False),
+)

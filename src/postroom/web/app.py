@@ -53,6 +53,7 @@ from postroom.web.deps import (
     utc_now,
 )
 from postroom.web.presence import watch_presence
+from postroom.web.supervisor import analytics as supervisor_analytics
 
 FAVICON = Path(workspace.__file__).parent / "static" / "favicon.ico"
 
@@ -131,6 +132,7 @@ def create_app(
         api_files,
         api_workspace,
         events_stream,
+        supervisor_analytics,
     ):
         app.include_router(module.router)
     workspace.mount(app, settings)

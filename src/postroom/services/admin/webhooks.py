@@ -92,6 +92,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "wrapup_required",
     "wrapup_timed_out",
     "wrapup_notes",
+    "wrapup_code_recorded",
     "park_returned",
 )
 

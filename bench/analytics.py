@@ -1,0 +1,175 @@
+"""Analytics benchmark: projector throughput and query times on synthetic history.
+
+Writes N conversations of synthetic history (about ten events each, from the
+generator the tests use: offers, declines, time-outs, answers, parks,
+transfers, wrap-ups, abandons) into a fresh database, then measures
+
+* `projector_events_per_s`: `postroom analytics rebuild`'s projector over all of it;
+* `aggregate_query_ms`: a 30-day hourly by-queue aggregate (nOffered, tAnswered,
+  tHandle, oServiceLevel) through services/analytics.py (median of 3);
+* `details_page_ms`: one page of 25 details filtered by queue (median of 3);
+* `naive_aggregate_ms`: the same aggregate computed from `events` directly
+  (every event of the conversations active in the window, replayed).
+
+    .venv/bin/python bench/analytics.py --conversations 20000 [--postgres URL] [--json]
+
+The default is 1,000,000 conversations. With --postgres, a throw-away database
+is created on that server and dropped at the end. The last line with --json is
+{"sqlite": {...}, "postgresql": {...}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
+
+import sqlalchemy as sa  # noqa: E402
+from tests.unit.analytics.generator import history  # noqa: E402
+
+from postroom.analytics import metrics as am  # noqa: E402
+from postroom.analytics.details import replay  # noqa: E402
+from postroom.services import analytics as svc  # noqa: E402
+from postroom.store import db as store_db  # noqa: E402
+from postroom.store.schema import events  # noqa: E402
+
+CHUNK = 5000  # conversations generated and inserted at a time
+DAYS = 90  # the history spans this many days
+METRICS = ["nOffered", "tAnswered", "tHandle", "oServiceLevel"]
+TARGETS = {q: am.ServiceTarget(80.0, 3600.0) for q in ("support", "billing")}
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _fill(engine: sa.Engine, n: int) -> int:
+    per_chunk_h = DAYS * 24 * min(1.0, CHUNK / max(n, 1))
+    next_id, total = 1, 0
+    for i, first in enumerate(range(1, n + 1, CHUNK)):
+        count = min(CHUNK, n + 1 - first)
+        t0 = T0 + timedelta(hours=per_chunk_h * i)
+        evs = history(i, count, per_chunk_h, first_cid=first, first_id=next_id, t0=t0)
+        rows = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "kind": e.kind,
+                "conversation_id": e.conversation_id,
+                "message_id": e.message_id,
+                "data": dict(e.data),
+            }
+            for e in evs
+        ]
+        with engine.begin() as conn:
+            conn.execute(events.insert(), rows)
+        next_id += len(evs)
+        total += len(evs)
+    return total
+
+
+def _median_ms(fn: Callable[[], Any], runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000.0)
+    return round(statistics.median(times), 1)
+
+
+def _naive(engine: sa.Engine, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        active = (
+            sa.select(events.c.conversation_id)
+            .where(events.c.at >= start, events.c.at < end, events.c.conversation_id.is_not(None))
+            .distinct()
+        )
+        rows = conn.execute(
+            sa.select(events).where(events.c.conversation_id.in_(active)).order_by(events.c.id)
+        ).all()
+    obs = [o for d in replay(svc.record(r) for r in rows) for o in am.observations(d)]
+    return am.aggregate(
+        obs, start, end, metrics=METRICS, granularity="PT1H", tz=ZoneInfo("UTC"),
+        group_by=["queueId"], targets=TARGETS,
+    )  # fmt: skip
+
+
+def run(url: str, n: int) -> dict[str, float]:
+    engine = store_db.create_engine(url)
+    store_db.migrate(engine)
+    try:
+        total = _fill(engine, n)
+        projector = svc.AnalyticsProjector(engine, lambda: datetime.now(UTC),
+                                           svc.ProjectorConfig(batch=5000))  # fmt: skip
+        t = time.perf_counter()
+        projector.rebuild()
+        rate = total / (time.perf_counter() - t)
+        if engine.dialect.name == "postgresql":  # what autovacuum would do after a bulk load
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("ANALYZE"))
+        start = T0 + timedelta(days=DAYS // 3)
+        end = start + timedelta(days=30)
+
+        def agg() -> list[dict[str, Any]]:
+            return svc.aggregates(
+                engine, start, end, metrics=METRICS, granularity="PT1H", tz=ZoneInfo("UTC"),
+                group_by=["queueId"], filter=None, targets=TARGETS,
+            )  # fmt: skip
+
+        flt = svc.Filter("and", (svc.Predicate("queueId", "support"),))
+        fast, slow = agg(), _naive(engine, start, end)
+        if fast != slow:
+            print("warning: the naive aggregate differs from the projected one", file=sys.stderr)
+        return {
+            "events": total,
+            "projector_events_per_s": round(rate),
+            "aggregate_query_ms": _median_ms(agg),
+            "details_page_ms": _median_ms(
+                lambda: svc.details(engine, start, end, filter=flt, page_size=25, page_number=1)
+            ),
+            "naive_aggregate_ms": _median_ms(lambda: _naive(engine, start, end), runs=1),
+        }
+    finally:
+        engine.dispose()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--conversations", type=int, default=1_000_000)
+    p.add_argument("--postgres", help="a PostgreSQL server URL (a throw-away database is made)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["sqlite"] = run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.conversations)
+    if args.postgres:
+        name = f"postroom_bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            url = sa.make_url(args.postgres).set(database=name)
+            out["postgresql"] = run(url.render_as_string(hide_password=False), args.conversations)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    if not args.json:
+        for backend, figures in out.items():
+            print(backend, ", ".join(f"{k} {v}" for k, v in figures.items()))
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

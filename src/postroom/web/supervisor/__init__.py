@@ -1,0 +1,1 @@
+"""Supervisor features over HTTP: analytics queries (`analytics.py`)."""
