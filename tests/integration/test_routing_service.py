@@ -236,6 +236,24 @@ def test_an_offer_to_an_agent_who_no_longer_exists_is_withdrawn_and_offered_agai
     assert (conv(comps, cid).state, conv(comps, cid).agent_id) == ("alerting", "bob")
 
 
+def test_an_offer_to_an_agent_removed_from_its_queue_while_no_router_ran_is_withdrawn(
+    comps: Components, router: RoutingService, clock: Clock
+) -> None:
+    on_queue(comps, router, "ann", queues=("support", "billing"))
+    cid = deliver(comps)
+    router.poll()
+    assert conv(comps, cid).agent_id == "ann"
+    on_queue(comps, router, "bob")
+    with comps.engine.begin() as conn:  # ann left support while no router ran
+        conn.execute(agents.update().where(agents.c.id == "ann").values(queues=["billing"]))
+    mark = _last_event(comps)
+    fresh = RoutingService(comps.engine, comps.settings.queues, clock)
+    fresh.rebuild()
+    got = _events(comps, mark, cid)
+    assert got[0] == ("offer_withdrawn", {"agent": "ann"}), got
+    assert (conv(comps, cid).state, conv(comps, cid).agent_id) == ("alerting", "bob")
+
+
 def test_not_responding_survives_a_rebuild(
     comps: Components, router: RoutingService, clock: Clock
 ) -> None:

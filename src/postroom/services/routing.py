@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import sqlalchemy as sa
 
@@ -173,7 +173,14 @@ class RoutingService:
         # while no router ran times out on the first tick). Only when its agent is
         # gone is it queued again, and that agent told the offer is withdrawn.
         def restorable(c: sa.Row[Any]) -> bool:
-            return bool(c.agent_id) and eng.agent(c.agent_id) is not None
+            # Its agent is still there and still a member of the offer's queue (an
+            # agent removed from it while no router ran loses the offer, as they
+            # would have live); a direct transfer or park return is theirs anyway.
+            view = eng.agent(c.agent_id) if c.agent_id else None
+            if view is None:
+                return False
+            rule = rules.get((int(c.id), c.agent_id))
+            return c.queue in view.queues or rule in ("direct_transfer", "park_return")
 
         for c in open_convs:
             if c.state == "alerting" and c.queue in self.queues and restorable(c):
@@ -187,8 +194,11 @@ class RoutingService:
                 if restorable(c):
                     continue
                 if c.agent_id:
-                    withdrawn = rm.OfferWithdrawn(now, str(c.id), c.agent_id, "agent_unknown")
-                    decisions.append(withdrawn)
+                    gone = eng.agent(c.agent_id) is None
+                    reason: Literal["agent_unknown", "left_queue"] = (
+                        "agent_unknown" if gone else "left_queue"
+                    )
+                    decisions.append(rm.OfferWithdrawn(now, str(c.id), c.agent_id, reason))
             decisions.extend(eng.handle(self._enqueued(now, c)))
         # The agents' stored routing status is made to say what the engine now
         # derives (one change each at most): a presence set while no router ran is
