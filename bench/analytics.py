@@ -6,7 +6,7 @@ transfers, wrap-ups, abandons) into a fresh database, then measures
 
 * `projector_events_per_s`: `postroom analytics rebuild`'s projector over all of it;
 * `aggregate_query_ms`: a 30-day hourly by-queue aggregate (nOffered, tAnswered,
-  tHandle, oServiceLevel) through services/analytics.py (median of 3);
+  tHandle, oServiceLevel) through services/analytics/queries.py (median of 3);
 * `details_page_ms`: one page of 25 details filtered by queue (median of 3);
 * `naive_aggregate_ms`: the same aggregate computed from `events` directly
   (every event of the conversations active in the window, replayed).

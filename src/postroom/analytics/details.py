@@ -6,7 +6,7 @@ and keep for each conversation what an analyst asks about — its queue waits
 (one segment per queue: a transfer starts a new one), its offers to agents
 (alert segments with their outcome), the time agents worked on it (interact),
 parked it and wrapped it up, the messages in and out, the transfers, the
-wrap-up code and the outcome. The projector (services/analytics.py) and a
+wrap-up code and the outcome. The projector (services/analytics/projector.py) and a
 rebuild share this code, so what they store is the same.
 
 What it must not do: read a clock, a database or anything but the records it is

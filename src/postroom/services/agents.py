@@ -226,7 +226,7 @@ def _service_levels(
     conn: sa.Connection, targets: Mapping[str, tuple[float, float]], since: datetime
 ) -> dict[str, AchievedServiceLevel]:
     """Answered and abandoned conversations per queue since `since`, as analytics counts
-    them (services/analytics.py `service_level_waits`, docs/analytics.md).
+    them (services/analytics/queries.py `service_level_waits`, docs/analytics.md).
 
     Answered: a wait in the queue ended with an agent's answer; its wait is that
     queue segment's, from entering the queue to the answer, so a later transfer

@@ -443,7 +443,7 @@ webhook_cursor = sa.Table(
     sa.Column("updated_at", UTC, nullable=False),
 )
 
-# -- analytics (services/analytics.py projects `events` into these; rebuildable) -------
+# -- analytics (services/analytics/projector.py projects `events` into these; rebuildable) -------
 # One row per conversation (key "c<id>") or per message a rule discarded ("m<id>"):
 # the summary columns the details query filters on, and the whole detail in `detail`.
 analytics_conversations = sa.Table(

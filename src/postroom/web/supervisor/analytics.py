@@ -2,7 +2,7 @@
 `.../details/query`, as JSON or streamed CSV (`Accept: text/csv` or `?format=csv`).
 
 Translation only: the request shapes (Genesys' where it fits) are validated here,
-each refusal naming its field (422); the figures come from services/analytics.py.
+each refusal naming its field (422); the figures come from services/analytics/queries.py.
 Needs the `see_all_work` permission (supervisors and administrators).
 """
 

@@ -1,13 +1,14 @@
-"""Analytics use cases: the projector from `events`, the rebuild, and the queries.
+"""The analytics projector: `events` into the analytics tables, incrementally or rebuilt.
 
 The job: `AnalyticsProjector.step` reads the events past its checkpoint, feeds
 them to the pure trackers of ``postroom.analytics.details`` and writes, for
 every conversation an event touched, its detail row, its segments and its
 metric facts (``postroom.analytics.metrics.observations``), replacing what was
 there, in one transaction with the checkpoint. `rebuild` empties the tables
-and projects the whole log with the same code. `aggregates` and `details`
-answer the API's queries from those tables (aggregates are computed from the
-stored facts at query time: no interval table to keep in step).
+and projects the whole log with the same code. Other projections of the same
+events (a `Sink`, e.g. agents' status) ride on the same pass: each batch of
+events is handed to every sink in the same transaction, and a rebuild resets
+them too, so one checkpoint covers all.
 
 On PostgreSQL an event with a lower id can commit after one with a higher id
 was read: the checkpoint keeps such holes (`gaps`) as the webhook dispatcher
@@ -24,11 +25,10 @@ know HTTP.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -38,9 +38,7 @@ from postroom.analytics.details import (
     ConversationTracker,
     EventRecord,
     key_of,
-    replay,
 )
-from postroom.domain.routes import QueueConfig
 from postroom.store.db import as_utc
 from postroom.store.schema import (
     analytics_checkpoint,
@@ -69,6 +67,16 @@ class ProjectorConfig:
     cache_max: int = CACHE_MAX
 
 
+class Sink(Protocol):
+    """Another projection of the events, fed by the projector in its own transaction."""
+
+    def apply(self, conn: sa.Connection, taken: Sequence[EventRecord]) -> None:
+        """Project `taken` (in id order; late commits included once each)."""
+
+    def reset(self, conn: sa.Connection) -> None:
+        """Forget everything (a rebuild follows)."""
+
+
 def record(row: Any) -> EventRecord:
     at = as_utc(row.at)
     assert at is not None
@@ -88,10 +96,12 @@ class AnalyticsProjector:
         engine: sa.Engine,
         clock: Callable[[], datetime],
         config: ProjectorConfig | None = None,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.config = config or ProjectorConfig()
+        self.sinks = tuple(sinks)
         self._cache: dict[str, ConversationTracker] = {}
         self._written: int | None = None  # the checkpoint this projector last wrote
 
@@ -175,6 +185,8 @@ class AnalyticsProjector:
                 gaps = dict(sorted(gaps.items())[-cfg.max_gaps :])
             touched = self._project(conn, taken, high)
             self._write(conn, touched)
+            for sink in self.sinks:
+                sink.apply(conn, taken)
             if high != start_high or gaps.keys() != {int(k) for k in old_gaps}:
                 conn.execute(
                     analytics_checkpoint.update()
@@ -297,6 +309,8 @@ class AnalyticsProjector:
             ).first()
             for table in (analytics_observations, analytics_segments, analytics_conversations):
                 conn.execute(table.delete())
+            for sink in self.sinks:
+                sink.reset(conn)
             if cur is None:
                 conn.execute(
                     analytics_checkpoint.insert().values(
@@ -352,208 +366,3 @@ def _observation_row(o: am.Observation) -> dict[str, Any]:
         "wrapup_code": (o.wrapup_code or "")[:200] or None,
         "direction": o.direction,
     }
-
-
-# -- queries ------------------------------------------------------------------------------
-
-_OBS_COLUMN = {
-    "queueId": analytics_observations.c.queue,
-    "userId": analytics_observations.c.agent,
-    "addressTo": analytics_observations.c.route,
-    "wrapUpCode": analytics_observations.c.wrapup_code,
-    "direction": analytics_observations.c.direction,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Predicate:
-    dimension: str  # one of metrics.DIMENSIONS, or "outcome" in details queries
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    type: str = "and"  # "and" | "or"
-    predicates: tuple[Predicate, ...] = ()
-
-
-def targets_of(queues: Iterable[QueueConfig]) -> dict[str, am.ServiceTarget]:
-    """Each queue's current service-level target (calendar time)."""
-    return {
-        q.name: am.ServiceTarget(q.service_level_percent, q.service_level_seconds) for q in queues
-    }
-
-
-def _combine(f: Filter | None, clause: Callable[[Predicate], sa.ColumnElement[bool]]) -> Any:
-    if f is None or not f.predicates:
-        return sa.true()
-    parts = [clause(p) for p in f.predicates]
-    return sa.or_(*parts) if f.type == "or" else sa.and_(*parts)
-
-
-def aggregates(
-    db: sa.Engine,
-    start: datetime,
-    end: datetime,
-    *,
-    metrics: Sequence[str],
-    granularity: str | None,
-    tz: ZoneInfo,
-    group_by: Sequence[str],
-    filter: Filter | None,
-    targets: Mapping[str, am.ServiceTarget],
-    short_abandon_s: float = am.SHORT_ABANDON_S,
-) -> list[dict[str, Any]]:
-    """Genesys-shaped aggregate results (analytics/metrics.py `aggregate`)."""
-    facts = sorted({f for m in metrics for f in am.NEEDS.get(m, (m,))})
-    o = analytics_observations
-    query = sa.select(
-        o.c.metric, o.c.at, o.c.value, o.c.queue, o.c.agent, o.c.route, o.c.wrapup_code,
-        o.c.direction, o.c.start, o.c.conversation_key,
-    ).where(
-        o.c.at >= start, o.c.at < end, o.c.metric.in_(facts),
-        _combine(filter, lambda p: _OBS_COLUMN[p.dimension] == p.value),
-    )  # fmt: skip
-    with db.connect() as conn:
-        rows = conn.execute(query).all()
-    obs = (
-        am.Observation(
-            r.metric,
-            _aware(r.at),
-            r.value,
-            r.queue,
-            r.agent,
-            r.route,
-            r.wrapup_code,
-            r.direction,
-            as_utc(r.start),
-            r.conversation_key,
-        )
-        for r in rows
-    )
-    return am.aggregate(
-        obs, start, end, metrics=metrics, granularity=granularity, tz=tz, group_by=group_by,
-        targets=targets, short_abandon_s=short_abandon_s,
-    )  # fmt: skip
-
-
-def _aware(t: datetime) -> datetime:
-    out = as_utc(t)
-    assert out is not None
-    return out
-
-
-_CONV_COLUMN = {
-    "addressTo": analytics_conversations.c.route,
-    "wrapUpCode": analytics_conversations.c.wrapup_code,
-    "direction": analytics_conversations.c.direction,
-    "outcome": analytics_conversations.c.outcome,
-}
-
-
-def _detail_clause(p: Predicate) -> sa.ColumnElement[bool]:
-    if p.dimension in ("queueId", "userId"):
-        s = analytics_segments
-        col = s.c.queue if p.dimension == "queueId" else s.c.agent
-        return sa.exists().where(
-            s.c.conversation_key == analytics_conversations.c.key, col == p.value
-        )
-    return _CONV_COLUMN[p.dimension] == p.value
-
-
-def details(
-    db: sa.Engine,
-    start: datetime,
-    end: datetime,
-    *,
-    filter: Filter | None,
-    page_size: int,
-    page_number: int,
-) -> tuple[int, list[dict[str, Any]]]:
-    """Conversations that started in [start, end), oldest first: (total, one page)."""
-    c = analytics_conversations
-    where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
-    with db.connect() as conn:
-        count = sa.select(sa.func.count()).select_from(c).where(where)
-        total = int(conn.execute(count).scalar_one())
-        rows = conn.execute(
-            sa.select(c.c.detail)
-            .where(where)
-            .order_by(c.c.started_at, c.c.key)
-            .limit(page_size)
-            .offset((page_number - 1) * page_size)
-        ).all()
-    return total, [dict(r.detail) for r in rows]
-
-
-# -- today's service level for the queue figures -------------------------------------------
-
-
-# The events that shape queue waits (messages and wrap-up do not).
-_WAIT_KINDS = (
-    "conversation_created",
-    "offer_created",
-    "offer_timed_out",
-    "offer_withdrawn",
-    "fell_back_to_queue",
-    "conversation_state_changed",
-    "park_returned",
-    "conversation_closed",
-)
-
-
-def service_level_waits(
-    conn: sa.Connection, since: datetime
-) -> tuple[list[am.Observation], list[am.Observation]]:
-    """The answered and abandoned waits that ended since `since` (tAnswered, tAbandon), from
-    the events of the conversations that left a queue since then. Each wait belongs to
-    the queue segment it was in: a later transfer does not move or restart it."""
-    left = (
-        sa.select(events.c.conversation_id)
-        .where(
-            events.c.at >= since,
-            events.c.kind.in_(("conversation_state_changed", "conversation_closed")),
-            events.c.conversation_id.is_not(None),
-        )
-        .distinct()
-    )
-    rows = conn.execute(
-        sa.select(events)
-        .where(events.c.conversation_id.in_(left), events.c.kind.in_(_WAIT_KINDS))
-        .order_by(events.c.id)
-    ).all()
-    answered, abandoned = [], []
-    for d in replay(record(r) for r in rows):
-        for o in am.observations(d):
-            if o.at < since:
-                continue
-            if o.metric == "tAnswered":
-                answered.append(o)
-            elif o.metric == "tAbandon":
-                abandoned.append(o)
-    return answered, abandoned
-
-
-def iter_details(
-    db: sa.Engine, start: datetime, end: datetime, *, filter: Filter | None, chunk: int = 500
-) -> Iterator[dict[str, Any]]:
-    """Every conversation `details` would list, chunk by chunk (for CSV)."""
-    c = analytics_conversations
-    where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = sa.select(c.c.started_at, c.c.key, c.c.detail).where(where)
-        if after is not None:
-            query = query.where(
-                sa.or_(
-                    c.c.started_at > after[0],
-                    sa.and_(c.c.started_at == after[0], c.c.key > after[1]),
-                )
-            )
-        with db.connect() as conn:
-            rows = conn.execute(query.order_by(c.c.started_at, c.c.key).limit(chunk)).all()
-        for r in rows:
-            yield dict(r.detail)
-        if len(rows) < chunk:
-            return
-        after = (r.started_at, r.key)

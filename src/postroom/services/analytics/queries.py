@@ -1,0 +1,235 @@
+"""Analytics queries: aggregates, details and today's service level, from the tables
+the projector (projector.py) keeps.
+
+The job: `aggregates` answers the API's aggregate query (facts bucketed and grouped by
+``postroom.analytics.metrics.aggregate``), `details` and `iter_details` page through
+conversation details, `service_level_waits` gives the queue figures today's answered
+and abandoned waits per queue segment (replayed from `events`, so it does not lag the
+projector).
+
+What it must not do: write anything, or know HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from postroom.analytics import metrics as am
+from postroom.analytics.details import replay
+from postroom.domain.routes import QueueConfig
+from postroom.services.analytics.projector import record
+from postroom.store.db import as_utc
+from postroom.store.schema import (
+    analytics_conversations,
+    analytics_observations,
+    analytics_segments,
+    events,
+)
+
+_OBS_COLUMN = {
+    "queueId": analytics_observations.c.queue,
+    "userId": analytics_observations.c.agent,
+    "addressTo": analytics_observations.c.route,
+    "wrapUpCode": analytics_observations.c.wrapup_code,
+    "direction": analytics_observations.c.direction,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Predicate:
+    dimension: str  # one of metrics.DIMENSIONS, or "outcome" in details queries
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    type: str = "and"  # "and" | "or"
+    predicates: tuple[Predicate, ...] = ()
+
+
+def targets_of(queues: Iterable[QueueConfig]) -> dict[str, am.ServiceTarget]:
+    """Each queue's current service-level target (calendar time)."""
+    return {
+        q.name: am.ServiceTarget(q.service_level_percent, q.service_level_seconds) for q in queues
+    }
+
+
+def _combine(f: Filter | None, clause: Callable[[Predicate], sa.ColumnElement[bool]]) -> Any:
+    if f is None or not f.predicates:
+        return sa.true()
+    parts = [clause(p) for p in f.predicates]
+    return sa.or_(*parts) if f.type == "or" else sa.and_(*parts)
+
+
+def aggregates(
+    db: sa.Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    metrics: Sequence[str],
+    granularity: str | None,
+    tz: ZoneInfo,
+    group_by: Sequence[str],
+    filter: Filter | None,
+    targets: Mapping[str, am.ServiceTarget],
+    short_abandon_s: float = am.SHORT_ABANDON_S,
+) -> list[dict[str, Any]]:
+    """Genesys-shaped aggregate results (analytics/metrics.py `aggregate`)."""
+    facts = sorted({f for m in metrics for f in am.NEEDS.get(m, (m,))})
+    o = analytics_observations
+    query = sa.select(
+        o.c.metric, o.c.at, o.c.value, o.c.queue, o.c.agent, o.c.route, o.c.wrapup_code,
+        o.c.direction, o.c.start, o.c.conversation_key,
+    ).where(
+        o.c.at >= start, o.c.at < end, o.c.metric.in_(facts),
+        _combine(filter, lambda p: _OBS_COLUMN[p.dimension] == p.value),
+    )  # fmt: skip
+    with db.connect() as conn:
+        rows = conn.execute(query).all()
+    obs = (
+        am.Observation(
+            r.metric,
+            _aware(r.at),
+            r.value,
+            r.queue,
+            r.agent,
+            r.route,
+            r.wrapup_code,
+            r.direction,
+            as_utc(r.start),
+            r.conversation_key,
+        )
+        for r in rows
+    )
+    return am.aggregate(
+        obs, start, end, metrics=metrics, granularity=granularity, tz=tz, group_by=group_by,
+        targets=targets, short_abandon_s=short_abandon_s,
+    )  # fmt: skip
+
+
+def _aware(t: datetime) -> datetime:
+    out = as_utc(t)
+    assert out is not None
+    return out
+
+
+_CONV_COLUMN = {
+    "addressTo": analytics_conversations.c.route,
+    "wrapUpCode": analytics_conversations.c.wrapup_code,
+    "direction": analytics_conversations.c.direction,
+    "outcome": analytics_conversations.c.outcome,
+}
+
+
+def _detail_clause(p: Predicate) -> sa.ColumnElement[bool]:
+    if p.dimension in ("queueId", "userId"):
+        s = analytics_segments
+        col = s.c.queue if p.dimension == "queueId" else s.c.agent
+        return sa.exists().where(
+            s.c.conversation_key == analytics_conversations.c.key, col == p.value
+        )
+    return _CONV_COLUMN[p.dimension] == p.value
+
+
+def details(
+    db: sa.Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    filter: Filter | None,
+    page_size: int,
+    page_number: int,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Conversations that started in [start, end), oldest first: (total, one page)."""
+    c = analytics_conversations
+    where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
+    with db.connect() as conn:
+        count = sa.select(sa.func.count()).select_from(c).where(where)
+        total = int(conn.execute(count).scalar_one())
+        rows = conn.execute(
+            sa.select(c.c.detail)
+            .where(where)
+            .order_by(c.c.started_at, c.c.key)
+            .limit(page_size)
+            .offset((page_number - 1) * page_size)
+        ).all()
+    return total, [dict(r.detail) for r in rows]
+
+
+# -- today's service level for the queue figures -------------------------------------------
+
+
+# The events that shape queue waits (messages and wrap-up do not).
+_WAIT_KINDS = (
+    "conversation_created",
+    "offer_created",
+    "offer_timed_out",
+    "offer_withdrawn",
+    "fell_back_to_queue",
+    "conversation_state_changed",
+    "park_returned",
+    "conversation_closed",
+)
+
+
+def service_level_waits(
+    conn: sa.Connection, since: datetime
+) -> tuple[list[am.Observation], list[am.Observation]]:
+    """The answered and abandoned waits that ended since `since` (tAnswered, tAbandon), from
+    the events of the conversations that left a queue since then. Each wait belongs to
+    the queue segment it was in: a later transfer does not move or restart it."""
+    left = (
+        sa.select(events.c.conversation_id)
+        .where(
+            events.c.at >= since,
+            events.c.kind.in_(("conversation_state_changed", "conversation_closed")),
+            events.c.conversation_id.is_not(None),
+        )
+        .distinct()
+    )
+    rows = conn.execute(
+        sa.select(events)
+        .where(events.c.conversation_id.in_(left), events.c.kind.in_(_WAIT_KINDS))
+        .order_by(events.c.id)
+    ).all()
+    answered, abandoned = [], []
+    for d in replay(record(r) for r in rows):
+        for o in am.observations(d):
+            if o.at < since:
+                continue
+            if o.metric == "tAnswered":
+                answered.append(o)
+            elif o.metric == "tAbandon":
+                abandoned.append(o)
+    return answered, abandoned
+
+
+def iter_details(
+    db: sa.Engine, start: datetime, end: datetime, *, filter: Filter | None, chunk: int = 500
+) -> Iterator[dict[str, Any]]:
+    """Every conversation `details` would list, chunk by chunk (for CSV)."""
+    c = analytics_conversations
+    where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = sa.select(c.c.started_at, c.c.key, c.c.detail).where(where)
+        if after is not None:
+            query = query.where(
+                sa.or_(
+                    c.c.started_at > after[0],
+                    sa.and_(c.c.started_at == after[0], c.c.key > after[1]),
+                )
+            )
+        with db.connect() as conn:
+            rows = conn.execute(query.order_by(c.c.started_at, c.c.key).limit(chunk)).all()
+        for r in rows:
+            yield dict(r.detail)
+        if len(rows) < chunk:
+            return
+        after = (r.started_at, r.key)
