@@ -115,6 +115,8 @@ class Engine:
         # Queues whose order key does not start with the effective time: their heads
         # are compared across queues through the conversation record.
         self._cross_by_record: set[str] = set()
+        # Queues ordered by deadline: between only such heads the deadline decides.
+        self._deadline_queues: set[str] = set()
         self._waiting = WaitingWork()
         # Per agent, the waiting work of each of its queues (rebuilt when its
         # memberships change): a freed agent's search reads it directly.
@@ -334,6 +336,10 @@ class Engine:
             self._cross_by_record.discard(queue.queue_id)
         else:
             self._cross_by_record.add(queue.queue_id)
+        if queue.scoring_method == "deadline":
+            self._deadline_queues.add(queue.queue_id)
+        else:
+            self._deadline_queues.discard(queue.queue_id)
         if not known:
             self._stats[queue.queue_id] = ServiceLevelStats(queue.queue_id, queue.service_level)
             return
@@ -342,7 +348,7 @@ class Engine:
             c = self._convs[conversation_id]
             c.ring = min(c.ring, len(queue.rings))
             if c.explicit_deadline is None:
-                c.deadline = c.enqueued_at + queue.service_level.seconds
+                c.deadline = queue.service_level.due(c.enqueued_at)
             self._place(c)
             self._schedule(c)
 
@@ -371,7 +377,7 @@ class Engine:
             self._shared_skills(e.skills),
             e.language,
             entered,
-            e.deadline if e.deadline is not None else entered + queue.service_level.seconds,
+            e.deadline if e.deadline is not None else queue.service_level.due(entered),
             e.deadline,
         )
         if e.preferred_agents:
@@ -397,7 +403,7 @@ class Engine:
             self._shared_skills(e.skills),
             e.language,
             now,
-            now + queue.service_level.seconds,
+            queue.service_level.due(now),
         )
         c.preferred_until = now
         c.state = "connected"
@@ -421,7 +427,7 @@ class Engine:
             self._shared_skills(e.skills),
             e.language,
             entered,
-            entered + queue.service_level.seconds,
+            queue.service_level.due(entered),
         )
         c.preferred_until = now
         c.last_agent_id = e.last_agent_id
@@ -578,7 +584,7 @@ class Engine:
         queue = self._queues[c.queue_id]
         c.enqueued_at = self._now
         c.explicit_deadline = None
-        c.deadline = self._now + queue.service_level.seconds
+        c.deadline = queue.service_level.due(self._now)
         c.ring = 0
         c.declined_by = ()
         c.preferred_agents = ()
@@ -711,7 +717,8 @@ class Engine:
     def _answered(self, c: ConversationRecord) -> None:
         if c.sl_pending:
             c.sl_pending = False
-            self._stats[c.queue_id].record_answered(self._now - c.enqueued_at)
+            stats = self._stats[c.queue_id]
+            stats.record_answered(self._now - c.enqueued_at, c.enqueued_at, self._now)
 
     def _release(self, c: ConversationRecord, *, keep_agent: bool = False) -> None:
         """The agent lets go of this conversation's capacity."""
@@ -847,6 +854,10 @@ class Engine:
             return None
         if len(heads) == 1:
             (winner,) = heads.values()
+        elif self._deadline_queues.issuperset(heads):
+            # Every head orders by deadline: the one closest to breaching its queue's
+            # target goes first, whatever the targets (docs/routing.md).
+            winner = min(heads.items(), key=lambda qk: (qk[1][0], qk[0], qk[1][2]))[1]
         else:
             # The cross-queue key is (effective time, queue id, conversation id). With
             # timestamp_and_priority the order key starts with that same effective

@@ -11,7 +11,10 @@ Time is a float of seconds on any monotonic-enough scale the caller chooses
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
+
+from postroom.domain.calendars import BusinessCalendar
 
 Presence = Literal[
     "available", "away", "break", "meal", "meeting", "training", "busy", "offline", "on_queue"
@@ -71,16 +74,33 @@ class Ring:
 
 @dataclass(frozen=True, slots=True)
 class ServiceLevel:
-    """Target: `percent` % of conversations accepted within `seconds` of entering the queue."""
+    """Target: `percent` % of conversations accepted within `seconds` of entering the queue,
+    counted in calendar time or, with a `calendar`, in its business hours."""
 
     percent: float = 80.0
     seconds: float = 86_400.0
+    calendar: BusinessCalendar | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.percent <= 100.0:
             raise RoutingConfigError("service_level.percent must be in (0, 100]")
         if self.seconds <= 0:
             raise RoutingConfigError("service_level.seconds must be greater than 0")
+
+    def due(self, entered: float) -> float:
+        """When a conversation that entered at `entered` breaches the target."""
+        if self.calendar is None:
+            return entered + self.seconds
+        start = datetime.fromtimestamp(entered, UTC)
+        return self.calendar.add_business(start, self.seconds).timestamp()
+
+    def waited(self, entered: float, until: float) -> float:
+        """The wait from `entered` to `until` as the target counts it."""
+        if self.calendar is None or until <= entered:
+            return until - entered
+        start = datetime.fromtimestamp(entered, UTC)
+        end = start + timedelta(seconds=until - entered)
+        return self.calendar.business_seconds(start, end)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,10 +51,17 @@ class ServiceLevelStats:
     def record_entered(self) -> None:
         self.entered += 1
 
-    def record_answered(self, wait_s: float) -> None:
+    def record_answered(
+        self, wait_s: float, entered: float | None = None, answered: float | None = None
+    ) -> None:
+        """One answer after `wait_s` seconds; with `entered` and `answered` the wait is
+        measured as the target counts it (business hours when it has a calendar)."""
         self.answered += 1
         self._wait_total += wait_s
-        if wait_s <= self.target.seconds:
+        counted = wait_s
+        if entered is not None and answered is not None:
+            counted = self.target.waited(entered, answered)
+        if counted <= self.target.seconds:
             self.answered_within += 1
 
     def record_abandoned(self) -> None:

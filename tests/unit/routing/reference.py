@@ -125,7 +125,7 @@ class ReferenceEngine(Engine):
             e.skills,
             e.language,
             enqueued_at=now,
-            deadline=now + self._queues[e.queue_id].service_level.seconds,
+            deadline=self._queues[e.queue_id].service_level.due(now),
             preferred_until=now,
             state="connected",
             agent_id=e.agent_id,
@@ -146,10 +146,13 @@ class ReferenceEngine(Engine):
                 heads[c.queue_id] = c
         if not heads:
             return None
-        chosen = min(
-            heads.values(),
-            key=lambda c: (c.enqueued_at - 60.0 * c.priority, c.queue_id, c.conversation_id),
-        )
+        if all(self._queues[q].scoring_method == "deadline" for q in heads):
+            chosen = min(heads.values(), key=lambda c: (c.deadline, c.queue_id, c.conversation_id))
+        else:
+            chosen = min(
+                heads.values(),
+                key=lambda c: (c.enqueued_at - 60.0 * c.priority, c.queue_id, c.conversation_id),
+            )
         la = last_agent(self, chosen)
         if la is not None:
             return Match(chosen, la, "last_agent", False, False)

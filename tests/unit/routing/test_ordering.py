@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from postroom.domain.calendars import weekly
 from postroom.routing.model import (
     AgentPresenceChanged,
     ConversationEnded,
@@ -51,6 +54,51 @@ def test_deadline_ordering_takes_the_earliest_service_level_deadline() -> None:
     e.handle(Enqueued(20, "loose", "q", deadline=9000))
     e.handle(Enqueued(30, "high-priority", "q", priority=5))  # deadline 3630, priority ignored
     assert drain(e, 100) == ["tight", "default", "high-priority", "loose"]
+
+
+# Monday to Friday 09:00-17:00 UTC; 2026-03-06 is a Friday.
+OFFICE = weekly("office", "UTC", [(d, 9 * 60, 17 * 60) for d in range(5)])
+
+
+def _t(*args: int) -> float:
+    return datetime(*args, tzinfo=UTC).timestamp()  # type: ignore[misc]
+
+
+def test_a_business_hours_target_sets_the_deadline_in_open_time() -> None:
+    sl = ServiceLevel(80, 4 * 3600, OFFICE)
+    # Friday 15:00 + 4 business hours: 2 h on Friday, 2 h from Monday 09:00
+    assert sl.due(_t(2026, 3, 6, 15)) == _t(2026, 3, 9, 11)
+    # Saturday counts from Monday's opening
+    assert sl.due(_t(2026, 3, 7, 12)) == _t(2026, 3, 9, 13)
+    assert ServiceLevel(80, 3600).due(100.0) == 3700.0
+    assert sl.waited(_t(2026, 3, 6, 16), _t(2026, 3, 9, 10)) == 7200
+
+
+def test_across_deadline_queues_the_closest_to_breaching_goes_first() -> None:
+    # "calendar" gives 24 h of calendar time, "office" 4 business hours. Entered on
+    # Friday, the office's late arrival is due only on Monday: the agent who comes on
+    # queue on Saturday takes it last, though it waited longer than "calendar-new".
+    calendar_q = QueueConfig("calendar", scoring_method="deadline",
+                             service_level=ServiceLevel(80, 86400))
+    office_q = QueueConfig("office", scoring_method="deadline",
+                           service_level=ServiceLevel(80, 4 * 3600, OFFICE))
+    e = engine(queues=[calendar_q, office_q], agents=[agent("a", "calendar", "office")])
+    e.handle(Enqueued(_t(2026, 3, 6, 10), "office-early", "office"))  # due Fri 14:00
+    e.handle(Enqueued(_t(2026, 3, 6, 11), "calendar-old", "calendar"))  # due Sat 11:00
+    e.handle(Enqueued(_t(2026, 3, 6, 15), "office-late", "office"))  # due Mon 11:00
+    e.handle(Enqueued(_t(2026, 3, 6, 16), "calendar-new", "calendar"))  # due Sat 16:00
+    assert drain(e, _t(2026, 3, 7, 9)) == [
+        "office-early", "calendar-old", "calendar-new", "office-late",
+    ]  # fmt: skip
+
+
+def test_mixed_ordering_queues_still_compare_by_effective_time() -> None:
+    deadline_q = QueueConfig("d", scoring_method="deadline", service_level=ServiceLevel(80, 60))
+    plain_q = QueueConfig("p", service_level=ServiceLevel(80, 86400))
+    e = engine(queues=[deadline_q, plain_q], agents=[agent("a", "d", "p")])
+    e.handle(Enqueued(0, "plain-old", "p"))
+    e.handle(Enqueued(10, "deadline-new", "d"))  # due at 70, but the other waited longer
+    assert drain(e, 100) == ["plain-old", "deadline-new"]
 
 
 def test_a_declined_conversation_keeps_its_place() -> None:
