@@ -513,8 +513,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         if others:
             from_mapping(data)  # the file's other settings are checked too, not applied
             print(
-                "note: only [[queues]], [[routes]] and [[rules]] are applied; the file's "
-                f"other settings ({', '.join(others)}) are checked, not applied: each "
+                "note: only [[calendars]], [[queues]], [[routes]] and [[rules]] are applied; "
+                f"the file's other settings ({', '.join(others)}) are checked, not applied: each "
                 "process reads them from its configuration file when it starts",
                 file=sys.stderr,
             )

@@ -27,7 +27,7 @@ from postroom.analytics.metrics import (
 ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe")
 START = datetime(2026, 3, 28, tzinfo=ZoneInfo("UTC"))
 END = datetime(2026, 3, 31, tzinfo=ZoneInfo("UTC"))
-TARGETS = {"support": ServiceTarget(80.0, 600.0), "billing": ServiceTarget(90.0, 1200.0)}
+TARGETS = {"support": ServiceTarget("default", 80.0, 600.0), "billing": ServiceTarget("default", 90.0, 1200.0)}
 
 
 def _totals(results: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:

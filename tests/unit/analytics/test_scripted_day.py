@@ -22,7 +22,7 @@ from postroom.analytics.metrics import (
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 3, 29, tzinfo=PARIS)  # 2026-03-28T23:00Z
 END = datetime(2026, 3, 30, tzinfo=PARIS)  # 2026-03-29T22:00Z
-TARGETS = {"support": ServiceTarget(80.0, 600.0), "sales": ServiceTarget(80.0, 600.0)}
+TARGETS = {"support": ServiceTarget("default", 80.0, 600.0), "sales": ServiceTarget("default", 80.0, 600.0)}
 
 
 def _obs() -> list[Any]:

@@ -634,7 +634,7 @@ def _queues_view(ctx: AppContext) -> dict[str, Any]:
     achieved service level) with its service level target, and every agent with
     presence, routing status and held work."""
     now = ctx.clock()
-    targets = agent_svc.service_level_targets(ctx.configured.queues)
+    targets = agent_svc.service_level_targets(ctx.configured.queues, ctx.configured.calendars)
     figures = agent_svc.queue_figures(ctx.db, ctx.configured.queue_names, now, targets)
     queues = []
     for fig in figures:
