@@ -155,19 +155,16 @@ def _iso_day(value: Any) -> Any:
 
 
 def _day(value: str) -> str:
+    if len(value) != 10:
+        raise ValueError(f"{value[:20]!r} is not a date YYYY-MM-DD")
     try:
-        day = date.fromisoformat(value)
+        return date.fromisoformat(value).isoformat()
     except ValueError:
         raise ValueError(f"{value!r} is not a date YYYY-MM-DD") from None
-    if len(value) != 10:
-        raise ValueError(f"{value!r} is not a date YYYY-MM-DD")
-    return day.isoformat()
 
 
-HHMM = Annotated[str, Field(min_length=5, max_length=5), AfterValidator(_hhmm)]
-Day = Annotated[
-    str, BeforeValidator(_iso_day), Field(min_length=10, max_length=10), AfterValidator(_day)
-]
+HHMM = Annotated[str, Field(max_length=5), AfterValidator(_hhmm)]
+Day = Annotated[str, BeforeValidator(_iso_day), AfterValidator(_day)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -265,10 +262,12 @@ class QueueModel(_Model):
             if isinstance(targets, list) and targets and isinstance(targets[0], Mapping):
                 first = targets[0]
                 data = dict(data)
-                if _number(first.get("percent")):
-                    data["service_level_percent"] = first["percent"]
-                if _number(first.get("seconds")):
-                    data["service_level_seconds"] = first["seconds"]
+                # Only values the target itself accepts (its own error names it).
+                percent, seconds = first.get("percent"), first.get("seconds")
+                if _number(percent) and 0 < percent <= 100:
+                    data["service_level_percent"] = percent
+                if _number(seconds) and 0 < seconds <= MAX_SPAN_S:
+                    data["service_level_seconds"] = seconds
         return data
 
     name: Name
