@@ -280,3 +280,19 @@ def test_the_queue_page_edits_targets_with_a_calendar_and_the_short_abandon(api:
     assert '<option value="office" selected>' in r.text and 'value="2 days"' in r.text
     (entry,) = _audit(api, action="queue.update", target_id="support")
     assert entry["after"]["service_targets"][0]["calendar"] == "office"
+
+
+def test_the_queue_figures_show_every_targets_service_level(api: Api) -> None:
+    adam = api.client("adam")
+    assert adam.put(f"{C}/office", json=OFFICE).status_code == 201
+    _support_with_targets(api)
+    api.comps.live.refresh()
+    [support] = [q for q in api.client("sue").get("/api/v1/queues").json()["queues"]
+                 if q["name"] == "support"]  # fmt: skip
+    sl = support["service_level"]
+    assert (sl["target_percent"], sl["threshold_s"]) == (80.0, 14400.0)
+    assert [(t["name"], t["calendar"], t["target_percent"]) for t in sl["targets"]] == [
+        ("4 business hours", "office", 80.0), ("2 days", None, 95.0),
+    ]  # fmt: skip
+    r = api.client("sue").get("/queues")
+    assert r.status_code == 200 and "(office hours)" in r.text and 'data-target="2 days"' in r.text

@@ -641,10 +641,9 @@ def _queues_view(ctx: AppContext) -> dict[str, Any]:
         conf = ctx.configured.queue(fig.name)
         target = None
         if conf is not None:
-            target = {
-                "percent": conf.service_level_percent,
-                "seconds": conf.service_level_seconds,
-            }
+            first = conf.targets[0]
+            target = {"percent": first.percent, "seconds": first.seconds,
+                      "calendar": first.calendar}  # fmt: skip
         queues.append(fig.to_json() | {"service_level_target": target})
     agents = [
         # Parked conversations free capacity (docs/routing.md), so they are not
