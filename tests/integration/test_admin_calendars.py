@@ -296,3 +296,35 @@ def test_the_queue_figures_show_every_targets_service_level(api: Api) -> None:
     ]  # fmt: skip
     r = api.client("sue").get("/queues")
     assert r.status_code == 200 and "(office hours)" in r.text and 'data-target="2 days"' in r.text
+
+
+def test_the_command_line_applies_and_exports_calendars_and_targets(
+    any_settings: Any, tmp_path: Any, capsys: Any
+) -> None:
+    import tomllib
+
+    from tests.integration.test_config_file import base, run, write
+
+    data = base()
+    data["calendars"] = [OFFICE]
+    data["queues"][0] |= {"service_targets": TARGETS, "short_abandon_s": 20}
+    opts = write(tmp_path / "postroom.toml", any_settings, base())
+    code, out, _ = run(capsys, "config", "apply", str(_toml(tmp_path / "new.toml", data)), *opts)
+    assert code == 0, out
+    assert "+ calendar 'office': added" in out.splitlines()
+    code, out, _ = run(capsys, "config", "export", *opts)
+    exported = tomllib.loads(out)
+    assert exported["calendars"][0]["hours"][0] == {"day": "mon", "start": "09:00", "end": "17:00"}
+    support = exported["queues"][0]
+    assert [t["name"] for t in support["service_targets"]] == ["4 business hours", "2 days"]
+    assert support["short_abandon_s"] == 20
+    code, out, _ = run(capsys, "config", "apply", str(_toml(tmp_path / "again.toml", exported)),
+                       *opts)  # fmt: skip
+    assert code == 0 and "no changes" in out
+
+
+def _toml(path: Any, data: dict[str, Any]) -> Any:
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(data))
+    return path
