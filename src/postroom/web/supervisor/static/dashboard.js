@@ -129,8 +129,11 @@
       });
     });
     var opts = timeOpts("conversations");
-    opts.series.push({label: "Offered", stroke: COLORS[0], width: 2, points: {show: true}});
-    opts.series.push({label: "Answered", stroke: COLORS[1], width: 2, points: {show: true}});
+    var bars = window.uPlot.paths && window.uPlot.paths.bars;
+    [["Offered", 0, -1], ["Answered", 1, 1]].forEach(function (s) {
+      opts.series.push({label: s[0], stroke: COLORS[s[1]], fill: COLORS[s[1]] + "99", width: 1,
+        points: {show: false}, paths: bars ? bars({size: [0.4, 40], align: s[2]}) : undefined});
+    });
     draw("offered", opts, [xs(), offered, answered]);
     var total = offered.reduce(function (a, b) { return a + b; }, 0);
     setState("offered", total + " offered, " + answered.reduce(function (a, b) { return a + b; }, 0) + " answered.");
@@ -262,6 +265,8 @@
       cells.forEach(function (c) { var td = el("td", c[1]); td.dataset.figure = c[0]; tr.appendChild(td); });
       body.appendChild(tr);
     });
+    var usersCsv = document.querySelector('button[data-csv="users"]');
+    if (usersCsv) { usersCsv.disabled = !users; }
     setState("agents", users ? "" : "Time in each status: not available on this server.");
   }
 
