@@ -123,6 +123,16 @@ class _Query(BaseModel):
         return ZoneInfo(self.timeZone)
 
 
+def _few_intervals(start: datetime, end: datetime, granularity: str | None) -> None:
+    if granularity is not None:
+        n = (end - start).total_seconds() / STEP[granularity]
+        if n > MAX_INTERVALS:
+            raise ValueError(
+                f"granularity: at most {MAX_INTERVALS} intervals; choose a longer "
+                "granularity or a shorter interval"
+            )
+
+
 class AggregateQuery(_Query):
     granularity: Granularity | None = Field(
         default=None, description="interval length; none: one interval for the whole range"
@@ -133,13 +143,7 @@ class AggregateQuery(_Query):
 
     @model_validator(mode="after")
     def _few_enough(self) -> AggregateQuery:
-        if self.granularity is not None:
-            n = (self.end - self.start).total_seconds() / STEP[self.granularity]
-            if n > MAX_INTERVALS:
-                raise ValueError(
-                    f"granularity: at most {MAX_INTERVALS} intervals; choose a longer "
-                    "granularity or a shorter interval"
-                )
+        _few_intervals(self.start, self.end, self.granularity)
         return self
 
 
@@ -178,13 +182,7 @@ class BacklogQuery(_Query):
 
     @model_validator(mode="after")
     def _few_enough(self) -> BacklogQuery:
-        if self.granularity is not None:
-            n = (self.end - self.start).total_seconds() / STEP[self.granularity]
-            if n > MAX_INTERVALS:
-                raise ValueError(
-                    f"granularity: at most {MAX_INTERVALS} intervals; choose a longer "
-                    "granularity or a shorter interval"
-                )
+        _few_intervals(self.start, self.end, self.granularity)
         return self
 
 
