@@ -169,7 +169,7 @@ def backlog(
         for queue, n in conn.execute(opened):
             row_of(queue)[0] += int(n)
         for sign, query in ((1, starts), (-1, ends)):
-            for queue, at in conn.execute(query):
+            for queue, at in conn.execute(query).all():  # one fetch: far faster than row by row
                 t = as_utc(at)
                 assert t is not None
                 # The first edge at or after the moment: counted from there on.
