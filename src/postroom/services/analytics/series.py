@@ -123,6 +123,24 @@ def waiting_at(waits: Iterable[tuple[datetime, datetime | None]], at: datetime) 
     return sum(1 for s, e in waits if s <= at and (e is None or e > at))
 
 
+def levels(
+    edges: Sequence[datetime], opened: int, changes: Iterable[tuple[datetime, int]]
+) -> list[int]:
+    """How many wait at each of `edges` (ascending): `opened` at the first, then each
+    change (a wait's start, +1, or end, -1, after the first edge and at or before the
+    last) counted from the first edge at or after its moment."""
+    steps = [0] * len(edges)
+    if steps:
+        steps[0] = opened
+    for at, sign in changes:
+        steps[bisect.bisect_left(edges, at)] += sign
+    out, level = [], 0
+    for step in steps:
+        level += step
+        out.append(level)
+    return out
+
+
 def backlog(
     db: sa.Engine,
     start: datetime,
@@ -157,28 +175,20 @@ def backlog(
     ends = sa.select(s.c.queue, s.c.ended_at).where(
         wait, s.c.ended_at > first, s.c.ended_at <= last
     )
-    # steps[queue][i]: the change in waiting between edges[i-1] and edges[i].
-    steps: dict[str | None, list[int]] = {
-        n: [0] * len(edges) for n in names if not queues or n in queues
-    }
-
-    def row_of(queue: str | None) -> list[int]:
-        return steps.setdefault(queue, [0] * len(edges))
-
+    opened_by: dict[str | None, int] = {n: 0 for n in names if not queues or n in queues}
+    changes: dict[str | None, list[tuple[datetime, int]]] = {q: [] for q in opened_by}
     with db.connect() as conn:
         for queue, n in conn.execute(opened):
-            row_of(queue)[0] += int(n)
+            opened_by[queue] = opened_by.get(queue, 0) + int(n)
         for sign, query in ((1, starts), (-1, ends)):
             for queue, at in conn.execute(query).all():  # one fetch: far faster than row by row
                 t = as_utc(at)
                 assert t is not None
-                # The first edge at or after the moment: counted from there on.
-                row_of(queue)[bisect.bisect_left(edges, t)] += sign
+                changes.setdefault(queue, []).append((t, sign))
     out = []
-    for q, row in sorted(steps.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
-        level, data = 0, []
-        for e, step in zip(edges, row, strict=True):
-            level += step
-            data.append({"at": e.astimezone(tz).isoformat(timespec="seconds"), "waiting": level})
+    shown = [e.astimezone(tz).isoformat(timespec="seconds") for e in edges]
+    for q in sorted(set(opened_by) | set(changes), key=lambda q: (q is None, q or "")):
+        counts = levels(edges, opened_by.get(q, 0), changes.get(q, ()))
+        data = [{"at": at, "waiting": n} for at, n in zip(shown, counts, strict=True)]
         out.append({"group": {"queueId": q}, "data": data})
     return out
