@@ -37,7 +37,7 @@ USERS_API = "/api/v1/analytics/users/aggregates/query"
 
 
 def _ready(page: Page, key: str) -> None:
-    page.wait_for_function(f"() => window.postroomDashboard && window.postroomDashboard.ready.{key}",
+    page.wait_for_function(f"() => window.postroomDashboard && window.postroomDashboard.ready.{key} === true",
                            timeout=15_000)  # fmt: skip
 
 
@@ -163,6 +163,17 @@ def test_dashboard_draws_charts_and_tables_from_the_analytics_api(
         assert {x["wrapUpCode"] for x in rows if x["metric"] == "nConnected"} >= {
             "resolved", "needs-follow-up"
         }  # fmt: skip
+
+        # A range with nothing in it: empty charts and tables, no script error.
+        page.goto(server.url + "/supervisor/dashboard?from=2199-01-01&to=2199-01-02&tz=Asia/Tokyo")
+        for key in ("offered", "sl", "waits", "backlog", "agents", "wrapups"):
+            _ready(page, key)
+        assert sum(_series(page, "offered")[1]) == 0
+        expect(page.locator('[data-state="backlog"]')).to_have_text(
+            "Nothing to show before the range starts."
+        )
+        expect(page.locator("#agent-table tbody")).to_contain_text("No agent handled")
+        expect(page.locator("#wrapup-table tbody")).to_contain_text("No conversation was handled")
 
         assert csp_violations(page) == []
         unexpected = [
