@@ -40,6 +40,7 @@ from postroom.web import (
     edge,
     errors,
     events_stream,
+    supervisor,
     workspace,
 )
 from postroom.web.deps import (
@@ -137,6 +138,7 @@ def create_app(
         app.include_router(module.router)
     workspace.mount(app, settings)
     admin.mount(app)
+    supervisor.mount(app)
     _document_permissions(app)
     return app
 

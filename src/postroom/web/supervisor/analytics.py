@@ -1,8 +1,11 @@
-"""Analytics over HTTP: `POST /api/v1/analytics/conversations/aggregates/query` and
-`.../details/query`, as JSON or streamed CSV (`Accept: text/csv` or `?format=csv`).
+"""Analytics over HTTP: `POST /api/v1/analytics/conversations/aggregates/query`,
+`.../conversations/details/query`, and the dashboard's series
+`.../queues/waits/distribution/query` and `.../queues/backlog/query`, as JSON or
+streamed CSV (`Accept: text/csv` or `?format=csv`).
 
 Translation only: the request shapes (Genesys' where it fits) are validated here,
-each refusal naming its field (422); the figures come from services/analytics/queries.py.
+each refusal naming its field (422); the figures come from services/analytics/queries.py
+and series.py.
 Needs the `see_all_work` permission (supervisors and administrators).
 """
 
@@ -120,6 +123,16 @@ class _Query(BaseModel):
         return ZoneInfo(self.timeZone)
 
 
+def _few_intervals(start: datetime, end: datetime, granularity: str | None) -> None:
+    if granularity is not None:
+        n = (end - start).total_seconds() / STEP[granularity]
+        if n > MAX_INTERVALS:
+            raise ValueError(
+                f"granularity: at most {MAX_INTERVALS} intervals; choose a longer "
+                "granularity or a shorter interval"
+            )
+
+
 class AggregateQuery(_Query):
     granularity: Granularity | None = Field(
         default=None, description="interval length; none: one interval for the whole range"
@@ -130,13 +143,46 @@ class AggregateQuery(_Query):
 
     @model_validator(mode="after")
     def _few_enough(self) -> AggregateQuery:
-        if self.granularity is not None:
-            n = (self.end - self.start).total_seconds() / STEP[self.granularity]
-            if n > MAX_INTERVALS:
-                raise ValueError(
-                    f"granularity: at most {MAX_INTERVALS} intervals; choose a longer "
-                    "granularity or a shorter interval"
-                )
+        _few_intervals(self.start, self.end, self.granularity)
+        return self
+
+
+class QueuePredicateIn(PredicateIn):
+    dimension: Literal["queueId"]
+
+
+class QueueAgentPredicateIn(PredicateIn):
+    dimension: Literal["queueId", "userId"]
+
+
+class WaitFilterIn(BaseModel):
+    """A wait is kept when its queue is one of the queueId values (none given: any) and
+    the agent who answered it one of the userId values (none given: any)."""
+
+    type: Literal["and"] = "and"
+    predicates: list[QueueAgentPredicateIn] = Field(default_factory=list, max_length=20)
+
+    def values(self, dimension: str) -> list[str]:
+        return [p.value for p in self.predicates if p.dimension == dimension]
+
+
+class BacklogFilterIn(WaitFilterIn):
+    predicates: list[QueuePredicateIn] = Field(default_factory=list, max_length=20)  # type: ignore[assignment]
+
+
+class WaitDistributionQuery(_Query):
+    filter: WaitFilterIn | None = None
+
+
+class BacklogQuery(_Query):
+    granularity: Granularity | None = Field(
+        default="PT1H", description="the step between counts; none: the start (and now)"
+    )
+    filter: BacklogFilterIn | None = None
+
+    @model_validator(mode="after")
+    def _few_enough(self) -> BacklogQuery:
+        _few_intervals(self.start, self.end, self.granularity)
         return self
 
 
@@ -254,3 +300,69 @@ async def details_query(
                    for c in DETAIL_COLUMNS]  # fmt: skip
 
     return _csv(DETAIL_COLUMNS, rows(), "details")
+
+
+@router.post("/queues/waits/distribution/query")
+async def wait_distribution_query(
+    body: WaitDistributionQuery,
+    request: Request,
+    ctx: Ctx,
+    _user: CanSeeAllWork,
+    format: Format = None,
+) -> Any:
+    """Answered waits in the interval per queue, counted in fixed buckets of wait
+    length (docs/analytics.md, "Dashboard series")."""
+    flt = body.filter or WaitFilterIn()
+    names = ctx.configured.queue_names
+    results = await anyio.to_thread.run_sync(
+        lambda: svc.wait_distribution(
+            ctx.db,
+            body.start,
+            body.end,
+            queues=flt.values("queueId"),
+            agents=flt.values("userId"),
+            names=names,
+        )
+    )
+    buckets = svc.buckets_json()
+    if not _wants_csv(request, format):
+        return {"interval": body.interval, "buckets": buckets, "results": results}
+
+    def rows() -> Iterator[list[Any]]:
+        for r in results:
+            for b, n in zip(buckets, r["counts"], strict=True):
+                yield [r["group"]["queueId"], b["label"], b["fromMs"], b["toMs"], n]
+
+    return _csv(["queueId", "bucket", "fromMs", "toMs", "count"], rows(), "wait-distribution")
+
+
+@router.post("/queues/backlog/query")
+async def backlog_query(
+    body: BacklogQuery, request: Request, ctx: Ctx, _user: CanSeeAllWork, format: Format = None
+) -> Any:
+    """Conversations waiting in each queue at every interval boundary of the range that
+    is not in the future, and now (docs/analytics.md, "Dashboard series")."""
+    flt = body.filter or BacklogFilterIn()
+    names = ctx.configured.queue_names
+    now = ctx.clock()
+    results = await anyio.to_thread.run_sync(
+        lambda: svc.backlog(
+            ctx.db,
+            body.start,
+            body.end,
+            granularity=body.granularity,
+            tz=body.zone,
+            now=now,
+            queues=flt.values("queueId"),
+            names=names,
+        )
+    )
+    if not _wants_csv(request, format):
+        return {"interval": body.interval, "results": results}
+
+    def rows() -> Iterator[list[Any]]:
+        for r in results:
+            for d in r["data"]:
+                yield [d["at"], r["group"]["queueId"], d["waiting"]]
+
+    return _csv(["at", "queueId", "waiting"], rows(), "backlog")
