@@ -1,5 +1,7 @@
-"""Analytics use cases: the projector from `events` (projector.py) and the queries over
-what it keeps (queries.py). This package's public API is re-exported here."""
+"""Analytics use cases: the projector from `events` (projector.py) with its sinks (agents'
+status, users.py; conversation tags, tags.py), the queries over what they keep
+(queries.py) and the live queue observations (observations.py). This package's public
+API is re-exported here."""
 
 from postroom.services.analytics.projector import (
     AnalyticsProjector,
@@ -16,6 +18,15 @@ from postroom.services.analytics.queries import (
     service_level_waits,
     targets_of,
 )
+from postroom.services.analytics.tags import TagSink
+from postroom.services.analytics.users import UserStatusSink, user_segments
+
+
+def standard_sinks() -> tuple[Sink, ...]:
+    """The projections that ride on the projector's pass (the worker and the rebuild
+    command use the same, so a rebuild gives what the worker keeps)."""
+    return (UserStatusSink(), TagSink())
+
 
 __all__ = [
     "AnalyticsProjector",
@@ -23,10 +34,14 @@ __all__ = [
     "Predicate",
     "ProjectorConfig",
     "Sink",
+    "TagSink",
+    "UserStatusSink",
     "aggregates",
     "details",
     "iter_details",
     "record",
     "service_level_waits",
+    "standard_sinks",
     "targets_of",
+    "user_segments",
 ]
