@@ -3,6 +3,11 @@ status, users.py; conversation tags, tags.py), the queries over what they keep
 (queries.py) and the live queue observations (observations.py). This package's public
 API is re-exported here."""
 
+from postroom.services.analytics.observations import (
+    OBSERVATION_METRICS,
+    QueueObservation,
+    queue_observations,
+)
 from postroom.services.analytics.projector import (
     AnalyticsProjector,
     ProjectorConfig,
@@ -19,7 +24,7 @@ from postroom.services.analytics.queries import (
     targets_of,
 )
 from postroom.services.analytics.tags import TagSink
-from postroom.services.analytics.users import UserStatusSink, user_segments
+from postroom.services.analytics.users import UserStatusSink, user_aggregates, user_segments
 
 
 def standard_sinks() -> tuple[Sink, ...]:
@@ -29,19 +34,23 @@ def standard_sinks() -> tuple[Sink, ...]:
 
 
 __all__ = [
+    "OBSERVATION_METRICS",
     "AnalyticsProjector",
     "Filter",
     "Predicate",
     "ProjectorConfig",
+    "QueueObservation",
     "Sink",
     "TagSink",
     "UserStatusSink",
     "aggregates",
     "details",
     "iter_details",
+    "queue_observations",
     "record",
     "service_level_waits",
     "standard_sinks",
     "targets_of",
+    "user_aggregates",
     "user_segments",
 ]

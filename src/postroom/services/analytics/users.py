@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -101,3 +102,25 @@ def user_segments(
     if agents:
         query = query.where(_S.c.agent.in_(list(agents)))
     return [_segment(r) for r in conn.execute(query.order_by(_S.c.agent, _S.c.started_at))]
+
+
+def user_aggregates(
+    db: sa.Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    metrics: Sequence[str],
+    granularity: str | None,
+    tz: ZoneInfo,
+    group_by: Sequence[str],
+    agents: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Genesys-shaped users aggregates (analytics/users.py `aggregate`): time in each
+    routing status and presence per interval, open segments counted until `now`."""
+    with db.connect() as conn:
+        segs = user_segments(conn, start, end, agents)
+    return au.aggregate(
+        segs, start, end, now=now, metrics=metrics, granularity=granularity, tz=tz,
+        group_by=group_by,
+    )  # fmt: skip
