@@ -75,6 +75,9 @@ def test_users_aggregates_as_the_dashboard_asks_and_as_csv(api: Api) -> None:
     only = sue.post(USERS, json=body | {"filter": {"type": "or", "predicates": [
         {"dimension": "userId", "value": "bob"}]}})  # fmt: skip
     assert only.status_code == 200 and all(x["group"]["userId"] == "bob" for x in only.json()["results"])
+    both = {"type": "and", "predicates": [{"dimension": "userId", "value": "ann"},
+                                          {"dimension": "userId", "value": "bob"}]}  # fmt: skip
+    assert sue.post(USERS, json=body | {"filter": both}).json() == {"results": []}
     r = sue.post(USERS, json=body, params={"format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.text.splitlines()[0] == "interval,userId,metric,qualifier,count,sum"
@@ -139,6 +142,9 @@ def test_the_tag_dimension_groups_and_filters_conversation_aggregates(api: Api) 
     assert r.json()["results"][0]["data"][0]["metrics"][0]["stats"] == {"count": 1}
     r = sue.post(AGG, json=body, params={"format": "csv"})
     assert r.text.splitlines()[0].startswith("interval,tag,metric")
+    r = sue.post("/api/v1/analytics/conversations/details/query",
+                 json={"interval": _interval(), "filter": flt})  # fmt: skip
+    assert r.status_code == 200 and r.json()["totalHits"] == 1
 
 
 @pytest.mark.parametrize(

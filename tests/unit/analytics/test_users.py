@@ -115,3 +115,31 @@ def test_time_in_each_status_adds_up_to_the_time_covered(
         return
     covered = max(0.0, (min(end, now) - max(start, first)).total_seconds())
     assert abs(total - covered * 1000.0) < 1e-3 * max(1, len(segs))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(1, 30), min_size=1, max_size=10))
+def test_extending_the_open_segments_batch_by_batch_equals_all_at_once(
+    seed: int, cuts: list[int]
+) -> None:
+    """What the status sink does per batch (close the open segment, open the next)
+    gives what a rebuild's `segments` gives."""
+    from tests.unit.analytics.generator import history
+
+    from postroom.analytics.users import advance
+
+    evs = [e for e in history(seed, conversations=20) if e.kind == "presence_changed"]
+    done: list[StatusSegment] = []
+    current: dict[str, StatusSegment] = {}
+    i = 0
+    for n in [*cuts, len(evs)]:
+        for e in evs[i : i + n]:
+            agent = e.data["agent"]
+            closed, opened = advance(current.get(agent), e)
+            if closed is not None:
+                done.append(closed)
+            if opened is not None:
+                current[agent] = opened
+        i += n
+    got = sorted([*done, *current.values()], key=lambda s: (s.agent, s.start, s.event_id))
+    assert got == segments(evs)

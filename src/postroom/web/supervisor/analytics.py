@@ -163,11 +163,12 @@ class UserFilterIn(BaseModel):
     type: Literal["or"] | Literal["and"] = "or"
     predicates: list[UserPredicateIn] = Field(default_factory=list, max_length=100)
 
-    def agents(self) -> list[str]:
-        """The agents to include (an "and" of two different agents matches nobody)."""
-        values = [p.value for p in self.predicates]
-        if self.type == "and" and len(set(values)) > 1:
-            return ["\x00"]  # no agent has that id
+    def agents(self) -> list[str] | None:
+        """The agents to include (all: an empty list); None when the filter matches
+        nobody (an "and" of two different agents)."""
+        values = sorted({p.value for p in self.predicates})
+        if self.type == "and" and len(values) > 1:
+            return None
         return values
 
 
@@ -315,19 +316,21 @@ async def users_aggregates_query(
     (docs/analytics.md). A status still going on counts until now."""
     agents = body.filter.agents() if body.filter else []
     now = ctx.clock()
-    results = await anyio.to_thread.run_sync(
-        lambda: svc.user_aggregates(
-            ctx.db,
-            body.start,
-            body.end,
-            now=now,
-            metrics=body.metrics,
-            granularity=body.granularity,
-            tz=body.zone,
-            group_by=body.groupBy,
-            agents=agents,
+    results: list[dict[str, Any]] = []
+    if agents is not None:
+        results = await anyio.to_thread.run_sync(
+            lambda: svc.user_aggregates(
+                ctx.db,
+                body.start,
+                body.end,
+                now=now,
+                metrics=body.metrics,
+                granularity=body.granularity,
+                tz=body.zone,
+                group_by=body.groupBy,
+                agents=agents,
+            )
         )
-    )
     if not _wants_csv(request, format):
         return {"results": results}
     extra = [g for g in body.groupBy if g != "userId"]
