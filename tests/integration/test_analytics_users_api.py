@@ -120,11 +120,19 @@ def test_queue_observations_live_as_json_and_csv(api: Api) -> None:
     assert r.status_code == 200
     results = r.json()["results"]
     assert len(results) >= 2 and all([d["metric"] for d in x["data"]] == ["oWaiting"] for x in results)
+    no_body = sue.post(OBS)  # the body may be left out
+    assert no_body.status_code == 200
+    assert [x["group"] for x in no_body.json()["results"]] == [x["group"] for x in results_all(sue)]
     r = sue.post(OBS, json={}, headers={"Accept": "text/csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert r.text.splitlines()[0] == "queueId,metric,qualifier,count,calculatedMetricValue"
     assert next(x for x in rows if x["queueId"] == "support" and x["metric"] == "oWaiting")["count"] == "1"
+
+
+def results_all(client: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = client.post(OBS, json={}).json()["results"]
+    return out
 
 
 def test_the_tag_dimension_groups_and_filters_conversation_aggregates(api: Api) -> None:

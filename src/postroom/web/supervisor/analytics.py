@@ -353,15 +353,17 @@ OBSERVATION_COLUMNS = ["queueId", "metric", "qualifier", "count", "calculatedMet
 
 @router.post("/queues/observations/query")
 async def queue_observations_query(
-    body: ObservationQuery,
     request: Request,
     ctx: Ctx,
     _user: CanSeeAllWork,
+    body: ObservationQuery | None = None,
     format: Format = None,
 ) -> Any:
     """What is happening now in each queue (oWaiting, oAlerting, oInteracting,
     oLongestWaiting in milliseconds, oOnQueueUsers, oOffQueueUsers, members by routing
-    status), from the live tables. Every configured queue unless filtered."""
+    status), from the live tables. Every configured queue unless filtered; the body
+    may be left out."""
+    body = body or ObservationQuery()
     configured = [q.name for q in ctx.configured.queues]
     if body.filter and body.filter.predicates:
         wanted = {p.value for p in body.filter.predicates}
