@@ -14,15 +14,19 @@ import pytest
 import sqlalchemy as sa
 
 from postroom.analytics.details import EventRecord, replay
+from postroom.analytics.users import segments as user_segments
 from postroom.runtime import cli
 from postroom.runtime.analytics_worker import AnalyticsWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import open_store
-from postroom.services.analytics import AnalyticsProjector, ProjectorConfig
+from postroom.services.analytics import AnalyticsProjector, ProjectorConfig, standard_sinks
+from postroom.services.analytics.tags import tags_of
 from postroom.store.schema import (
+    analytics_conversation_tags,
     analytics_conversations,
     analytics_observations,
     analytics_segments,
+    analytics_user_segments,
     events,
 )
 from tests.unit.analytics.generator import history
@@ -86,14 +90,44 @@ def _snapshot(db: sa.Engine) -> dict[str, Any]:
                 sa.select(o.conversation_key, o.metric, o.at, o.value, o.queue, o.agent)
             )
         )
-    return {"conversations": convs, "segments": segs, "observations": obs}
+        u = analytics_user_segments.c
+        users = sorted(
+            (r.agent, r.presence, r.routing_status, _iso(r.started_at), _iso(r.ended_at), r.event_id)
+            for r in conn.execute(sa.select(u.agent, u.presence, u.routing_status, u.started_at,
+                                            u.ended_at, u.event_id))
+        )  # fmt: skip
+        tags = sorted(
+            (r.conversation_key, r.tag) for r in conn.execute(sa.select(analytics_conversation_tags))
+        )
+    return {"conversations": convs, "segments": segs, "observations": obs, "users": users,
+            "tags": tags}  # fmt: skip
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat()
+
+
+def _expected_users(evs: Sequence[EventRecord]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (s.agent, s.presence, s.routing_status, s.start.isoformat(),
+         s.end.isoformat() if s.end else None, s.event_id)
+        for s in user_segments(evs)
+    )  # fmt: skip
+
+
+def _expected_tags(evs: Sequence[EventRecord]) -> list[tuple[str, str]]:
+    return sorted((k, t) for e in evs if (got := tags_of(e)) for k, t in [(got[0], t) for t in got[1]])
+
+
+def _projector(db: sa.Engine, clock: Any, config: ProjectorConfig | None = None) -> AnalyticsProjector:
+    return AnalyticsProjector(db, clock, config, sinks=standard_sinks())
 
 
 def test_batch_by_batch_equals_rebuild_and_the_pure_replay(db: sa.Engine) -> None:
     evs = history(seed=7, conversations=60)
     rnd = random.Random(3)
     clock = FakeClock()
-    projector = AnalyticsProjector(db, clock, ProjectorConfig(batch=rnd.randint(3, 40)))
+    projector = _projector(db, clock, ProjectorConfig(batch=rnd.randint(3, 40)))
     i = 0
     while i < len(evs):
         n = rnd.randint(1, 25)
@@ -101,21 +135,23 @@ def test_batch_by_batch_equals_rebuild_and_the_pure_replay(db: sa.Engine) -> Non
         i += n
         projector.step()
         if rnd.random() < 0.2:  # a restart: the new projector holds nothing in memory
-            projector = AnalyticsProjector(db, clock, ProjectorConfig(batch=rnd.randint(3, 40)))
+            projector = _projector(db, clock, ProjectorConfig(batch=rnd.randint(3, 40)))
     projector.run_until_caught_up()
     assert projector.checkpoint() == (len(evs), [])
     incremental = _snapshot(db)
     assert {k: d for k, d in incremental["conversations"].items()} == {
         d.key: json.loads(json.dumps(d.as_dict())) for d in replay(evs)
     }
-    assert AnalyticsProjector(db, clock).rebuild() == len(evs)
+    assert incremental["users"] == _expected_users(evs) and incremental["users"]
+    assert incremental["tags"] == _expected_tags(evs) and incremental["tags"]
+    assert _projector(db, clock).rebuild() == len(evs)
     assert _snapshot(db) == incremental
 
 
 def test_an_event_committed_after_a_higher_id_is_not_skipped(db: sa.Engine) -> None:
     evs = history(seed=11, conversations=8)
     clock = FakeClock()
-    projector = AnalyticsProjector(db, clock, ProjectorConfig(settle_s=2.0, gap_wait_s=600.0))
+    projector = _projector(db, clock, ProjectorConfig(settle_s=2.0, gap_wait_s=600.0))
     late = next(e for e in evs[5:] if e.conversation_id is not None)
     _insert(db, [e for e in evs if e.id != late.id])  # `late` is still being written
     projector.step()
@@ -128,8 +164,21 @@ def test_an_event_committed_after_a_higher_id_is_not_skipped(db: sa.Engine) -> N
     projector.run_until_caught_up()
     assert projector.checkpoint() == (len(evs), [])
     incremental = _snapshot(db)
-    AnalyticsProjector(db, clock).rebuild()
+    _projector(db, clock).rebuild()
     assert _snapshot(db) == incremental
+
+
+def test_a_presence_change_committed_late_replays_that_agent(db: sa.Engine) -> None:
+    evs = history(seed=13, conversations=12)
+    clock = FakeClock()
+    projector = _projector(db, clock, ProjectorConfig(settle_s=0.0, gap_wait_s=600.0))
+    changes = [e for e in evs if e.kind == "presence_changed"]
+    late = changes[len(changes) // 2]
+    _insert(db, [e for e in evs if e.id != late.id])
+    projector.run_until_caught_up()
+    _insert(db, [late])
+    projector.run_until_caught_up()
+    assert _snapshot(db)["users"] == _expected_users(evs)
 
 
 def test_the_rebuild_command(

@@ -53,13 +53,14 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "oServiceTarget": ("tAnswered", "tAbandon"),
 }
 # Dimensions, by their Genesys names.
-DIMENSIONS = ("queueId", "userId", "addressTo", "wrapUpCode", "direction")
+DIMENSIONS = ("queueId", "userId", "addressTo", "wrapUpCode", "direction", "tag")
 DIMENSION_FIELD = {
     "queueId": "queue",
     "userId": "agent",
     "addressTo": "route",
     "wrapUpCode": "wrapup_code",
     "direction": "direction",
+    "tag": "tag",
 }
 GRANULARITIES = ("PT15M", "PT30M", "PT1H", "P1D", "P7D", "P1W", "P1M")
 SHORT_ABANDON_S = 10.0  # an abandon within this many seconds does not count against SL
@@ -77,6 +78,9 @@ class Observation:
     direction: str | None = None
     start: datetime | None = None  # a duration's start (for business-hours measures later)
     conversation: str = ""
+    # One of the conversation's tags, when grouping by tag (a fact of a conversation with
+    # two tags is counted in each tag's group); not part of the stored facts.
+    tag: str | None = None
 
     def dimension(self, name: str) -> str | None:
         value: str | None = getattr(self, DIMENSION_FIELD[name])

@@ -24,6 +24,7 @@ class Permission(StrEnum):
     MANAGE_AGENT_STATUS = "manage_agent_status"  # set another agent's presence
     MANAGE_CANNED = "manage_canned"  # create, edit and delete canned responses
     VIEW_CONFIG = "view_config"  # read queues, routes, rules, catalogs, members
+    READ_METRICS = "read_metrics"  # scrape GET /metrics (Prometheus)
     # admin
     CONFIGURE = "configure"  # change queues, routes, rules, catalogs, members, webhooks
     MANAGE_USERS = "manage_users"  # create, disable, reset passwords, change roles
@@ -39,6 +40,7 @@ _SUPERVISOR = _AGENT | {
     Permission.MANAGE_AGENT_STATUS,
     Permission.MANAGE_CANNED,
     Permission.VIEW_CONFIG,
+    Permission.READ_METRICS,
 }
 _ADMIN = frozenset(Permission)
 

@@ -439,12 +439,12 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 def cmd_analytics(args: argparse.Namespace) -> int:
     from postroom.runtime.wiring import open_store, utc_now
-    from postroom.services.analytics import AnalyticsProjector
+    from postroom.services.analytics import AnalyticsProjector, standard_sinks
 
     settings = _settings(args)
     db = open_store(settings)
     try:
-        projector = AnalyticsProjector(db, utc_now)
+        projector = AnalyticsProjector(db, utc_now, sinks=standard_sinks())
         n = projector.rebuild()
         high, gaps = projector.checkpoint()
     finally:

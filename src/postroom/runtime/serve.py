@@ -30,7 +30,7 @@ from postroom.runtime.router_worker import RouterWorker
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import Components, build
 from postroom.services.admin.webhooks import WebhookService
-from postroom.services.analytics import AnalyticsProjector
+from postroom.services.analytics import AnalyticsProjector, standard_sinks
 from postroom.services.outbound import (
     OutboundConfig,
     OutboundService,
@@ -84,7 +84,9 @@ async def serve(
         comps.intake.listeners.append(router.wake)  # new conversations: route them now
         router.start()
         # Analytics from the event log, beside the router (docs/analytics.md).
-        projector = AnalyticsWorker(AnalyticsProjector(comps.engine, comps.clock))
+        projector = AnalyticsWorker(
+            AnalyticsProjector(comps.engine, comps.clock, sinks=standard_sinks())
+        )
         routing.listeners.append(projector.wake)
         projector.start()
     sender: SenderWorker | None = None  # outbound mail: the outbox and acknowledgements

@@ -127,6 +127,9 @@ class WebSettings:
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For/-Proto is
     # believed; empty: none, the peer address is the client.
     trusted_proxies: TextList = ()
+    # Addresses (or networks) that may scrape GET /metrics without a token; empty:
+    # only callers with the read_metrics permission (docs/operations.md).
+    metrics_allow: TextList = ()
 
 
 @declared(frozen=True, slots=True, config=_STRICT)

@@ -642,6 +642,7 @@ STREAM_KINDS = (
     "message_received",
     "message_appended",
     "routing_status_changed",
+    "presence_changed",
     "wrapup_required",
     "wrapup_timed_out",
     "park_returned",
@@ -652,6 +653,10 @@ STREAM_KINDS = (
     "delivery_failed",
     "bounce_received",
 )
+
+
+# Events about one agent (no conversation): only that agent's stream, and supervisors'.
+_AGENT_KINDS = frozenset({"routing_status_changed", "presence_changed"})
 
 
 def events_after(
@@ -705,7 +710,7 @@ def event_visible_to(user: User, event: dict[str, Any], audience: frozenset[str]
     if user.sees_everything:
         return True
     agent = (event.get("data") or {}).get("agent")
-    if event["kind"] == "routing_status_changed":
+    if event["kind"] in _AGENT_KINDS:
         return bool(agent == user.id)
     if event.get("conversation_id") is None:
         return False
@@ -729,7 +734,7 @@ def visible_events(
     out = []
     for e in batch:
         agent = (e.get("data") or {}).get("agent")
-        if e["kind"] == "routing_status_changed":
+        if e["kind"] in _AGENT_KINDS:
             if agent == user.id:
                 out.append(e)
         elif e.get("conversation_id") is not None and (

@@ -35,6 +35,18 @@ log = logging.getLogger("postroom.router")
 
 EventListener = Callable[[Sequence[dict[str, Any]]], None]
 
+# Our routing statuses by their Genesys names, as `presence_changed` events carry them
+# (Genesys' COMMUNICATING, non-ACD work, has no counterpart: an agent's own new email
+# counts toward their load, so they are INTERACTING).
+GENESYS_ROUTING_STATUS: dict[str, str] = {
+    "off_queue": "OFF_QUEUE",
+    "idle": "IDLE",
+    "interacting": "INTERACTING",
+    "not_responding": "NOT_RESPONDING",
+}
+# How far back a rebuild looks for each agent's last `presence_changed` event.
+PRESENCE_LOOKBACK = 100_000
+
 
 def service_level(
     q: QueueConfig, calendars: Mapping[str, BusinessCalendar] | None = None
@@ -125,6 +137,28 @@ def _offer_rules(
     return found
 
 
+def _logged_presences(conn: sa.Connection, wanted: set[str]) -> dict[str, tuple[str, str]]:
+    """Each agent's last `presence_changed` (presence, routing status), newest first and
+    no further back than PRESENCE_LOOKBACK events of that kind: an agent not found gets
+    a new event on the first batch (a repeated state is harmless to analytics)."""
+    found: dict[str, tuple[str, str]] = {}
+    rows = conn.execute(
+        sa.select(events.c.data)
+        .where(events.c.kind == "presence_changed")
+        .order_by(events.c.id.desc())
+        .limit(PRESENCE_LOOKBACK)
+        .execution_options(yield_per=2000)
+    )
+    for (data,) in rows:
+        agent = (data or {}).get("agent")
+        if isinstance(agent, str) and agent in wanted and agent not in found:
+            found[agent] = (str(data.get("presence")), str(data.get("routing_status")))
+            if len(found) == len(wanted):
+                break
+    rows.close()
+    return found
+
+
 class RoutingService:
     def __init__(
         self,
@@ -149,6 +183,9 @@ class RoutingService:
         # Raises when this process may no longer route (the router lock is lost),
         # inside the transaction that would commit decisions; set by the worker.
         self.fence: Callable[[sa.Connection], None] | None = None
+        # Each agent's (presence, Genesys routing status) as the last `presence_changed`
+        # event says; a batch that changes either writes a new one.
+        self._logged: dict[str, tuple[str, str]] = {}
 
     # -- start ----------------------------------------------------------------
 
@@ -172,6 +209,7 @@ class RoutingService:
                 .order_by(conversations.c.enqueued_at, conversations.c.id)
             ).all()
             rules = _offer_rules(conn, [c.id for c in open_convs if c.state == "alerting"])
+            self._logged = _logged_presences(conn, {row.id for row in agent_rows})
         for row in agent_rows:
             eng.handle(rm.AgentConfigured(now, _agent_config(row)))
         # Work an agent holds goes back to that agent as it was, whatever their
@@ -541,6 +579,8 @@ class RoutingService:
                 published.extend(self._apply(conn, d, now))
             for cid in sorted(touched, key=int):
                 published.extend(self._mirror(conn, cid, now, codes.get(cid)))
+            presence_events, logged = self._presence_events(conn, now)
+            published.extend(presence_events)
             for cid, code in (late_codes or {}).items():
                 changed = conn.execute(
                     conversations.update()
@@ -551,12 +591,29 @@ class RoutingService:
                     published.append(
                         self._event(conn, now, "wrapup_code_recorded", cid, {"code": code})
                     )
+        self._logged.update(logged)  # only once committed
         # Listeners hear of changes only once they are committed.
         for listener in self.listeners:
             try:
                 listener(published)
             except Exception:
                 log.exception("event listener failed")
+
+    def _presence_events(
+        self, conn: sa.Connection, now: datetime
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
+        """A `presence_changed` event for every agent whose presence or routing status
+        differs from their last one (the engine is the truth once a batch is handled),
+        and the states they record."""
+        out, logged = [], {}
+        for view in self.engine.agents():
+            state = (str(view.presence), GENESYS_ROUTING_STATUS[view.status])
+            if self._logged.get(view.agent_id) == state:
+                continue
+            logged[view.agent_id] = state
+            data = {"agent": view.agent_id, "presence": state[0], "routing_status": state[1]}
+            out.append(self._event(conn, now, "presence_changed", None, data))
+        return out, logged
 
     def _event(
         self, conn: sa.Connection, now: datetime, kind: str, cid: str | None, data: dict[str, Any]

@@ -509,6 +509,31 @@ analytics_observations = sa.Table(
     sa.Index("ix_analytics_observations_at_metric", "at", "metric"),
 )
 
+# Agents' status segments (analytics/users.py from `presence_changed` events; the
+# analytics sink services/analytics/users.py keeps them): the open one has no end.
+analytics_user_segments = sa.Table(
+    "analytics_user_segments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("agent", sa.String(200), nullable=False),
+    sa.Column("presence", sa.String(20), nullable=False),
+    sa.Column("routing_status", sa.String(20), nullable=False),
+    sa.Column("started_at", UTC, nullable=False, index=True),
+    sa.Column("ended_at", UTC),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Index("ix_analytics_user_segments_agent_started", "agent", "started_at"),
+)
+
+# The tags of each conversation (from its `conversation_created` event; the sink
+# services/analytics/tags.py keeps them), for the `tag` dimension of the aggregates.
+analytics_conversation_tags = sa.Table(
+    "analytics_conversation_tags",
+    metadata,
+    sa.Column("conversation_key", sa.String(40), primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True),
+    sa.Index("ix_analytics_conversation_tags_tag", "tag"),
+)
+
 # The projector's place in `events` (one row, id 1), as `webhook_cursor`: every id up
 # to `last_event_id` was projected, except `gaps` (ids not committed yet when read).
 analytics_checkpoint = sa.Table(

@@ -40,8 +40,10 @@ from postroom.web import (
     edge,
     errors,
     events_stream,
+    supervisor,
     workspace,
 )
+from postroom.web import metrics as web_metrics
 from postroom.web.deps import (
     PERMISSION_KEY,
     PUBLIC,
@@ -74,6 +76,7 @@ def create_app(
         config = WebConfig.from_settings(settings) if settings is not None else WebConfig()
     if blobs is None:
         blobs = FileBlobStore(Path(tempfile.mkdtemp(prefix="postroom-blobs-")))
+    web_metrics.allow_list(config.metrics_allow)  # a bad entry stops the start, named
     ctx = AppContext(engine, config, blobs, hasher or password_hasher(), clock, live)
 
     @contextlib.asynccontextmanager
@@ -133,10 +136,12 @@ def create_app(
         api_workspace,
         events_stream,
         supervisor_analytics,
+        web_metrics,
     ):
         app.include_router(module.router)
     workspace.mount(app, settings)
     admin.mount(app)
+    supervisor.mount(app)
     _document_permissions(app)
     return app
 

@@ -103,6 +103,7 @@ class WebConfig:
     request_wait_s: float = 10.0  # how long an agent action waits for the router
     heartbeat_s: float = 15.0  # stream keep-alive and presence heartbeat
     poll_s: float = 0.1  # event table poll interval
+    metrics_allow: tuple[str, ...] = ()  # may scrape /metrics unauthenticated (web/metrics.py)
 
     @classmethod
     def from_settings(cls, s: SettingsLike, **overrides: Any) -> WebConfig:
@@ -119,6 +120,7 @@ class WebConfig:
             "routes": tuple(s.routes),
             "message_id_domain": s.intake.message_id_domain,
             "heartbeat_s": min(15.0, max(0.2, s.web.presence_timeout_s / 3)),
+            "metrics_allow": tuple(getattr(s.web, "metrics_allow", ())),
         }
         values.update(overrides)
         return cls(**values)
@@ -347,6 +349,7 @@ CanActOnBacklog = Annotated[User, Depends(require(Permission.ACT_ON_BACKLOG))]
 CanManageAgentStatus = Annotated[User, Depends(require(Permission.MANAGE_AGENT_STATUS))]
 CanManageCanned = Annotated[User, Depends(require(Permission.MANAGE_CANNED))]
 CanViewConfig = Annotated[User, Depends(require(Permission.VIEW_CONFIG))]
+CanReadMetrics = Annotated[User, Depends(require(Permission.READ_METRICS))]
 CanConfigure = Annotated[User, Depends(require(Permission.CONFIGURE))]
 CanManageUsers = Annotated[User, Depends(require(Permission.MANAGE_USERS))]
 CanManageTokens = Annotated[User, Depends(require(Permission.MANAGE_TOKENS))]

@@ -17,6 +17,17 @@ CODES = ("resolved", "spam", None)
 T0 = datetime(2026, 3, 28, 20, 0, tzinfo=UTC)
 
 
+TAGS = ("vip", "refund", "billing-question")
+PRESENCES = (("on_queue", "IDLE"), ("on_queue", "INTERACTING"), ("on_queue", "NOT_RESPONDING"),
+             ("away", "OFF_QUEUE"), ("break", "OFF_QUEUE"), ("offline", "OFF_QUEUE"))  # fmt: skip
+
+
+def _tags(cid: int) -> list[str]:
+    # From the conversation id alone, so the other draws (and older histories) stay as they were.
+    rnd = random.Random(cid * 7919)
+    return sorted(t for t in TAGS if rnd.random() < 0.3)
+
+
 def _conversation(
     rnd: random.Random, cid: int, start: datetime
 ) -> list[tuple[datetime, str, int | None, int | None, dict[str, Any]]]:
@@ -46,7 +57,8 @@ def _conversation(
         ev("conversation_closed", agent=agent, code=rnd.choice(CODES), **{"from": "wrapup"})
         return out
     ev("conversation_created", state="queued", queue=queue, enqueued_at=t.isoformat(),
-       route_address=rnd.choice(("help@example.com", "sales@example.com")))  # fmt: skip
+       route_address=rnd.choice(("help@example.com", "sales@example.com")),
+       tags=_tags(cid))  # fmt: skip
     ev("message_received", source="smtp", auto_kind=None)
     st = "queued"
     agent: str | None = None
@@ -114,6 +126,7 @@ def history(
     first_cid: int = 1,
     first_id: int = 1,
     t0: datetime = T0,
+    agent_status: bool = True,
 ) -> list[EventRecord]:
     """Events of `conversations` conversations (and a few discarded messages), in id order."""
     rnd = random.Random(seed)
@@ -128,6 +141,14 @@ def history(
             seq += 1
             raw.append((start, seq, "message_discarded", None, 10_000 + cid,
                         {"stage": "rules", "reason": "spam"}))  # fmt: skip
+    if agent_status:  # agents' presence changes, from a draw of their own
+        prnd = random.Random(seed * 31 + 1)
+        for _ in range(max(2, conversations // 2)):
+            seq += 1
+            at = t0 + timedelta(seconds=prnd.uniform(0, span_h * 3600))
+            presence, status = prnd.choice(PRESENCES)
+            raw.append((at, seq, "presence_changed", None, None,
+                        {"agent": prnd.choice(AGENTS), "presence": presence, "routing_status": status}))  # fmt: skip
     raw.sort(key=lambda r: (r[0], r[1]))
     return [
         EventRecord(i, at, kind, c, data, message_id=mid)

@@ -88,6 +88,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "fell_back_to_queue",
     "ring_expanded",
     "routing_status_changed",
+    "presence_changed",
     "agent_configured",
     "wrapup_required",
     "wrapup_timed_out",

@@ -27,6 +27,7 @@ from postroom.domain.routes import QueueConfig
 from postroom.services.analytics.projector import record
 from postroom.store.db import as_utc
 from postroom.store.schema import (
+    analytics_conversation_tags,
     analytics_conversations,
     analytics_observations,
     analytics_segments,
@@ -83,6 +84,15 @@ def _combine(f: Filter | None, clause: Callable[[Predicate], sa.ColumnElement[bo
     return sa.or_(*parts) if f.type == "or" else sa.and_(*parts)
 
 
+def _obs_clause(p: Predicate) -> sa.ColumnElement[bool]:
+    if p.dimension == "tag":
+        t = analytics_conversation_tags
+        return sa.exists().where(
+            t.c.conversation_key == analytics_observations.c.conversation_key, t.c.tag == p.value
+        )
+    return _OBS_COLUMN[p.dimension] == p.value
+
+
 def aggregates(
     db: sa.Engine,
     start: datetime,
@@ -99,13 +109,17 @@ def aggregates(
     """Genesys-shaped aggregate results (analytics/metrics.py `aggregate`)."""
     facts = sorted({f for m in metrics for f in am.NEEDS.get(m, (m,))})
     o = analytics_observations
+    t = analytics_conversation_tags
+    by_tag = "tag" in group_by
     query = sa.select(
         o.c.metric, o.c.at, o.c.value, o.c.queue, o.c.agent, o.c.route, o.c.wrapup_code,
         o.c.direction, o.c.start, o.c.conversation_key,
+        (t.c.tag if by_tag else sa.null()).label("tag"),
     ).where(
-        o.c.at >= start, o.c.at < end, o.c.metric.in_(facts),
-        _combine(filter, lambda p: _OBS_COLUMN[p.dimension] == p.value),
+        o.c.at >= start, o.c.at < end, o.c.metric.in_(facts), _combine(filter, _obs_clause),
     )  # fmt: skip
+    if by_tag:  # one row per tag of the fact's conversation (none: the null group)
+        query = query.select_from(o.outerjoin(t, t.c.conversation_key == o.c.conversation_key))
     with db.connect() as conn:
         rows = conn.execute(query).all()
     obs = (
@@ -120,6 +134,7 @@ def aggregates(
             r.direction,
             as_utc(r.start),
             r.conversation_key,
+            r.tag,
         )
         for r in rows
     )
@@ -144,6 +159,11 @@ _CONV_COLUMN = {
 
 
 def _detail_clause(p: Predicate) -> sa.ColumnElement[bool]:
+    if p.dimension == "tag":
+        t = analytics_conversation_tags
+        return sa.exists().where(
+            t.c.conversation_key == analytics_conversations.c.key, t.c.tag == p.value
+        )
     if p.dimension in ("queueId", "userId"):
         s = analytics_segments
         col = s.c.queue if p.dimension == "queueId" else s.c.agent

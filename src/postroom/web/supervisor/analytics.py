@@ -1,8 +1,12 @@
 """Analytics over HTTP: `POST /api/v1/analytics/conversations/aggregates/query` and
-`.../details/query`, as JSON or streamed CSV (`Accept: text/csv` or `?format=csv`).
+`.../details/query`, `.../users/aggregates/query` (agents' time in each status),
+`.../queues/observations/query` (live), and the dashboard's series
+`.../queues/waits/distribution/query` and `.../queues/backlog/query`, as JSON or
+streamed CSV (`Accept: text/csv` or `?format=csv`).
 
 Translation only: the request shapes (Genesys' where it fits) are validated here,
-each refusal naming its field (422); the figures come from services/analytics/queries.py.
+each refusal naming its field (422); the figures come from services/analytics/queries.py
+and series.py.
 Needs the `see_all_work` permission (supervisors and administrators).
 """
 
@@ -39,7 +43,14 @@ Metric = Literal[
     "tAnswered", "tAbandon", "tAlert", "tNotResponding", "tHandle", "tAcw", "tPark",
     "tAgentResponseTime", "tFirstResponse", "oServiceLevel", "oServiceTarget",
 ]  # fmt: skip
-Dimension = Literal["queueId", "userId", "addressTo", "wrapUpCode", "direction"]
+Dimension = Literal["queueId", "userId", "addressTo", "wrapUpCode", "direction", "tag"]
+UserMetric = Literal["tAgentRoutingStatus", "tSystemPresence"]
+UserDimension = Literal["userId", "presence", "routingStatus"]
+ObservationMetric = Literal[
+    "oWaiting", "oAlerting", "oInteracting", "oLongestWaiting", "oOnQueueUsers",
+    "oOffQueueUsers", "oUserRoutingStatuses",
+]  # fmt: skip
+MIN_YEAR, MAX_YEAR = 1900, 9000
 Granularity = Literal["PT15M", "PT30M", "PT1H", "P1D", "P7D", "P1W", "P1M"]
 
 
@@ -94,6 +105,9 @@ class _Query(BaseModel):
                              '"2026-03-29T00:00:00Z/2026-03-30T00:00:00Z"') from None  # fmt: skip
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("the interval's start and end need a UTC offset (Z or +01:00)")
+        if not all(MIN_YEAR <= t.year <= MAX_YEAR for t in (start, end)):
+            # (far years overflow local-time arithmetic in the time zones)
+            raise ValueError(f"the interval's years must be from {MIN_YEAR} to {MAX_YEAR}")
         if end <= start:
             raise ValueError("the interval's end must come after its start")
         if end - start > MAX_SPAN:
@@ -120,6 +134,16 @@ class _Query(BaseModel):
         return ZoneInfo(self.timeZone)
 
 
+def _few_intervals(start: datetime, end: datetime, granularity: str | None) -> None:
+    if granularity is not None:
+        n = (end - start).total_seconds() / STEP[granularity]
+        if n > MAX_INTERVALS:
+            raise ValueError(
+                f"granularity: at most {MAX_INTERVALS} intervals; choose a longer "
+                "granularity or a shorter interval"
+            )
+
+
 class AggregateQuery(_Query):
     granularity: Granularity | None = Field(
         default=None, description="interval length; none: one interval for the whole range"
@@ -130,6 +154,87 @@ class AggregateQuery(_Query):
 
     @model_validator(mode="after")
     def _few_enough(self) -> AggregateQuery:
+        _few_intervals(self.start, self.end, self.granularity)
+        return self
+
+
+class QueuePredicateIn(PredicateIn):
+    dimension: Literal["queueId"]
+
+
+class QueueAgentPredicateIn(PredicateIn):
+    dimension: Literal["queueId", "userId"]
+
+
+class WaitFilterIn(BaseModel):
+    """A wait is kept when its queue is one of the queueId values (none given: any) and
+    the agent who answered it one of the userId values (none given: any)."""
+
+    type: Literal["and"] = "and"
+    predicates: list[QueueAgentPredicateIn] = Field(default_factory=list, max_length=20)
+
+    def values(self, dimension: str) -> list[str]:
+        return [p.value for p in self.predicates if p.dimension == dimension]
+
+
+class BacklogFilterIn(WaitFilterIn):
+    predicates: list[QueuePredicateIn] = Field(default_factory=list, max_length=20)  # type: ignore[assignment]
+
+
+class WaitDistributionQuery(_Query):
+    filter: WaitFilterIn | None = None
+
+
+class BacklogQuery(_Query):
+    granularity: Granularity | None = Field(
+        default="PT1H", description="the step between counts; none: the start (and now)"
+    )
+    filter: BacklogFilterIn | None = None
+
+    @model_validator(mode="after")
+    def _few_enough(self) -> BacklogQuery:
+        _few_intervals(self.start, self.end, self.granularity)
+        return self
+
+
+class UserPredicateIn(BaseModel):
+    type: Literal["dimension"] = "dimension"
+    dimension: Literal["userId"]
+    operator: Literal["matches"] = "matches"
+    value: str = Field(max_length=200)
+
+
+class UserFilterIn(BaseModel):
+    type: Literal["or"] | Literal["and"] = "or"
+    predicates: list[UserPredicateIn] = Field(default_factory=list, max_length=100)
+
+    def agents(self) -> list[str] | None:
+        """The agents to include (all: an empty list); None when the filter matches
+        nobody (an "and" of two different agents)."""
+        values = sorted({p.value for p in self.predicates})
+        if self.type == "and" and len(values) > 1:
+            return None
+        return values
+
+
+def _by_user() -> list[UserDimension]:
+    return ["userId"]
+
+
+def _user_metrics() -> list[UserMetric]:
+    return ["tAgentRoutingStatus", "tSystemPresence"]
+
+
+class UserAggregateQuery(_Query):
+    granularity: Granularity | None = Field(
+        default=None, description="interval length; none: one interval for the whole range"
+    )
+    groupBy: list[UserDimension] = Field(default_factory=_by_user, max_length=3)
+    filter: UserFilterIn | None = None
+    metrics: list[UserMetric] = Field(default_factory=_user_metrics, min_length=1, max_length=2)
+
+    @model_validator(mode="after")
+    def _few_enough(self) -> UserAggregateQuery:
         if self.granularity is not None:
             n = (self.end - self.start).total_seconds() / STEP[self.granularity]
             if n > MAX_INTERVALS:
@@ -138,6 +243,23 @@ class AggregateQuery(_Query):
                     "granularity or a shorter interval"
                 )
         return self
+
+
+class ObservedQueuePredicateIn(BaseModel):
+    type: Literal["dimension"] = "dimension"
+    dimension: Literal["queueId"]
+    operator: Literal["matches"] = "matches"
+    value: str = Field(max_length=200)
+
+
+class QueueFilterIn(BaseModel):
+    type: Literal["or"] = "or"
+    predicates: list[ObservedQueuePredicateIn] = Field(default_factory=list, max_length=100)
+
+
+class ObservationQuery(BaseModel):
+    filter: QueueFilterIn | None = None
+    metrics: list[ObservationMetric] | None = Field(default=None, min_length=1, max_length=7)
 
 
 class Paging(BaseModel):
@@ -226,6 +348,97 @@ async def aggregates_query(
     return _csv(header, rows(), "aggregates")
 
 
+USER_COLUMNS = ["interval", "userId", "metric", "qualifier", "count", "sum"]
+
+
+@router.post("/users/aggregates/query")
+async def users_aggregates_query(
+    body: UserAggregateQuery,
+    request: Request,
+    ctx: Ctx,
+    _user: CanSeeAllWork,
+    format: Format = None,
+) -> Any:
+    """Agents' time in each routing status (`tAgentRoutingStatus`) and presence
+    (`tSystemPresence`) per interval, in milliseconds, the status as the qualifier
+    (docs/analytics.md). A status still going on counts until now."""
+    agents = body.filter.agents() if body.filter else []
+    now = ctx.clock()
+    results: list[dict[str, Any]] = []
+    if agents is not None:
+        results = await anyio.to_thread.run_sync(
+            lambda: svc.user_aggregates(
+                ctx.db,
+                body.start,
+                body.end,
+                now=now,
+                metrics=body.metrics,
+                granularity=body.granularity,
+                tz=body.zone,
+                group_by=body.groupBy,
+                agents=agents,
+            )
+        )
+    if not _wants_csv(request, format):
+        return {"results": results}
+    extra = [g for g in body.groupBy if g != "userId"]
+
+    def rows() -> Iterator[list[Any]]:
+        for r in results:
+            g = r["group"]
+            for d in r["data"]:
+                for m in d["metrics"]:
+                    st = m["stats"]
+                    yield [d["interval"], g.get("userId"), *(g.get(x) for x in extra),
+                           m["metric"], m["qualifier"], st["count"], st["sum"]]  # fmt: skip
+
+    header = ["interval", "userId", *extra, "metric", "qualifier", "count", "sum"]
+    return _csv(header, rows(), "users")
+
+
+OBSERVATION_COLUMNS = ["queueId", "metric", "qualifier", "count", "calculatedMetricValue"]
+
+
+@router.post("/queues/observations/query")
+async def queue_observations_query(
+    request: Request,
+    ctx: Ctx,
+    _user: CanSeeAllWork,
+    body: ObservationQuery | None = None,
+    format: Format = None,
+) -> Any:
+    """What is happening now in each queue (oWaiting, oAlerting, oInteracting,
+    oLongestWaiting in milliseconds, oOnQueueUsers, oOffQueueUsers, members by routing
+    status), from the live tables. Every configured queue unless filtered; the body
+    may be left out."""
+    body = body or ObservationQuery()
+    configured = [q.name for q in ctx.configured.queues]
+    if body.filter and body.filter.predicates:
+        wanted = {p.value for p in body.filter.predicates}
+        names = [q for q in configured if q in wanted]
+    else:
+        names = configured
+    metrics = list(body.metrics or svc.OBSERVATION_METRICS)
+    now = ctx.clock()
+
+    def read() -> list[dict[str, Any]]:
+        with ctx.db.connect() as conn:
+            return [o.as_json(metrics) for o in svc.queue_observations(conn, names, now)]
+
+    results = await anyio.to_thread.run_sync(read)
+    if not _wants_csv(request, format):
+        return {"results": results}
+
+    def rows() -> Iterator[list[Any]]:
+        for r in results:
+            for m in r["data"]:
+                st = m["stats"]
+                yield [r["group"]["queueId"], m["metric"], m.get("qualifier"), st.get("count"),
+                       st.get("calculatedMetricValue")]  # fmt: skip
+
+    return _csv(OBSERVATION_COLUMNS, rows(), "observations")
+
+
 DETAIL_COLUMNS = ["conversationId", "messageId", "start", "end", "direction", "addressTo",
                   "outcome", "wrapUpCode", "queues", "agents", "messagesIn", "messagesOut",
                   "transfers"]  # fmt: skip
@@ -257,3 +470,69 @@ async def details_query(
                    for c in DETAIL_COLUMNS]  # fmt: skip
 
     return _csv(DETAIL_COLUMNS, rows(), "details")
+
+
+@router.post("/queues/waits/distribution/query")
+async def wait_distribution_query(
+    body: WaitDistributionQuery,
+    request: Request,
+    ctx: Ctx,
+    _user: CanSeeAllWork,
+    format: Format = None,
+) -> Any:
+    """Answered waits in the interval per queue, counted in fixed buckets of wait
+    length (docs/analytics.md, "Dashboard series")."""
+    flt = body.filter or WaitFilterIn()
+    names = ctx.configured.queue_names
+    results = await anyio.to_thread.run_sync(
+        lambda: svc.wait_distribution(
+            ctx.db,
+            body.start,
+            body.end,
+            queues=flt.values("queueId"),
+            agents=flt.values("userId"),
+            names=names,
+        )
+    )
+    buckets = svc.buckets_json()
+    if not _wants_csv(request, format):
+        return {"interval": body.interval, "buckets": buckets, "results": results}
+
+    def rows() -> Iterator[list[Any]]:
+        for r in results:
+            for b, n in zip(buckets, r["counts"], strict=True):
+                yield [r["group"]["queueId"], b["label"], b["fromMs"], b["toMs"], n]
+
+    return _csv(["queueId", "bucket", "fromMs", "toMs", "count"], rows(), "wait-distribution")
+
+
+@router.post("/queues/backlog/query")
+async def backlog_query(
+    body: BacklogQuery, request: Request, ctx: Ctx, _user: CanSeeAllWork, format: Format = None
+) -> Any:
+    """Conversations waiting in each queue at every interval boundary of the range that
+    is not in the future, and now (docs/analytics.md, "Dashboard series")."""
+    flt = body.filter or BacklogFilterIn()
+    names = ctx.configured.queue_names
+    now = ctx.clock()
+    results = await anyio.to_thread.run_sync(
+        lambda: svc.backlog(
+            ctx.db,
+            body.start,
+            body.end,
+            granularity=body.granularity,
+            tz=body.zone,
+            now=now,
+            queues=flt.values("queueId"),
+            names=names,
+        )
+    )
+    if not _wants_csv(request, format):
+        return {"interval": body.interval, "results": results}
+
+    def rows() -> Iterator[list[Any]]:
+        for r in results:
+            for d in r["data"]:
+                yield [d["at"], r["group"]["queueId"], d["waiting"]]
+
+    return _csv(["at", "queueId", "waiting"], rows(), "backlog")

@@ -245,11 +245,12 @@ def _new_email_options(ctx: AppContext, principal: Principal) -> dict[str, Any]:
 
 
 def _nav(ctx: AppContext, principal: Principal) -> dict[str, Any]:
-    """The header's page links: New email (for whoever can send one) and Queues
-    (supervisors and admins)."""
+    """The header's page links: New email (for whoever can send one), Queues and the
+    Dashboard (supervisors and admins)."""
     return {
         "can_send": not _new_email_options(ctx, principal)["reason"],
         "queues": principal.user.sees_everything,
+        "dashboard": permissions.allows(principal.user.role, Permission.SEE_ALL_WORK),
         "admin": permissions.allows(principal.user.role, Permission.VIEW_CONFIG),
     }
 

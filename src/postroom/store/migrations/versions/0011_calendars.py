@@ -1,7 +1,7 @@
 """calendars: business-hours calendars that queues' service-level targets count in
 
 Revision ID: 0011_calendars
-Revises: 0010_analytics
+Revises: 0013_analytics_users
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_calendars"
-down_revision = "0010_analytics"
+down_revision = "0013_analytics_users"
 branch_labels = None
 depends_on = None
 
