@@ -328,3 +328,18 @@ def _toml(path: Any, data: dict[str, Any]) -> Any:
 
     path.write_text(tomli_w.dumps(data))
     return path
+
+
+def test_the_dashboard_is_given_every_target_of_a_queue(api: Api) -> None:
+    from tests.integration.test_supervisor_pages import PAGE, TILES, config
+
+    adam = api.client("adam")
+    assert adam.put(f"{C}/office", json=OFFICE).status_code == 201
+    _support_with_targets(api)
+    sue = api.client("sue")
+    cfg = config(sue.get(PAGE).text)
+    assert cfg["serviceTargets"]["support"] == [
+        {"name": "4 business hours", "percent": 80.0}, {"name": "2 days", "percent": 95.0},
+    ]  # fmt: skip
+    assert cfg["targets"]["support"] == 80.0  # the first target's, as before
+    assert sue.get(TILES).status_code == 200
