@@ -480,7 +480,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 _EXPORT_HEADER = """\
-# Postroom configuration: the queues, routes and rules in force in the database
+# Postroom configuration: the calendars, queues, routes and rules in force in the database
 # (configuration version {version}), written by `postroom config export` at {at}.
 # Edit a copy, check it with `postroom config apply FILE --dry-run`, then apply it
 # with `postroom config apply FILE`. {secrets}
