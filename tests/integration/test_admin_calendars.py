@@ -343,3 +343,25 @@ def test_the_dashboard_is_given_every_target_of_a_queue(api: Api) -> None:
     ]  # fmt: skip
     assert cfg["targets"]["support"] == 80.0  # the first target's, as before
     assert sue.get(TILES).status_code == 200
+
+
+def test_hostile_page_forms_are_answered_without_a_server_error(api: Api) -> None:
+    adam = api.client("adam")
+    csrf = _csrf(adam.get("/admin/calendars?new=1").text)
+    junk = ["", " ", "x" * 100_000, "24:01", "-1", "nan", "1e400", "\u202e09:00", "09:00\n17:00",
+            "<script>", "2026-02-29", "0" * 5000]  # fmt: skip
+    for value in junk:
+        form = {"csrf_token": csrf, "name": value or "n", "time_zone": value,
+                "hours.mon.0.start": value, "hours.mon.0.end": "17:00", "holidays": value}  # fmt: skip
+        r = adam.post("/admin/calendars", data=form)
+        assert r.status_code in (303, 422), (value[:20], r.status_code)
+        if value == "<script>":
+            assert 'value="&lt;script&gt;"' in r.text  # typed values come back escaped
+    r = adam.get("/admin/queues/support")
+    csrf = _csrf(r.text)
+    for value in junk:
+        form = {"csrf_token": csrf, "service_targets.0.name": value or "t",
+                "service_targets.0.percent": value, "service_targets.0.seconds": value,
+                "service_targets.0.calendar": value, "short_abandon_s": value}  # fmt: skip
+        r = adam.post("/admin/queues/support", data=form)
+        assert r.status_code in (303, 422), (value[:20], r.status_code)
