@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server, run_server
+from tests.e2e.conftest import ARTIFACTS, Server, run_server
 from tests.e2e.helpers import Page, csp_violations, expect, login, shot, watch_csp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -58,7 +58,9 @@ def test_admin_makes_a_calendar_and_gives_a_queue_two_targets(
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("Saved")
     expect(page.locator("#f-service_targets-0-calendar")).to_have_value("office")
-    shot(page, "admin-queue-targets")
+    targets = page.locator("#service-targets")
+    targets.scroll_into_view_if_needed()
+    targets.screenshot(path=str(ARTIFACTS / "admin-queue-targets.png"))
 
     api = admin_server.session("wanda")
     queue = api.call("GET", "/api/v1/routing/queues/support")
