@@ -49,7 +49,7 @@ from postroom.store.schema import events  # noqa: E402
 CHUNK = 5000  # conversations generated and inserted at a time
 DAYS = 90  # the history spans this many days
 METRICS = ["nOffered", "tAnswered", "tHandle", "oServiceLevel"]
-TARGETS = {q: am.ServiceTarget(80.0, 3600.0) for q in ("support", "billing")}
+TARGETS = {q: am.ServiceTarget("default", 80.0, 3600.0) for q in ("support", "billing")}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

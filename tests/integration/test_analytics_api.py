@@ -63,13 +63,19 @@ def test_aggregates_and_details_as_json_and_csv(api: Api) -> None:
     assert m["nConnected"] == {"count": 1}
     assert m["tHandle"]["count"] == 1 and m["tAnswered"]["count"] == 1
     assert (m["oServiceLevel"]["numerator"], m["oServiceLevel"]["denominator"]) == (1, 1)
+    (data,) = support["data"]
+    assert [x.get("qualifier") for x in data["metrics"] if x["metric"] == "oServiceLevel"] == [
+        "default"
+    ]
     # The same as CSV, by Accept header and by ?format=csv.
     for kw in ({"headers": {"Accept": "text/csv"}}, {"params": {"format": "csv"}}):
         r = sue.post(AGG, json=body, **kw)  # type: ignore[arg-type]
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
         offered = next(x for x in rows if x["queueId"] == "support" and x["metric"] == "nOffered")
-        assert offered["count"] == "2"
+        assert offered["count"] == "2" and offered["qualifier"] == ""
+        sl = next(x for x in rows if x["queueId"] == "support" and x["metric"] == "oServiceLevel")
+        assert (sl["qualifier"], sl["numerator"]) == ("default", "1")  # the target's name
 
     r = sue.post(DETAILS, json={"interval": _interval(), "paging": {"pageSize": 1}})
     assert r.status_code == 200, r.text

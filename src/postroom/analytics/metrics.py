@@ -12,9 +12,14 @@ milliseconds as Genesys reports them) or a ratio (the service level).
 docs/analytics.md defines every metric.
 
 Service level is computed at query time from the answered and abandoned waits
-against a `ServiceTarget` per queue (today the queue's one calendar-time
-target): the target is a parameter, so several targets and business-hours
-calendars (a later part) change only how a wait is measured, not the facts.
+against the `ServiceTarget`s of each queue (one or more, the first first): a
+target counts a wait in calendar seconds or in the open hours of its
+business-hours calendar (domain/calendars.py), so targets and calendars change
+only how a wait is measured, never the stored facts. `oServiceLevel` and
+`oServiceTarget` are reported once per target, with the target's name as the
+entry's `qualifier`; `nOverSla` counts against the first target. An abandon
+counts against every target only when it waited (in calendar seconds) longer
+than the queue's short-abandon threshold.
 
 What it must not do: read a clock or storage; the time zone comes as a name.
 """
@@ -23,13 +28,14 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from postroom.analytics.details import ConversationDetail
+from postroom.domain.calendars import BusinessCalendar
 
 # The metrics a query may ask for (docs/analytics.md), and the facts each is built on.
 DURATION_METRICS = (
@@ -83,15 +89,30 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class ServiceTarget:
-    """'percent % answered within seconds'. `measure` turns a wait into the time that
-    counts against it: calendar seconds today; a business-hours calendar later."""
+    """'percent % answered within seconds', named `name` (the results' qualifier).
 
+    With a `calendar` a wait counts in its open hours between the wait's start and
+    end; without, in calendar seconds. `short_abandon_s` is the queue's threshold
+    (None: the one `aggregate` is given)."""
+
+    name: str
     percent: float
     seconds: float
-    measure: Callable[[datetime | None, datetime, float], float] | None = None
+    calendar: BusinessCalendar | None = None
+    short_abandon_s: float | None = None
 
     def wait(self, o: Observation) -> float:
-        return o.value if self.measure is None else self.measure(o.start, o.at, o.value)
+        """The wait of an answered or abandoned observation as this target counts it."""
+        if self.calendar is None or o.start is None:
+            return o.value
+        return self.calendar.business_seconds(o.start, o.at)
+
+
+Targets = Mapping[str, ServiceTarget | Sequence[ServiceTarget]]
+
+
+def _as_tuple(t: ServiceTarget | Sequence[ServiceTarget]) -> tuple[ServiceTarget, ...]:
+    return (t,) if isinstance(t, ServiceTarget) else tuple(t)
 
 
 def observations(d: ConversationDetail) -> list[Observation]:
@@ -229,6 +250,7 @@ class _Acc:
     within: int = 0
     counted: int = 0
     target: float | None = None
+    qualifier: str | None = None
 
 
 def _ms(seconds: float) -> float:
@@ -274,20 +296,24 @@ def aggregate(
     granularity: str | None = None,
     tz: ZoneInfo | None = None,
     group_by: Sequence[str] = (),
-    targets: Mapping[str, ServiceTarget] | None = None,
+    targets: Targets | None = None,
     short_abandon_s: float = SHORT_ABANDON_S,
 ) -> list[dict[str, Any]]:
     """Genesys-shaped results: [{"group": {...}, "data": [{"interval", "metrics": [...]}]}].
 
     Observations outside [start, end) are ignored; each one falls in exactly one
-    interval. Service level per queue uses `targets[queue]` (a queue without a
-    target does not count in oServiceLevel or nOverSla).
+    interval. Service level per queue uses `targets[queue]`, its targets first first (a
+    queue without one does not count in oServiceLevel or nOverSla): one
+    oServiceLevel / oServiceTarget entry per target name, `"qualifier": name`, in the
+    order of the targets (first targets first, then by name). `short_abandon_s` is the
+    threshold of targets that do not carry their queue's.
     """
     tz = tz or ZoneInfo("UTC")
     edges = boundaries(start, end, granularity, tz)
     wanted = set(metrics)
     facts = {f for m in wanted for f in NEEDS.get(m, (m,))}
-    targets = targets or {}
+    by_queue = {q: _as_tuple(t) for q, t in (targets or {}).items()}
+    rank: dict[str, tuple[int, str]] = {}  # a qualifier's place among the entries
     sl = wanted & {"oServiceLevel", "oServiceTarget", "nOverSla"}
     groups: dict[tuple[str | None, ...], dict[int, dict[str, _Acc]]] = {}
     fields = [DIMENSION_FIELD[g] for g in group_by]
@@ -305,26 +331,31 @@ def aggregate(
             accs.setdefault(o.metric, _Acc()).values.append(o.value)
         if not sl or o.metric not in ("tAnswered", "tAbandon"):
             continue
-        target = targets.get(o.queue or "")
-        if target is None:
+        queue_targets = by_queue.get(o.queue or "")
+        if not queue_targets:
             continue
-        wait = target.wait(o)
-        if o.metric == "tAnswered":
-            if wait > target.seconds and "nOverSla" in wanted:
-                accs.setdefault("nOverSla", _Acc()).values.append(1.0)
-            within = 1 if wait <= target.seconds else 0
-        elif wait > short_abandon_s:
-            within = 0
-        else:
-            continue  # a short abandon
-        for m in ("oServiceLevel", "oServiceTarget"):
-            if m in wanted:
-                acc = accs.setdefault(m, _Acc())
-                acc.within += within
-                acc.counted += 1
-                # One target in the cell when it is one queue's (or all share it).
-                pct = target.percent
-                acc.target = pct if acc.counted == 1 or acc.target == pct else None
+        if o.metric == "tAbandon":
+            threshold = queue_targets[0].short_abandon_s
+            if o.value <= (short_abandon_s if threshold is None else threshold):
+                continue  # a short abandon: counts against no target
+        for i, target in enumerate(queue_targets):
+            if o.metric == "tAnswered":
+                wait = target.wait(o)
+                if i == 0 and wait > target.seconds and "nOverSla" in wanted:
+                    accs.setdefault("nOverSla", _Acc()).values.append(1.0)
+                within = 1 if wait <= target.seconds else 0
+            else:
+                within = 0  # a long abandon counts against every target
+            if target.name not in rank or rank[target.name][0] > i:
+                rank[target.name] = (i, target.name)
+            for m in ("oServiceLevel", "oServiceTarget"):
+                if m in wanted:
+                    acc = accs.setdefault(f"{m}\x00{target.name}", _Acc(qualifier=target.name))
+                    acc.within += within
+                    acc.counted += 1
+                    # One target in the cell when it is one queue's (or all share it).
+                    pct = target.percent
+                    acc.target = pct if acc.counted == 1 or acc.target == pct else None
     results = []
     for gkey in sorted(groups, key=lambda k: tuple("" if v is None else v for v in k)):
         data = []
@@ -332,7 +363,14 @@ def aggregate(
             accs = groups[gkey][idx]
             ms = []
             for m in metrics:
-                if m in accs:
+                if m in RATIO_METRICS:
+                    cells = [a for k, a in accs.items() if k.startswith(m + "\x00")]
+                    cells.sort(key=lambda a: rank[a.qualifier or ""])
+                    for a in cells:
+                        st = _stats(m, a)
+                        if st is not None:
+                            ms.append({"metric": m, "qualifier": a.qualifier, "stats": st})
+                elif m in accs:
                     st = _stats(m, accs[m])
                     if st is not None:
                         ms.append({"metric": m, "stats": st})

@@ -33,6 +33,7 @@ from postroom.domain.errors import ConfigError
 
 HORIZON_DAYS = 3660  # ten years and a little: the furthest a search looks
 MINUTES_PER_DAY = 24 * 60
+_SPANS_KEPT = 20_000  # local days whose spans a calendar remembers (about 55 years)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -85,6 +86,11 @@ class BusinessCalendar:
     _by_day: tuple[tuple[tuple[int, int], ...], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
+    # A local day's open spans as Unix times, by the day's ordinal, worked out once
+    # (bounded; see `_day_spans`).
+    _spans: dict[int, tuple[tuple[float, float], ...]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tz", zone_of(self.zone))
@@ -101,6 +107,7 @@ class BusinessCalendar:
                 )
             spans.append((h.start, h.end))
         object.__setattr__(self, "_by_day", tuple(tuple(s) for s in days))
+        object.__setattr__(self, "_spans", {})
 
     @property
     def tz(self) -> ZoneInfo:
@@ -112,25 +119,54 @@ class BusinessCalendar:
         local = datetime.combine(day, time(minutes // 60, minutes % 60), self._tz)
         return local.astimezone(UTC)
 
+    def _day_spans(self, ordinal: int) -> tuple[tuple[float, float], ...]:
+        """The open spans (Unix times) of one local day, by its ordinal (none on a
+        holiday), remembered: a query measures many waits over the same few days."""
+        found = self._spans.get(ordinal)
+        if found is None:
+            day = date.fromordinal(ordinal)
+            found = ()
+            if day not in self.holidays:
+                spans = ((self._instant(day, s), self._instant(day, e))
+                         for s, e in self._by_day[day.weekday()])  # fmt: skip
+                found = tuple((ws.timestamp(), we.timestamp()) for ws, we in spans if we > ws)
+            if len(self._spans) >= _SPANS_KEPT:
+                self._spans.clear()
+            self._spans[ordinal] = found
+        return found
+
+    def _day_range(self, start: datetime, end: datetime) -> range:
+        """The ordinals of the local days whose spans may overlap [start, end)."""
+        first = start.astimezone(self._tz).date().toordinal() - 1
+        last = min(end.astimezone(self._tz).date().toordinal(), first + HORIZON_DAYS)
+        return range(first, last + 1)
+
     def windows(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The open spans (UTC) that overlap [start, end), clipped to it, in order."""
         if end <= start:
             return
-        first = start.astimezone(self._tz).date() - timedelta(days=1)
-        last_day = min(end.astimezone(self._tz).date(), first + timedelta(days=HORIZON_DAYS))
-        day = first
-        while day <= last_day:
-            if day not in self.holidays:
-                for s, e in self._by_day[day.weekday()]:
-                    ws, we = self._instant(day, s), self._instant(day, e)
-                    if we <= start or ws >= end or we <= ws:
-                        continue
-                    yield max(ws, start), min(we, end)
-            day += timedelta(days=1)
+        a, b = start.timestamp(), end.timestamp()
+        for ordinal in self._day_range(start, end):
+            for ws, we in self._day_spans(ordinal):
+                if we <= a or ws >= b:
+                    continue
+                lo = start if ws <= a else datetime.fromtimestamp(ws, UTC)
+                hi = end if we >= b else datetime.fromtimestamp(we, UTC)
+                yield lo, hi
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
         """Seconds of open time in [start, end) (0 when end is not after start)."""
-        return sum((we - ws).total_seconds() for ws, we in self.windows(start, end))
+        if end <= start:
+            return 0.0
+        a, b = start.timestamp(), end.timestamp()
+        total = 0.0
+        for ordinal in self._day_range(start, end):
+            for ws, we in self._day_spans(ordinal):
+                lo = ws if ws > a else a
+                hi = we if we < b else b
+                if hi > lo:
+                    total += hi - lo
+        return total
 
     def add_business(self, start: datetime, seconds: float) -> datetime:
         """The instant at which `seconds` of open time after `start` have passed (the

@@ -23,6 +23,20 @@ class RingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetConfig:
+    """A service-level target: `percent` % answered within `seconds`, counted in
+    calendar time or in the business hours of the calendar named `calendar`."""
+
+    name: str
+    percent: float
+    seconds: float
+    calendar: str | None = None
+
+
+SHORT_ABANDON_S = 10.0  # the default short-abandon threshold of a queue
+
+
+@dataclass(frozen=True, slots=True)
 class QueueConfig:
     """A queue as configured; names follow the routing engine (docs/routing.md)."""
 
@@ -49,10 +63,23 @@ class QueueConfig:
     # The name in From ("Support" <support@example.com>); None: the queue's name,
     # "": none.
     display_name: str | None = None
+    # Service-level targets, the first sets the router's deadline; none given: one
+    # target from service_level_percent / service_level_seconds (`targets`).
+    service_targets: tuple[TargetConfig, ...] = ()
+    # An abandon after at most this many seconds of waiting does not count against
+    # a target.
+    short_abandon_s: float = SHORT_ABANDON_S
 
     @property
     def from_name(self) -> str:
         return self.name if self.display_name is None else self.display_name
+
+    @property
+    def targets(self) -> tuple[TargetConfig, ...]:
+        """The queue's targets, first first (never empty)."""
+        if self.service_targets:
+            return self.service_targets
+        return (TargetConfig("default", self.service_level_percent, self.service_level_seconds),)
 
 
 @dataclass(frozen=True, slots=True)

@@ -480,7 +480,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 _EXPORT_HEADER = """\
-# Postroom configuration: the queues, routes and rules in force in the database
+# Postroom configuration: the calendars, queues, routes and rules in force in the database
 # (configuration version {version}), written by `postroom config export` at {at}.
 # Edit a copy, check it with `postroom config apply FILE --dry-run`, then apply it
 # with `postroom config apply FILE`. {secrets}
@@ -513,8 +513,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         if others:
             from_mapping(data)  # the file's other settings are checked too, not applied
             print(
-                "note: only [[queues]], [[routes]] and [[rules]] are applied; the file's "
-                f"other settings ({', '.join(others)}) are checked, not applied: each "
+                "note: only [[calendars]], [[queues]], [[routes]] and [[rules]] are applied; "
+                f"the file's other settings ({', '.join(others)}) are checked, not applied: each "
                 "process reads them from its configuration file when it starts",
                 file=sys.stderr,
             )

@@ -150,7 +150,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogSettings,
 }
 # The keys that hold the configuration the database keeps once seeded.
-CONFIGURATION_KEYS = ("queues", "routes", "rules")
+CONFIGURATION_KEYS = ("calendars", "queues", "routes", "rules")
 
 
 class _TopLevel(BaseModel):

@@ -81,6 +81,7 @@ def file_configuration(settings: Settings) -> Configuration:
     ):
         return models
     return Configuration(
+        calendars=list(models.calendars) if models is not None else [],
         queues=[QueueModel.from_domain(q) for q in settings.queues],
         routes=[RouteModel.from_domain(r) for r in settings.routes],
         rules=[RuleModel.from_domain(r) for r in settings.rules],

@@ -15,12 +15,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postroom.analytics.metrics import SHORT_ABANDON_S
+from postroom.analytics.metrics import SHORT_ABANDON_S, Observation, ServiceTarget
+from postroom.domain.calendars import BusinessCalendar
 from postroom.domain.errors import NotFoundError, PostroomError
 from postroom.domain.routes import QueueConfig
 from postroom.routing.model import PRESENCES, AgentConfig, RoutingConfigError
 from postroom.routing.service_level import achieved_percent
-from postroom.services.analytics import service_level_waits
+from postroom.services.analytics import service_level_waits, targets_of
 from postroom.store.db import as_utc
 from postroom.store.schema import agents, conversations, routing_inbox
 
@@ -186,8 +187,20 @@ class QueueFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetLevel:
+    """Today's achieved service level against one of a queue's targets."""
+
+    name: str
+    answered_within: int
+    target_percent: float
+    threshold_s: float
+    calendar: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AchievedServiceLevel:
-    """Today's service level of one queue (since 00:00 UTC of the service clock's day)."""
+    """Today's service level of one queue (since 00:00 UTC of the service clock's day),
+    against its first target; `targets` holds every target's (the first first)."""
 
     answered: int
     answered_within: int
@@ -195,6 +208,10 @@ class AchievedServiceLevel:
     target_percent: float
     threshold_s: float
     since: datetime
+    targets: tuple[TargetLevel, ...] = ()
+
+    def achieved(self, t: TargetLevel) -> float | None:
+        return achieved_percent(t.answered_within, self.answered, self.abandoned)
 
     @property
     def percent(self) -> float | None:
@@ -210,12 +227,26 @@ class AchievedServiceLevel:
             "target_percent": self.target_percent,
             "threshold_s": self.threshold_s,
             "since": self.since.isoformat(),
+            "targets": [
+                {
+                    "name": t.name,
+                    "percent": None if (p := self.achieved(t)) is None else round(p, 1),
+                    "answered_within": t.answered_within,
+                    "target_percent": t.target_percent,
+                    "threshold_s": t.threshold_s,
+                    "calendar": t.calendar,
+                }
+                for t in self.targets
+            ],
         }
 
 
-def service_level_targets(queues: Iterable[QueueConfig]) -> dict[str, tuple[float, float]]:
-    """Each queue's service level target: name to (percent, seconds)."""
-    return {q.name: (q.service_level_percent, q.service_level_seconds) for q in queues}
+def service_level_targets(
+    queues: Iterable[QueueConfig], calendars: Iterable[BusinessCalendar] = ()
+) -> dict[str, tuple[ServiceTarget, ...]]:
+    """Each queue's service-level targets, the first first, with their calendars
+    (services/analytics/queries.py `targets_of`)."""
+    return targets_of(queues, calendars)
 
 
 def _utc(value: datetime) -> datetime:
@@ -223,34 +254,46 @@ def _utc(value: datetime) -> datetime:
 
 
 def _service_levels(
-    conn: sa.Connection, targets: Mapping[str, tuple[float, float]], since: datetime
+    conn: sa.Connection, targets: Mapping[str, Sequence[ServiceTarget]], since: datetime
 ) -> dict[str, AchievedServiceLevel]:
     """Answered and abandoned conversations per queue since `since`, as analytics counts
     them (services/analytics/queries.py `service_level_waits`, docs/analytics.md).
 
     Answered: a wait in the queue ended with an agent's answer; its wait is that
     queue segment's, from entering the queue to the answer, so a later transfer
-    out neither moves nor restarts it. Abandoned: closed while waiting in the
-    queue, after more than the short-abandon threshold.
+    out neither moves nor restarts it; each target counts it in calendar time or
+    in its calendar's business hours. Abandoned: closed while waiting in the
+    queue, after more than the queue's short-abandon threshold (calendar seconds).
     """
     answered_obs, abandoned_obs = service_level_waits(conn, since)
-    first_answer: dict[tuple[str, str], float] = {}
+    first_answer: dict[tuple[str, str], Observation] = {}
     for o in answered_obs:
-        first_answer.setdefault((o.queue or "", o.conversation), o.value)
-    abandoned: dict[str, int] = {}
-    for o in abandoned_obs:
-        if o.value > SHORT_ABANDON_S:
-            abandoned[o.queue or ""] = abandoned.get(o.queue or "", 0) + 1
+        first_answer.setdefault((o.queue or "", o.conversation), o)
     out = {}
-    for name, (percent, seconds) in targets.items():
-        waits = [w for (q, _), w in first_answer.items() if q == name]
+    for name, queue_targets in targets.items():
+        if not queue_targets:
+            continue
+        first = queue_targets[0]
+        threshold = SHORT_ABANDON_S if first.short_abandon_s is None else first.short_abandon_s
+        waits = [o for (q, _), o in first_answer.items() if q == name]
+        levels = tuple(
+            TargetLevel(
+                t.name,
+                sum(1 for o in waits if t.wait(o) <= t.seconds),
+                t.percent,
+                t.seconds,
+                t.calendar.name if t.calendar is not None else None,
+            )
+            for t in queue_targets
+        )
         out[name] = AchievedServiceLevel(
             answered=len(waits),
-            answered_within=sum(1 for w in waits if w <= seconds),
-            abandoned=abandoned.get(name, 0),
-            target_percent=percent,
-            threshold_s=seconds,
+            answered_within=levels[0].answered_within,
+            abandoned=sum(1 for o in abandoned_obs if o.queue == name and o.value > threshold),
+            target_percent=first.percent,
+            threshold_s=first.seconds,
             since=since,
+            targets=levels,
         )
     return out
 
@@ -259,10 +302,11 @@ def queue_figures(
     db: sa.Engine,
     names: Sequence[str],
     now: datetime,
-    targets: Mapping[str, tuple[float, float]] | None = None,
+    targets: Mapping[str, Sequence[ServiceTarget]] | None = None,
 ) -> list[QueueFigures]:
     """Live figures of the named queues. With `targets` (queue name to its service
-    level percent and seconds), also each queue's achieved service level today."""
+    level targets, `service_level_targets`), also each queue's achieved service level
+    today against each target."""
     since = datetime.combine(_utc(now).date(), dtime(0), tzinfo=UTC)
     with db.connect() as conn:
         levels = _service_levels(conn, targets, since) if targets is not None else {}

@@ -1,4 +1,4 @@
-"""The live configuration: queues, routes and rules as stored in the database.
+"""The live configuration: calendars, queues, routes and rules as stored in the database.
 
 The database is the source of truth once it has been seeded (from the TOML
 file at the first start). Every change to the configuration bumps
@@ -7,7 +7,7 @@ immutable `Snapshot` and re-reads it when the version has moved, so intake, the
 router and the web app of every process see a change within `max_age_s`, and
 at once in the process that made it (`refresh`).
 
-Owns reading and replacing the three tables and the version row; validation is
+Owns reading and replacing the four tables and the version row; validation is
 `services/admin/schema.py`, the admin use cases live in `services/admin/`. It
 never decides routing and knows nothing of HTTP or TOML.
 """
@@ -25,10 +25,12 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from postroom.domain.calendars import BusinessCalendar
 from postroom.domain.errors import ConfigError
 from postroom.domain.routes import QueueConfig, Route, Rule
 from postroom.services.admin import catalog
 from postroom.services.admin.schema import (
+    CalendarModel,
     Configuration,
     QueueModel,
     RouteModel,
@@ -37,7 +39,7 @@ from postroom.services.admin.schema import (
     describe,
 )
 from postroom.store.db import READ_ONLY
-from postroom.store.schema import config_state, queues, routes, routing_inbox, rules
+from postroom.store.schema import calendars, config_state, queues, routes, routing_inbox, rules
 
 log = logging.getLogger("postroom.config")
 
@@ -50,9 +52,17 @@ class Snapshot:
     queues: tuple[QueueConfig, ...] = ()
     routes: tuple[Route, ...] = ()
     rules: tuple[Rule, ...] = ()
+    calendars: tuple[BusinessCalendar, ...] = ()
 
     def queue(self, name: str) -> QueueConfig | None:
         return next((q for q in self.queues if q.name == name), None)
+
+    def calendar(self, name: str) -> BusinessCalendar | None:
+        return next((c for c in self.calendars if c.name == name), None)
+
+    @property
+    def calendars_by_name(self) -> dict[str, BusinessCalendar]:
+        return {c.name: c for c in self.calendars}
 
     @property
     def queue_names(self) -> list[str]:
@@ -75,8 +85,11 @@ class StaticConfig:
         queues: Sequence[QueueConfig] = (),
         routes: Sequence[Route] = (),
         rules: Sequence[Rule] = (),
+        calendars: Sequence[BusinessCalendar] = (),
     ) -> None:
-        self._snapshot = Snapshot(0, tuple(queues), tuple(routes), tuple(rules))
+        self._snapshot = Snapshot(
+            0, tuple(queues), tuple(routes), tuple(rules), tuple(calendars)
+        )
 
     def current(self) -> Snapshot:
         return self._snapshot
@@ -136,6 +149,12 @@ def _valid(model: type[Any], data: Any, where: str) -> Any:
 
 def load_models(conn: sa.Connection) -> Configuration:
     """The stored configuration as schema models, in order (rules with `enabled`)."""
+    calendar_models = [
+        _valid(CalendarModel, {**row.config, "name": row.name}, f"calendar {row.name!r}")
+        for row in conn.execute(
+            sa.select(calendars.c.name, calendars.c.config).order_by(calendars.c.name)
+        )
+    ]
     queue_models = [
         _valid(QueueModel, {**row.config, "name": row.name}, f"queue {row.name!r}")
         for row in conn.execute(sa.select(queues.c.name, queues.c.config).order_by(queues.c.id))
@@ -155,7 +174,7 @@ def load_models(conn: sa.Connection) -> Configuration:
         )
     ]
     return Configuration.model_construct(
-        queues=queue_models, routes=route_models, rules=rule_models
+        calendars=calendar_models, queues=queue_models, routes=route_models, rules=rule_models
     )
 
 
@@ -166,7 +185,12 @@ def load(conn: sa.Connection) -> Snapshot:
         tuple(q.to_domain() for q in models.queues),
         tuple(r.to_domain() for r in models.routes),
         tuple(r.to_domain() for r in models.rules if r.enabled),
+        tuple(c.to_domain() for c in models.calendars),
     )
+
+
+def calendar_row(c: CalendarModel) -> dict[str, Any]:
+    return {"name": c.name, "config": c.model_dump(mode="json")}
 
 
 def queue_row(q: QueueModel) -> dict[str, Any]:
@@ -188,8 +212,20 @@ def rule_row(r: RuleModel, position: int) -> dict[str, Any]:
 
 
 def replace_all(conn: sa.Connection, config: Configuration, at: datetime) -> int:
-    """Make the three tables hold exactly `config` (queues kept by name so their ids
-    stay); bumps the version. The caller checks what this would do to waiting work."""
+    """Make the four tables hold exactly `config` (calendars and queues kept by name so
+    their ids stay); bumps the version. The caller checks what this would do to waiting
+    work."""
+    cals = calendars.c
+    stored_cals = {name: pk for pk, name in conn.execute(sa.select(cals.id, cals.name))}
+    for name, pk in stored_cals.items():
+        if name not in {c.name for c in config.calendars}:
+            conn.execute(calendars.delete().where(cals.id == pk))
+    for c in config.calendars:
+        crow = calendar_row(c)
+        if c.name in stored_cals:
+            conn.execute(calendars.update().where(cals.id == stored_cals[c.name]).values(**crow))
+        else:
+            conn.execute(calendars.insert().values(**crow))
     current = {name: pk for pk, name in conn.execute(sa.select(queues.c.id, queues.c.name))}
     wanted = {q.name for q in config.queues}
     for name, pk in current.items():
@@ -249,7 +285,8 @@ def keep_stored_secrets(
 
 
 def same(a: Configuration, b: Configuration) -> bool:
-    """Whether two configurations hold the same queues, routes and rules, in order."""
+    """Whether two configurations hold the same calendars, queues, routes and rules, in
+    order."""
     return bool(a.model_dump(mode="json") == b.model_dump(mode="json"))
 
 

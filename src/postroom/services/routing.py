@@ -16,13 +16,14 @@ to rows. It opens no sockets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
 import sqlalchemy as sa
 
+from postroom.domain.calendars import BusinessCalendar
 from postroom.domain.routes import QueueConfig
 from postroom.routing import model as rm
 from postroom.routing.engine import Engine
@@ -47,14 +48,33 @@ GENESYS_ROUTING_STATUS: dict[str, str] = {
 PRESENCE_LOOKBACK = 100_000
 
 
-def engine_queue(q: QueueConfig) -> rm.QueueConfig:
-    """The engine's view of a configured queue (raises RoutingConfigError when invalid)."""
+def service_level(
+    q: QueueConfig, calendars: Mapping[str, BusinessCalendar] | None = None
+) -> rm.ServiceLevel:
+    """The engine's target for a queue: its first service-level target, counted in the
+    business hours of that target's calendar (looked up in `calendars`; one that is not
+    there counts in calendar time)."""
+    first = q.targets[0]
+    calendar = (calendars or {}).get(first.calendar) if first.calendar else None
+    if first.calendar and calendar is None:
+        log.warning(
+            "queue %r: calendar %r of target %r is not configured; counting calendar time",
+            q.name, first.calendar, first.name,
+        )  # fmt: skip
+    return rm.ServiceLevel(first.percent, first.seconds, calendar)
+
+
+def engine_queue(
+    q: QueueConfig, calendars: Mapping[str, BusinessCalendar] | None = None
+) -> rm.QueueConfig:
+    """The engine's view of a configured queue (raises RoutingConfigError when invalid);
+    `calendars` by name, for the first target's business hours."""
     return rm.QueueConfig(
         queue_id=q.name,
         alert_timeout_s=float(q.alert_timeout_s),
         evaluation=q.evaluation,  # type: ignore[arg-type]
         scoring_method=q.scoring_method,  # type: ignore[arg-type]
-        service_level=rm.ServiceLevel(q.service_level_percent, q.service_level_seconds),
+        service_level=service_level(q, calendars),
         rings=tuple(
             rm.Ring(r.expansion_timeout_s, frozenset(r.skills_to_remove), r.remove_language)
             for r in q.rings
@@ -148,9 +168,12 @@ class RoutingService:
         listeners: Sequence[EventListener] = (),
         *,
         live: ConfigSource | None = None,
+        calendars: Sequence[BusinessCalendar] = (),
     ) -> None:
         self.db = db
         self.queues = {q.name: q for q in queues}
+        # The business-hours calendars the queues' first targets name, by name.
+        self.calendars = {c.name: c for c in calendars}
         # The stored configuration: a rebuild takes its queues from it (then
         # `queues` is only the start), and configuration requests re-read it.
         self.live = live
@@ -172,8 +195,12 @@ class RoutingService:
         who were not responding still not responding; queued work queued again."""
         now = self.clock().timestamp()
         if self.live is not None:
-            self.queues = {q.name: q for q in self.live.refresh().queues}
-        eng = Engine(queues=tuple(engine_queue(q) for q in self.queues.values()))
+            snapshot = self.live.refresh()
+            self.queues = {q.name: q for q in snapshot.queues}
+            self.calendars = snapshot.calendars_by_name
+        eng = Engine(
+            queues=tuple(engine_queue(q, self.calendars) for q in self.queues.values())
+        )
         with self.db.connect() as conn:
             agent_rows = conn.execute(sa.select(agents).order_by(agents.c.id)).all()
             open_convs = conn.execute(
@@ -447,11 +474,20 @@ class RoutingService:
         if self.live is None:
             return []
         snapshot = self.live.refresh()
+        calendars = snapshot.calendars_by_name
         out: list[rm.Event] = []
         for q in snapshot.queues:
-            if self.queues.get(q.name) != q:
-                out.append(rm.QueueConfigured(now, engine_queue(q)))
+            old = self.queues.get(q.name)
+            # A queue changes for the engine when its settings do, or when the
+            # calendar its first target counts in was edited.
+            if (
+                old is None
+                or old != q
+                or engine_queue(old, self.calendars) != engine_queue(q, calendars)
+            ):
+                out.append(rm.QueueConfigured(now, engine_queue(q, calendars)))
         self.queues = {q.name: q for q in snapshot.queues}
+        self.calendars = calendars
         return out
 
     def _queue_moved(self, now: float, old: str, new: str) -> list[rm.Event]:

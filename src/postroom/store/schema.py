@@ -32,6 +32,16 @@ queues = sa.Table(
     sa.Column("config", sa.JSON, nullable=False),
 )
 
+# Business-hours calendars (services/admin/schema.py CalendarModel as JSON), named by
+# queues' service-level targets.
+calendars = sa.Table(
+    "calendars",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("config", sa.JSON, nullable=False),
+)
+
 routes = sa.Table(
     "routes",
     metadata,

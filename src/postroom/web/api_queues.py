@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1/queues", tags=["queues"])
 async def list_queues(ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     """Every queue: waiting, alerting, interacting, parked, wrap-up, longest waiting
     (seconds), agents on queue and today's achieved service level."""
-    targets = agent_svc.service_level_targets(ctx.configured.queues)
+    targets = agent_svc.service_level_targets(ctx.configured.queues, ctx.configured.calendars)
     figures = await anyio.to_thread.run_sync(
         agent_svc.queue_figures, ctx.db, ctx.configured.queue_names, ctx.clock(), targets
     )
@@ -36,7 +36,7 @@ async def get_queue(name: str, ctx: Ctx, _user: CurrentUser) -> dict[str, Any]:
     q = ctx.configured.queue(name)
     if q is None:
         raise NotFoundError(f"no queue {name!r}; queues: {', '.join(ctx.configured.queue_names)}")
-    targets = agent_svc.service_level_targets([q])
+    targets = agent_svc.service_level_targets([q], ctx.configured.calendars)
     (fig,) = await anyio.to_thread.run_sync(
         agent_svc.queue_figures, ctx.db, [name], ctx.clock(), targets
     )

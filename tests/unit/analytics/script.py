@@ -1,8 +1,10 @@
 """A scripted day of events (2026-03-29, the day Paris moves its clocks forward), as the
-services write them, for the analytics tests. Times are UTC."""
+services write them, for the analytics tests; and a scripted week of a queue whose
+service-level targets count business hours (`business_hours_week`). Times are UTC."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +12,9 @@ from postroom.analytics.details import EventRecord
 
 
 def t(hhmmss: str) -> datetime:
+    """"HH:MM:SS" on the scripted day, or "YYYY-MM-DDTHH:MM:SS" (both UTC)."""
+    if "T" in hhmmss:
+        return datetime.fromisoformat(hhmmss).replace(tzinfo=UTC)
     h, m, s = (int(x) for x in hhmmss.split(":"))
     return datetime(2026, 3, 29, h, m, s, tzinfo=UTC)
 
@@ -87,3 +92,47 @@ def scripted_day() -> list[EventRecord]:
     g.add("12:00:00", "message_discarded", None, 50, stage="rules", reason="spam")
     g.add("12:30:00", "routing_status_changed", None, agent="ann", old="idle", new="off_queue")
     return g.events
+
+
+# The business-hours week: queue "claims" counts "80 % within 4 business hours" in the
+# calendar "office" (Europe/London, Monday to Friday 09:00-17:00 local time,
+# Wednesday 2026-04-01 a holiday) and "95 % within 2 calendar days"; its short-abandon
+# threshold is 60 s. London moves its clocks forward on Sunday 2026-03-29 (01:00 UTC):
+# before, 09:00 local is 09:00 UTC; from Monday 30 March, 08:00 UTC.
+OFFICE_HOLIDAY = "2026-04-01"
+
+
+def business_hours_week() -> list[EventRecord]:
+    """Waits of queue "claims" (local times in London):
+
+    w1: Fri 27 Mar 14:00 GMT -> Mon 30 Mar 10:30 BST, over the weekend and the DST
+        change: 3 h Friday + 1 h 30 Monday = 4 h 30 of business time (over 4 h);
+        67 h 30 of calendar time (over 2 days).
+    w2: Mon 30 Mar 16:30 -> Tue 31 Mar 09:15 BST, evening to next morning: 30 min +
+        15 min = 45 min of business time; 16 h 45 calendar time.
+    w3: Tue 31 Mar 16:00 -> Thu 2 Apr 11:00 BST, over the Wednesday holiday: 1 h + 2 h
+        = 3 h of business time (11 h without the holiday); 43 h calendar time.
+    w4: Thu 2 Apr 09:00 -> 14:00 BST, within one day: 5 h (over 4 h), 5 h calendar.
+    a1: Mon 30 Mar 10:00 BST, closed after 30 s: a short abandon (not counted).
+    a2: Mon 30 Mar 11:00 BST, closed after 2 min: counted against both targets.
+    """
+    g = Log()
+
+    def answered(cid: int, entered: str, at: str) -> None:
+        g.created(entered, cid, "claims")
+        g.offer(at, cid, "dora", "claims")
+        g.state(at, cid, "queued", "alerting", "dora", "claims")
+        g.state(at, cid, "alerting", "connected", "dora", "claims")
+
+    answered(101, "2026-03-27T14:00:00", "2026-03-30T09:30:00")
+    answered(102, "2026-03-30T15:30:00", "2026-03-31T08:15:00")
+    answered(103, "2026-03-31T15:00:00", "2026-04-02T10:00:00")
+    answered(104, "2026-04-02T08:00:00", "2026-04-02T13:00:00")
+    g.created("2026-03-30T09:00:00", 105, "claims")
+    g.add("2026-03-30T09:00:30", "conversation_closed", 105, agent=None, code=None,
+          **{"from": "queued"})  # fmt: skip
+    g.created("2026-03-30T10:00:00", 106, "claims")
+    g.add("2026-03-30T10:02:00", "conversation_closed", 106, agent=None, code=None,
+          **{"from": "queued"})  # fmt: skip
+    g.events.sort(key=lambda e: (e.at, e.id))
+    return [replace(e, id=i + 1) for i, e in enumerate(g.events)]

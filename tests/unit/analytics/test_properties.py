@@ -23,24 +23,33 @@ from postroom.analytics.metrics import (
     aggregate,
     observations,
 )
+from postroom.domain.calendars import weekly
 
 ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe")
 START = datetime(2026, 3, 28, tzinfo=ZoneInfo("UTC"))
 END = datetime(2026, 3, 31, tzinfo=ZoneInfo("UTC"))
-TARGETS = {"support": ServiceTarget(80.0, 600.0), "billing": ServiceTarget(90.0, 1200.0)}
+# Every day 08:00-18:00 in Paris (the history spans its DST change), Sunday closed.
+OFFICE = weekly("office", "Europe/Paris", [(d, 8 * 60, 18 * 60) for d in range(6)])
+TARGETS = {
+    "support": (ServiceTarget("default", 80.0, 600.0),
+                ServiceTarget("office", 80.0, 600.0, OFFICE, short_abandon_s=30.0)),
+    "billing": ServiceTarget("default", 90.0, 1200.0),
+}  # fmt: skip
 
 
-def _totals(results: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
-    """metric -> (count or numerator+denominator, sum) over all groups and intervals."""
-    out: dict[str, tuple[float, float]] = {}
+def _totals(results: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, float]]:
+    """(metric, qualifier) -> (count or denominator, sum or numerator) over all groups
+    and intervals."""
+    out: dict[tuple[str, str], tuple[float, float]] = {}
     for r in results:
         for d in r["data"]:
             for m in d["metrics"]:
                 s = m["stats"]
                 n = s.get("count", s.get("denominator", 0))
                 total = s.get("sum", s.get("numerator", 0))
-                c, t = out.get(m["metric"], (0, 0))
-                out[m["metric"]] = (c + n, round(t + total, 3))
+                key = (m["metric"], m.get("qualifier", ""))
+                c, t = out.get(key, (0, 0))
+                out[key] = (c + n, round(t + total, 3))
     return out
 
 
@@ -71,7 +80,7 @@ def test_every_fact_falls_in_exactly_one_interval(seed: int, gran: str, tz: str)
     durations = {m: sum(1 for o in in_range if o.metric == m) for m in DURATION_METRICS}
     totals = _totals(split)
     for m, n in {**counts, **durations}.items():
-        assert totals.get(m, (0, 0))[0] == n
+        assert totals.get((m, ""), (0, 0))[0] == n
 
 
 @settings(max_examples=25, deadline=None)
@@ -114,3 +123,24 @@ def test_details_are_consistent(seed: int) -> None:
         if d.ended_at is not None:
             assert all(e <= d.ended_at for e in ends)
             assert all(s.end is not None for s in d.segments)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=seeds)
+def test_a_business_hours_target_never_counts_more_wait_than_calendar_time(seed: int) -> None:
+    """Of two targets with the same seconds, the one in business hours has at least as
+    many answers within it; with the same short-abandon threshold, the same
+    denominator; and nOverSla follows the first target only."""
+    obs = [o for d in replay(history(seed)) for o in observations(d)]
+    plain = ServiceTarget("default", 80.0, 600.0)
+    same = (plain, ServiceTarget("office", 80.0, 600.0, OFFICE))
+    res = aggregate(obs, START, END, metrics=["oServiceTarget", "nOverSla"],
+                    targets={"support": same})  # fmt: skip
+    cells = {m.get("qualifier"): m["stats"] for r in res for d in r["data"] for m in d["metrics"]}
+    if "default" not in cells:
+        return
+    assert cells["office"]["denominator"] == cells["default"]["denominator"]
+    assert cells["office"]["numerator"] >= cells["default"]["numerator"]
+    over = [o for o in obs if o.metric == "tAnswered" and o.queue == "support"
+            and START <= o.at < END and o.value > plain.seconds]  # fmt: skip
+    assert cells.get(None, {}).get("count", 0) == len(over)

@@ -4,11 +4,12 @@ by hand, in Europe/Paris on the day its clocks move forward (a 23-hour day)."""
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.unit.analytics.script import Log, scripted_day
+from tests.unit.analytics.script import OFFICE_HOLIDAY, Log, business_hours_week, scripted_day
 
 from postroom.analytics.details import replay
 from postroom.analytics.metrics import (
@@ -18,11 +19,25 @@ from postroom.analytics.metrics import (
     boundaries,
     observations,
 )
+from postroom.routing.engine import Engine
+from postroom.routing.model import (
+    AgentConfig,
+    AgentPresenceChanged,
+    ConversationEnded,
+    Enqueued,
+    Offer,
+)
+from postroom.services.admin.schema import CalendarModel, QueueModel
+from postroom.services.analytics import targets_of
+from postroom.services.routing import engine_queue
 
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 3, 29, tzinfo=PARIS)  # 2026-03-28T23:00Z
 END = datetime(2026, 3, 30, tzinfo=PARIS)  # 2026-03-29T22:00Z
-TARGETS = {"support": ServiceTarget(80.0, 600.0), "sales": ServiceTarget(80.0, 600.0)}
+TARGETS = {
+    "support": ServiceTarget("default", 80.0, 600.0),
+    "sales": ServiceTarget("default", 80.0, 600.0),
+}
 
 
 def _obs() -> list[Any]:
@@ -170,3 +185,114 @@ def test_a_transfer_whose_offer_comes_in_the_same_batch_counts() -> None:
     assert waits == [("support", "answered"), ("billing", None)]
     alerts = [(s.agent, s.outcome) for s in d.segments if s.kind == "alert"]
     assert alerts == [("ann", "accepted"), ("bob", None)]
+
+
+# -- the business-hours week (script.business_hours_week) ---------------------------------
+
+LONDON = ZoneInfo("Europe/London")
+OFFICE = CalendarModel.model_validate(
+    {
+        "name": "office",
+        "time_zone": "Europe/London",
+        "hours": [{"day": d, "start": "09:00", "end": "17:00"}
+                  for d in ("mon", "tue", "wed", "thu", "fri")],
+        "holidays": [OFFICE_HOLIDAY],
+    }
+)  # fmt: skip
+CLAIMS = QueueModel.model_validate(
+    {
+        "name": "claims",
+        "scoring_method": "deadline",
+        "service_targets": [
+            {"name": "4 business hours", "percent": 80, "seconds": 4 * 3600,
+             "calendar": "office"},
+            {"name": "2 calendar days", "percent": 95, "seconds": 2 * 86400},
+        ],
+        "short_abandon_s": 60,
+    }
+).to_domain()  # fmt: skip
+WEEK_START = datetime(2026, 3, 27, tzinfo=LONDON)
+WEEK_END = datetime(2026, 4, 3, tzinfo=LONDON)
+
+
+def _week_targets() -> dict[str, tuple[ServiceTarget, ...]]:
+    return targets_of([CLAIMS], [OFFICE.to_domain()])
+
+
+def test_each_wait_is_measured_in_the_targets_time() -> None:
+    first, second = _week_targets()["claims"]
+    answered = {
+        o.conversation: o
+        for d in replay(business_hours_week())
+        for o in observations(d)
+        if o.metric == "tAnswered"
+    }
+    # (business seconds, calendar seconds), hand-computed in script.business_hours_week
+    expected = {
+        "c101": (3 * 3600 + 1.5 * 3600, 67.5 * 3600),  # weekend and the DST change
+        "c102": (45 * 60, 16.75 * 3600),  # evening to next morning
+        "c103": (3 * 3600, 43 * 3600),  # over the holiday
+        "c104": (5 * 3600, 5 * 3600),
+    }
+    assert {k: (first.wait(o), second.wait(o)) for k, o in answered.items()} == expected
+
+
+def test_service_level_per_target_with_short_and_long_abandons() -> None:
+    obs = [o for d in replay(business_hours_week()) for o in observations(d)]
+    res = aggregate(
+        obs, WEEK_START, WEEK_END, metrics=["oServiceLevel", "oServiceTarget", "nOverSla"],
+        tz=LONDON, group_by=["queueId"], targets=_week_targets(),
+    )  # fmt: skip
+    (cell,) = res[0]["data"]
+    # 4 answered + the 2-minute abandon; the 30-second abandon is under the queue's 60 s.
+    # Within 4 business hours: c102, c103. Within 2 calendar days: c102, c103, c104.
+    assert cell["metrics"] == [
+        {"metric": "oServiceLevel", "qualifier": "4 business hours",
+         "stats": {"numerator": 2, "denominator": 5, "ratio": 0.4, "target": 80.0}},
+        {"metric": "oServiceLevel", "qualifier": "2 calendar days",
+         "stats": {"numerator": 3, "denominator": 5, "ratio": 0.6, "target": 95.0}},
+        {"metric": "oServiceTarget", "qualifier": "4 business hours",
+         "stats": {"numerator": 2, "denominator": 5, "target": 80.0}},
+        {"metric": "oServiceTarget", "qualifier": "2 calendar days",
+         "stats": {"numerator": 3, "denominator": 5, "target": 95.0}},
+        # Over the FIRST target only: c101 (4 h 30) and c104 (5 h).
+        {"metric": "nOverSla", "stats": {"count": 2}},
+    ]  # fmt: skip
+
+
+def test_the_default_short_abandon_threshold_would_count_the_30_second_abandon() -> None:
+    obs = [o for d in replay(business_hours_week()) for o in observations(d)]
+    quick = replace(CLAIMS, short_abandon_s=10.0)
+    res = aggregate(obs, WEEK_START, WEEK_END, metrics=["oServiceTarget"],
+                    targets=targets_of([quick], [OFFICE.to_domain()]))  # fmt: skip
+    first = res[0]["data"][0]["metrics"][0]
+    assert first["stats"]["denominator"] == 6
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_the_router_orders_by_the_first_targets_business_hours_due_time() -> None:
+    # "quick": 2 calendar hours; "claims": 4 business hours of the office.
+    quick = QueueModel.model_validate(
+        {"name": "quick", "scoring_method": "deadline", "service_level_seconds": 7200}
+    ).to_domain()
+    calendars = {"office": OFFICE.to_domain()}
+    claims_q, quick_q = engine_queue(CLAIMS, calendars), engine_queue(quick, calendars)
+    # Entered Friday 14:00 GMT: 3 h left on Friday, 1 h from Monday's 09:00 BST (08:00Z).
+    due = claims_q.service_level.due(_ts("2026-03-27T14:00:00"))
+    assert due == _ts("2026-03-30T09:00:00")
+    e = Engine([claims_q, quick_q], [AgentConfig("a", frozenset({"claims", "quick"}))])
+    e.handle(Enqueued(_ts("2026-03-27T14:00:00"), "claims-friday", "claims"))  # due Mon 09:00Z
+    e.handle(Enqueued(_ts("2026-03-30T06:30:00"), "quick-early", "quick"))  # due 08:30Z
+    e.handle(Enqueued(_ts("2026-03-30T07:30:00"), "quick-late", "quick"))  # due 09:30Z
+    at = _ts("2026-03-30T07:45:00")
+    order = []
+    got = [d for d in e.handle(AgentPresenceChanged(at, "a", "on_queue")) if isinstance(d, Offer)]
+    while got:
+        order.append(got[0].conversation_id)
+        got = [d for d in e.handle(ConversationEnded(at, order[-1])) if isinstance(d, Offer)]
+    # Counted without the DST change the Friday conversation would be due at 10:00Z,
+    # after "quick-late"; in calendar time on Friday, first of all.
+    assert order == ["quick-early", "claims-friday", "quick-late"]

@@ -122,3 +122,40 @@ def test_business_seconds_add_up(a: datetime, b: datetime, c: datetime) -> None:
     whole = cal.business_seconds(a, c)
     assert abs(whole - cal.business_seconds(a, b) - cal.business_seconds(b, c)) < 1e-6
     assert 0 <= whole <= (c - a).total_seconds()
+
+
+def _naive_open_seconds(cal: BusinessCalendar, start: datetime, end: datetime) -> float:
+    """Minute by minute in local wall-clock time: open when the local minute falls in a
+    span of its weekday and the day is no holiday (start and end on whole minutes)."""
+    total = 0.0
+    t = start
+    while t < end:
+        local = t.astimezone(cal.tz)
+        minute = local.hour * 60 + local.minute
+        day = local.date()
+        if day not in cal.holidays and any(
+            h.weekday == day.weekday() and h.start <= minute < h.end for h in cal.hours
+        ):
+            total += 60.0
+        t += timedelta(minutes=1)
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(2026, 3, 25), max_value=datetime(2026, 11, 5)),
+    st.integers(min_value=0, max_value=4 * 24 * 60),
+    st.sampled_from(["Europe/London", "America/New_York", "Australia/Lord_Howe", "UTC"]),
+)
+def test_business_seconds_match_a_minute_by_minute_count_across_dst(
+    start: datetime, minutes: int, zone: str
+) -> None:
+    # Open 07:30-12:00 and 13:00-24:00 on weekdays, a holiday in the spring-change week.
+    spans = [(d, 450, 720) for d in range(5)] + [(d, 780, 1440) for d in range(5)]
+    cal = weekly("c", zone, spans, [date(2026, 3, 30)])
+    a = start.replace(second=0, microsecond=0, tzinfo=UTC)
+    b = a + timedelta(minutes=minutes)
+    assert cal.business_seconds(a, b) == _naive_open_seconds(cal, a, b)
+    windows = list(cal.windows(a, b))
+    assert sum((we - ws).total_seconds() for ws, we in windows) == cal.business_seconds(a, b)
+    assert all(a <= ws < we <= b for ws, we in windows)

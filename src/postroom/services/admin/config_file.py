@@ -1,10 +1,10 @@
 """The whole configuration at once: what `postroom config export` writes, and
 what `postroom config apply` changes.
 
-`export_data` gives the stored queues, routes and rules in the file's shape
+`export_data` gives the stored calendars, queues, routes and rules in the file's shape
 (IMAP passwords as a placeholder unless asked for). `plan` compares a
-configuration with the database object by object (queue by name, route by
-address, rule by name and order): added, removed, changed fields, moved.
+configuration with the database object by object (calendar and queue by name,
+route by address, rule by name and order): added, removed, changed fields, moved.
 `apply` makes the database hold it in one transaction: row by row (unchanged
 rows keep their ids), one audit entry per changed object, and
 `configuration.changed` so every process re-reads it and the router
@@ -28,10 +28,16 @@ import sqlalchemy as sa
 from postroom.domain.errors import ConfigError
 from postroom.services import configuration
 from postroom.services.admin import audit
-from postroom.services.admin.schema import Configuration, QueueModel, RouteModel, RuleModel
-from postroom.store.schema import config_state, conversations, queues, routes, rules
+from postroom.services.admin.schema import (
+    CalendarModel,
+    Configuration,
+    QueueModel,
+    RouteModel,
+    RuleModel,
+)
+from postroom.store.schema import calendars, config_state, conversations, queues, routes, rules
 
-Kind = Literal["queue", "route", "rule"]
+Kind = Literal["calendar", "queue", "route", "rule"]
 Verb = Literal["create", "update", "delete"]
 _SECRET_FIELDS = ("imap.password",)
 
@@ -203,10 +209,12 @@ def _diff(
 
 
 def diff(current: Configuration, new: Configuration) -> list[Change]:
-    """The changes from `current` to `new`: queues by name, routes by address, rules
+    """The changes from `current` to `new`: calendars and queues by name, routes by
+    address, rules
     by name (a repeated name by its order among its namesakes); a route or rule out
     of its order among the others is "moved" (field `position`)."""
     return [
+        *_diff("calendar", current.calendars, new.calendars, lambda c: c.name, ordered=False),
         *_diff("queue", current.queues, new.queues, lambda q: q.name, ordered=False),
         *_diff("route", current.routes, new.routes, lambda r: r.address, ordered=True),
         *_diff("rule", current.rules, new.rules, lambda r: r.name, ordered=True),
@@ -276,10 +284,26 @@ def apply(
 
 
 def _write(conn: sa.Connection, config: Configuration) -> None:
-    """The three tables row by row: unchanged rows are left alone (and keep their ids)."""
+    """The four tables row by row: unchanged rows are left alone (and keep their ids)."""
+    _write_calendars(conn, config.calendars)
     _write_queues(conn, config.queues)
     _write_routes(conn, config.routes)
     _write_rules(conn, config.rules)
+
+
+def _write_calendars(conn: sa.Connection, wanted: Sequence[CalendarModel]) -> None:
+    stored = {r.name: (r.id, r.config) for r in conn.execute(sa.select(calendars))}
+    names = {c.name for c in wanted}
+    for name, (pk, _) in stored.items():
+        if name not in names:
+            conn.execute(calendars.delete().where(calendars.c.id == pk))
+    for c in wanted:
+        row = configuration.calendar_row(c)
+        if c.name not in stored:
+            conn.execute(calendars.insert().values(**row))
+        elif stored[c.name][1] != row["config"]:
+            pk = stored[c.name][0]
+            conn.execute(calendars.update().where(calendars.c.id == pk).values(**row))
 
 
 def _write_queues(conn: sa.Connection, wanted: Sequence[QueueModel]) -> None:

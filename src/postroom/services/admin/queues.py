@@ -1,9 +1,10 @@
 """Queues as an administrator changes them: list, read, create, change, delete.
 
 Validated with the shared schema (QueueModel), wrap-up codes and ring skills
-checked against the catalogs, stored with `configuration.queue_row`, audited
-and announced with `configuration.changed()` in one transaction: the router
-re-reads the queues and sends the engine `QueueConfigured` for changed ones.
+checked against the catalogs and targets' calendars against the calendars,
+stored with `configuration.queue_row`, audited and announced with
+`configuration.changed()` in one transaction: the router re-reads the queues
+and sends the engine `QueueConfigured` for changed ones.
 
 A queue's name is its id: it cannot be renamed (create the new queue, move
 the work with a delete that names it as the target). A queue that still holds
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 
 from postroom.domain.errors import ConflictError, NotFoundError
 from postroom.services import configuration
-from postroom.services.admin import audit, catalog
+from postroom.services.admin import audit, calendars, catalog
 from postroom.services.admin.schema import QueueModel, ValidationError, describe
 from postroom.services.users import InvalidField
 from postroom.store.schema import agents, conversations, queues, routes, routing_inbox, rules
@@ -49,6 +50,7 @@ def get_queue(conn: sa.Connection, name: str) -> QueueModel:
 
 def _check_catalogs(conn: sa.Connection, q: QueueModel) -> None:
     catalog.require(conn, "wrapup_code", q.wrapup_codes, "wrapup_codes")
+    calendars.require(conn, q)
     for i, ring in enumerate(q.rings):
         catalog.require(conn, "skill", ring.skills_to_remove, f"rings.{i}.skills_to_remove")
 

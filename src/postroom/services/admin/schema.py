@@ -1,4 +1,4 @@
-"""The one schema of the configuration: queues, routes and rules.
+"""The one schema of the configuration: calendars, queues, routes and rules.
 
 The TOML file, the admin API, the admin pages and the database rows are all
 validated by these pydantic models, with the same rules and the same
@@ -13,12 +13,14 @@ Validation only: nothing here reads or writes the database or knows HTTP.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Self
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Annotated, Any, Literal, Self, TypeGuard
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -26,7 +28,9 @@ from pydantic import (
     model_validator,
 )
 
+from postroom.domain.calendars import WEEKDAYS, BusinessCalendar, OpenHours, zone_of
 from postroom.domain.routes import (
+    SHORT_ABANDON_S,
     Condition,
     ImapSource,
     QueueConfig,
@@ -34,11 +38,14 @@ from postroom.domain.routes import (
     Route,
     Rule,
     RuleActions,
+    TargetConfig,
 )
 from postroom.routing.model import MAX_RINGS
 
 __all__ = [
+    "CalendarModel",
     "Configuration",
+    "HoursModel",
     "ImapChange",
     "ImapModel",
     "QueueModel",
@@ -46,6 +53,7 @@ __all__ = [
     "RouteChange",
     "RouteModel",
     "RuleModel",
+    "ServiceTargetModel",
     "ValidationError",
     "reference_problems",
 ]
@@ -56,6 +64,8 @@ MAX_SPAN_S = 365 * 86400.0
 # Preferred windows and route deadlines: at most 30 days.
 MAX_ROUTE_SECONDS = 30 * 86400.0
 MAX_PRIORITY = 1_000_000
+MAX_TARGETS = 5  # service-level targets per queue
+MAX_CALENDARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -121,6 +131,97 @@ def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+# -- business-hours calendars --------------------------------------------------------------
+
+_HHMM = re.compile(r"^(?:([01][0-9]|2[0-3]):([0-5][0-9])|(24):(00))$")
+
+
+def _minutes(value: str) -> int:
+    m = _HHMM.match(value)
+    if m is None:
+        raise ValueError(f"{value!r} is not a time of day HH:MM (00:00 to 24:00)")
+    hours, minutes = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), "0")
+    return int(hours) * 60 + int(minutes)
+
+
+def _hhmm(value: str) -> str:
+    _minutes(value)
+    return value
+
+
+def _iso_day(value: Any) -> Any:
+    # TOML writes dates as dates (2026-12-25), JSON as strings: both mean the day.
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _day(value: str) -> str:
+    if len(value) != 10:
+        raise ValueError(f"{value[:20]!r} is not a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+HHMM = Annotated[str, Field(max_length=5), AfterValidator(_hhmm)]
+Day = Annotated[str, BeforeValidator(_iso_day), AfterValidator(_day)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class HoursModel(_Model):
+    """Open on `day` from `start` to `end`, local time in the calendar's zone (`end`
+    may be "24:00": open until midnight)."""
+
+    day: Weekday
+    start: HHMM
+    end: HHMM
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if _minutes(self.start) >= _minutes(self.end):
+            raise ValueError(
+                f"{self.day} {self.start}–{self.end}: the start must come before the end"
+            )
+        return self
+
+    def to_domain(self) -> OpenHours:
+        return OpenHours(WEEKDAYS.index(self.day), _minutes(self.start), _minutes(self.end))
+
+
+class CalendarModel(_Model):
+    """A business-hours calendar: weekly open hours, holidays and an IANA time zone.
+    Service-level targets name it to count their time in its open hours."""
+
+    name: Name
+    time_zone: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+    hours: list[HoursModel] = Field(min_length=1, max_length=50)
+    holidays: list[Day] = Field(default_factory=list, max_length=500)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone_of(value)  # CalendarError (a ValueError) says what to write
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _days_sorted(cls, days: list[str]) -> list[str]:
+        return sorted(set(days))
+
+    @model_validator(mode="after")
+    def _usable(self) -> Self:
+        self.to_domain()  # overlapping hours: CalendarError (a ValueError) names them
+        return self
+
+    def to_domain(self) -> BusinessCalendar:
+        return BusinessCalendar(
+            self.name,
+            self.time_zone,
+            tuple(h.to_domain() for h in self.hours),
+            frozenset(date.fromisoformat(d) for d in self.holidays),
+        )
+
+
 # -- queues -------------------------------------------------------------------------------
 
 
@@ -132,8 +233,42 @@ class RingModel(_Model):
     remove_language: bool = False
 
 
+class ServiceTargetModel(_Model):
+    """A service-level target: `percent` % answered within `seconds`, counted in
+    calendar time (`calendar` None) or in the open hours of the named calendar."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
+    percent: float = Field(gt=0, le=100)
+    seconds: float = Field(gt=0, le=MAX_SPAN_S)
+    calendar: Name | None = None
+
+    def to_domain(self) -> TargetConfig:
+        return TargetConfig(self.name, float(self.percent), float(self.seconds), self.calendar)
+
+
+def _number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class QueueModel(_Model):
     """A queue and every routing setting the engine has (docs/routing.md)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_target_sets_service_level(cls, data: Any) -> Any:
+        # service_level_percent/_seconds stay the first target's, for older readers.
+        if isinstance(data, Mapping):
+            targets = data.get("service_targets")
+            if isinstance(targets, list) and targets and isinstance(targets[0], Mapping):
+                first = targets[0]
+                data = dict(data)
+                # Only values the target itself accepts (its own error names it).
+                percent, seconds = first.get("percent"), first.get("seconds")
+                if _number(percent) and 0 < percent <= 100:
+                    data["service_level_percent"] = percent
+                if _number(seconds) and 0 < seconds <= MAX_SPAN_S:
+                    data["service_level_seconds"] = seconds
+        return data
 
     name: Name
     alert_timeout_s: float = Field(default=60.0, ge=7, le=3600)
@@ -155,11 +290,32 @@ class QueueModel(_Model):
     signature_html: HtmlTemplate | None = None
     quote_original: bool = True
     display_name: Annotated[str, Field(max_length=200), AfterValidator(_printable)] | None = None
+    # 1–5 targets, the first the router's deadline; absent: one target from
+    # service_level_percent / service_level_seconds (in calendar time).
+    service_targets: list[ServiceTargetModel] | None = Field(
+        default=None, min_length=1, max_length=MAX_TARGETS
+    )
+    short_abandon_s: float = Field(default=SHORT_ABANDON_S, ge=0, le=3600)
 
     @field_validator("wrapup_codes")
     @classmethod
     def _codes_unique(cls, codes: list[str]) -> list[str]:
         return _unique(codes)
+
+    @field_validator("service_targets")
+    @classmethod
+    def _target_names_unique(
+        cls, targets: list[ServiceTargetModel] | None
+    ) -> list[ServiceTargetModel] | None:
+        names = [t.name for t in targets or ()]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two targets are named {name!r}; give each its own name")
+        return targets
+
+    def calendar_names(self) -> list[str]:
+        """The calendars the queue's targets count in."""
+        return _unique([t.calendar for t in self.service_targets or () if t.calendar])
 
     def to_domain(self) -> QueueConfig:
         return QueueConfig(
@@ -186,6 +342,8 @@ class QueueModel(_Model):
             signature_html=self.signature_html,
             quote_original=self.quote_original,
             display_name=self.display_name,
+            service_targets=tuple(t.to_domain() for t in self.service_targets or ()),
+            short_abandon_s=float(self.short_abandon_s),
         )
 
     @classmethod
@@ -217,6 +375,17 @@ class QueueModel(_Model):
                 "signature_html": q.signature_html,
                 "quote_original": q.quote_original,
                 "display_name": q.display_name,
+                "service_targets": [
+                    {
+                        "name": t.name,
+                        "percent": t.percent,
+                        "seconds": t.seconds,
+                        "calendar": t.calendar,
+                    }
+                    for t in q.service_targets
+                ]
+                or None,
+                "short_abandon_s": q.short_abandon_s,
             }
         )
 
@@ -489,11 +658,36 @@ class RuleModel(_Model):
 # -- the whole configuration -----------------------------------------------------------
 
 
-def reference_problems(
-    queues: Sequence[QueueModel], routes: Sequence[RouteModel], rules: Sequence[RuleModel]
+def calendar_problems(
+    calendars: Sequence[CalendarModel], queues: Sequence[QueueModel]
 ) -> list[str]:
-    """What refers to a queue that does not exist, or is defined twice (empty: none)."""
+    """Calendars defined twice, and targets naming a calendar that is not defined
+    (each with the field: queue 'NAME': service_targets[i].calendar)."""
     problems: list[str] = []
+    cal_names = [c.name for c in calendars]
+    for name in sorted({n for n in cal_names if cal_names.count(n) > 1}):
+        problems.append(f"calendar {name!r} is defined more than once")
+    known = set(cal_names)
+    for q in queues:
+        for i, t in enumerate(q.service_targets or ()):
+            if t.calendar is not None and t.calendar not in known:
+                problems.append(
+                    f"queue {q.name!r}: service_targets[{i}].calendar: calendar "
+                    f"{t.calendar!r} is not defined; add a [[calendars]] entry named "
+                    f"{t.calendar!r} or set calendar to none (calendar time)"
+                )
+    return problems
+
+
+def reference_problems(
+    queues: Sequence[QueueModel],
+    routes: Sequence[RouteModel],
+    rules: Sequence[RuleModel],
+    calendars: Sequence[CalendarModel] | None = None,
+) -> list[str]:
+    """What refers to a queue (or calendar) that does not exist, or is defined twice
+    (empty: none). Calendars are checked when given."""
+    problems: list[str] = [] if calendars is None else calendar_problems(calendars, queues)
     names = [q.name for q in queues]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"queue {name!r} is defined more than once")
@@ -514,16 +708,17 @@ def reference_problems(
 
 
 class Configuration(_Model):
-    """Queues, routes and rules together: the `[[queues]]`, `[[routes]]` and
-    `[[rules]]` of the TOML file, `postroom config export|apply`."""
+    """Calendars, queues, routes and rules together: the `[[calendars]]`, `[[queues]]`,
+    `[[routes]]` and `[[rules]]` of the TOML file, `postroom config export|apply`."""
 
+    calendars: list[CalendarModel] = Field(default_factory=list, max_length=MAX_CALENDARS)
     queues: list[QueueModel] = Field(default_factory=list)
     routes: list[RouteModel] = Field(default_factory=list)
     rules: list[RuleModel] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Self:
-        problems = reference_problems(self.queues, self.routes, self.rules)
+        problems = reference_problems(self.queues, self.routes, self.rules, self.calendars)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -12,7 +12,7 @@ What it must not do: write anything, or know HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from postroom.analytics import metrics as am
 from postroom.analytics.details import replay
+from postroom.domain.calendars import BusinessCalendar
 from postroom.domain.routes import QueueConfig
 from postroom.services.analytics.projector import record
 from postroom.store.db import as_utc
@@ -54,10 +55,25 @@ class Filter:
     predicates: tuple[Predicate, ...] = ()
 
 
-def targets_of(queues: Iterable[QueueConfig]) -> dict[str, am.ServiceTarget]:
-    """Each queue's current service-level target (calendar time)."""
+def targets_of(
+    queues: Iterable[QueueConfig], calendars: Iterable[BusinessCalendar] = ()
+) -> dict[str, tuple[am.ServiceTarget, ...]]:
+    """Each queue's service-level targets now, the first first, each with the calendar
+    it counts in (from `calendars` by name; one not there counts calendar time) and
+    the queue's short-abandon threshold."""
+    by_name = {c.name: c for c in calendars}
     return {
-        q.name: am.ServiceTarget(q.service_level_percent, q.service_level_seconds) for q in queues
+        q.name: tuple(
+            am.ServiceTarget(
+                t.name,
+                t.percent,
+                t.seconds,
+                by_name.get(t.calendar) if t.calendar else None,
+                q.short_abandon_s,
+            )
+            for t in q.targets
+        )
+        for q in queues
     }
 
 
@@ -87,7 +103,7 @@ def aggregates(
     tz: ZoneInfo,
     group_by: Sequence[str],
     filter: Filter | None,
-    targets: Mapping[str, am.ServiceTarget],
+    targets: am.Targets,
     short_abandon_s: float = am.SHORT_ABANDON_S,
 ) -> list[dict[str, Any]]:
     """Genesys-shaped aggregate results (analytics/metrics.py `aggregate`)."""

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from postroom.web.admin import (
     agents,
     audit,
+    calendars,
     canned,
     catalog,
     dryrun,
@@ -30,6 +31,7 @@ from postroom.web.admin import (
 # Area modules, in the order of the admin navigation. Each has `api` and `pages`.
 AREAS: tuple[object, ...] = (
     queues,
+    calendars,
     agents,
     catalog,
     routes,

@@ -50,6 +50,7 @@ T = TypeVar("T")
 # The admin navigation: (path, label, permission needed to see the link).
 NAV: tuple[tuple[str, str, Permission], ...] = (
     ("/admin/queues", "Queues", Permission.VIEW_CONFIG),
+    ("/admin/calendars", "Calendars", Permission.VIEW_CONFIG),
     ("/admin/members", "Members and skills", Permission.VIEW_CONFIG),
     ("/admin/routes", "Routes and rules", Permission.VIEW_CONFIG),
     ("/admin/wrapup-codes", "Wrap-up codes", Permission.VIEW_CONFIG),

@@ -1,7 +1,8 @@
 """Queues over HTTP: the configuration API (`/api/v1/routing/queues`, Genesys-like
 names, beside the live figures of `/api/v1/queues`), queue members, and the
 admin page (`/admin/queues`: the list, a new queue, the edit form with every
-routing setting explained, and delete with a target queue).
+routing setting explained, its service-level targets with their calendars, and
+delete with a target queue).
 
 Translation to HTTP only: validation is the shared schema (QueueModel is the
 request body), the rules are services/admin/queues.py and agents.py. Reading
@@ -23,9 +24,9 @@ from postroom.domain.errors import ConflictError, NotFoundError
 from postroom.domain.permissions import Permission
 from postroom.routing.model import MAX_RINGS
 from postroom.services.admin import agents as agent_admin
-from postroom.services.admin import catalog
+from postroom.services.admin import calendars, catalog
 from postroom.services.admin import queues as svc
-from postroom.services.admin.schema import QueueModel
+from postroom.services.admin.schema import MAX_TARGETS, QueueModel
 from postroom.services.users import InvalidField
 from postroom.web.admin import pages as shell
 from postroom.web.deps import Auth, CanConfigure, CanViewConfig, Ctx, Principal, get_ctx, needs
@@ -157,9 +158,11 @@ FIELDS = (
     "last_agent_routing_mode",
     "last_agent_window_s",
     "park_timeout_s",
+    "short_abandon_s",
     "signature_text",
     "signature_html",
 )
+TARGET_FIELDS = ("name", "percent", "seconds", "calendar")
 CHECKBOXES = ("auto_answer", "quote_original")
 OPTIONS = {
     "evaluation": ("all_skills", "best_skills", "any_agent"),
@@ -188,7 +191,29 @@ def _form_values(form: Any) -> dict[str, Any]:
         }
         for i in range(MAX_RINGS)
     ]
+    values["service_targets"] = [
+        {f: _text(form, f"service_targets.{i}.{f}").strip() for f in TARGET_FIELDS}
+        for i in range(MAX_TARGETS)
+    ]
     return values
+
+
+def _targets_data(values: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The filled-in target rows as the schema's input, and where the errors of each go
+    on the page (its row may have moved up past empty rows)."""
+    rows: list[dict[str, Any]] = []
+    aliases: dict[str, str] = {}
+    for i, t in enumerate(values["service_targets"]):
+        if not any(t[f] for f in ("name", "percent", "seconds")):
+            continue
+        n = len(rows)
+        aliases |= {f"service_targets.{n}.{f}": f"service_targets.{i}.{f}" for f in TARGET_FIELDS}
+        aliases[f"service_targets.{n}"] = f"service_targets.{i}.name"
+        rows.append(
+            {"name": t["name"], "percent": t["percent"] or None,
+             "seconds": t["seconds"] or None, "calendar": t["calendar"] or None}
+        )  # fmt: skip
+    return rows, aliases
 
 
 def _model_data(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,6 +237,8 @@ def _model_data(values: Mapping[str, Any]) -> dict[str, Any]:
         for r in values["rings"]
         if r["expansion_timeout_s"].strip()
     ]
+    targets, _ = _targets_data(values)
+    data["service_targets"] = targets or None  # none: one from service_level_*
     return data
 
 
@@ -240,6 +267,13 @@ def _values_of(q: QueueModel) -> dict[str, Any]:
     ]
     empty = {"expansion_timeout_s": "", "skills_to_remove": "", "remove_language": False}
     values["rings"] = rings + [dict(empty) for _ in range(MAX_RINGS - len(rings))]
+    targets = [
+        {"name": t.name, "percent": _shown(t.percent), "seconds": _shown(t.seconds),
+         "calendar": t.calendar or ""}
+        for t in q.service_targets or ()
+    ]  # fmt: skip
+    blank = dict.fromkeys(TARGET_FIELDS, "")
+    values["service_targets"] = targets + [dict(blank) for _ in range(MAX_TARGETS - len(targets))]
     return values
 
 
@@ -251,10 +285,12 @@ def _render(
         queue_list = svc.list_queues(conn)
         counts = {q.name: svc.open_counts(conn, q.name) for q in queue_list}
         codes = [c["name"] for c in catalog.entries(conn, "wrapup_code")]
+        calendar_names = sorted(calendars.names(conn))
     defaults: dict[str, Any] = {
         "queues": queue_list,
         "counts": counts,
         "codes": codes,
+        "calendars": calendar_names,
         "editing": None,
         "creating": False,
         "form": _values_of(QueueModel(name="new")) | {"name": ""},
@@ -273,10 +309,11 @@ def _render(
     )
 
 
-def _errors(exc: ValidationError | InvalidField) -> dict[str, str]:
+def _errors(exc: ValidationError | InvalidField, form: Mapping[str, Any]) -> dict[str, str]:
+    _, aliases = _targets_data(form)
     if isinstance(exc, InvalidField):
-        return {exc.field: str(exc)}
-    return shell.form_errors(exc)
+        return {aliases.get(exc.field, exc.field): str(exc)}
+    return shell.form_errors(exc, aliases)
 
 
 @pages.get(SECTION, response_model=None, openapi_extra=needs(Permission.VIEW_CONFIG))
@@ -302,7 +339,7 @@ async def create_from_page(request: Request) -> Response:
             svc.create_queue(ctx.db, ctx.clock(), shell.actor_of(found), q)
         except (ValidationError, InvalidField) as exc:
             return _render(
-                request, found, status_code=422, creating=True, form=form, errors=_errors(exc)
+                request, found, status_code=422, creating=True, form=form, errors=_errors(exc, form)
             )
         shell.refreshed(ctx)
         return RedirectResponse(f"{SECTION}/{quote(q.name, safe='')}?done=created", status_code=303)
@@ -347,7 +384,7 @@ async def update_from_page(request: Request, name: QueueName) -> Response:
             svc.update_queue(ctx.db, ctx.clock(), shell.actor_of(found), name, q)
         except (ValidationError, InvalidField) as exc:
             return _render(
-                request, found, status_code=422, editing=name, form=form, errors=_errors(exc)
+                request, found, status_code=422, editing=name, form=form, errors=_errors(exc, form)
             )
         except NotFoundError as exc:
             return _render(request, found, status_code=404, notice=str(exc))

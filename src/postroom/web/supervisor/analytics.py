@@ -308,6 +308,7 @@ def _csv(header: list[str], rows: Iterator[list[Any]], name: str) -> StreamingRe
     )
 
 
+# `qualifier`: the service-level target's name (oServiceLevel, oServiceTarget), else empty.
 STAT_COLUMNS = ["count", "sum", "min", "max", "p50", "p90", "ratio", "numerator",
                 "denominator", "target"]  # fmt: skip
 
@@ -317,7 +318,7 @@ async def aggregates_query(
     body: AggregateQuery, request: Request, ctx: Ctx, _user: CanSeeAllWork, format: Format = None
 ) -> Any:
     """Metrics per interval and group (docs/analytics.md). Durations in milliseconds."""
-    targets = svc.targets_of(ctx.configured.queues)
+    targets = svc.targets_of(ctx.configured.queues, ctx.configured.calendars)
     results = await anyio.to_thread.run_sync(
         lambda: svc.aggregates(
             ctx.db,
@@ -340,9 +341,11 @@ async def aggregates_query(
             for d in r["data"]:
                 for m in d["metrics"]:
                     st = m["stats"]
-                    yield [d["interval"], *group, m["metric"], *(st.get(c) for c in STAT_COLUMNS)]
+                    yield [d["interval"], *group, m["metric"], m.get("qualifier"),
+                           *(st.get(c) for c in STAT_COLUMNS)]  # fmt: skip
 
-    return _csv(["interval", *body.groupBy, "metric", *STAT_COLUMNS], rows(), "aggregates")
+    header = ["interval", *body.groupBy, "metric", "qualifier", *STAT_COLUMNS]
+    return _csv(header, rows(), "aggregates")
 
 
 USER_COLUMNS = ["interval", "userId", "metric", "qualifier", "count", "sum"]

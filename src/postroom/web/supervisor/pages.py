@@ -142,7 +142,7 @@ def read_filters(
 def _tiles(ctx: AppContext) -> dict[str, Any]:
     """Each queue's live figures with today's service level and its target."""
     now = ctx.clock()
-    targets = agent_svc.service_level_targets(ctx.configured.queues)
+    targets = agent_svc.service_level_targets(ctx.configured.queues, ctx.configured.calendars)
     figures = agent_svc.queue_figures(ctx.db, ctx.configured.queue_names, now, targets)
     return {"queues": [f.to_json() for f in figures], "at": now}
 
@@ -163,6 +163,11 @@ def _dashboard(ctx: AppContext, params: Any) -> dict[str, Any]:
         # The start of every chart interval, as the API writes them.
         "edges": [e.astimezone(tz).isoformat(timespec="seconds") for e in edges[:-1]],
         "targets": {q.name: q.service_level_percent for q in ctx.configured.queues},
+        # Every queue's service-level targets, first first (one chart line each).
+        "serviceTargets": {
+            q.name: [{"name": t.name, "percent": t.percent} for t in q.targets]
+            for q in ctx.configured.queues
+        },
         "agents": {a["id"]: a["name"] or a["id"] for a in everyone},
     }
     return {

@@ -635,17 +635,16 @@ def _queues_view(ctx: AppContext) -> dict[str, Any]:
     achieved service level) with its service level target, and every agent with
     presence, routing status and held work."""
     now = ctx.clock()
-    targets = agent_svc.service_level_targets(ctx.configured.queues)
+    targets = agent_svc.service_level_targets(ctx.configured.queues, ctx.configured.calendars)
     figures = agent_svc.queue_figures(ctx.db, ctx.configured.queue_names, now, targets)
     queues = []
     for fig in figures:
         conf = ctx.configured.queue(fig.name)
         target = None
         if conf is not None:
-            target = {
-                "percent": conf.service_level_percent,
-                "seconds": conf.service_level_seconds,
-            }
+            first = conf.targets[0]
+            target = {"percent": first.percent, "seconds": first.seconds,
+                      "calendar": first.calendar}  # fmt: skip
         queues.append(fig.to_json() | {"service_level_target": target})
     agents = [
         # Parked conversations free capacity (docs/routing.md), so they are not

@@ -140,31 +140,51 @@
   }
 
   function drawServiceLevel(json) {
+    /* One line per queue and service-level target (the entries' qualifier), each with
+       its goal dashed; a queue with one target is labelled with the queue's name. */
     var n = cfg.edges.length, data = [xs()];
     var opts = timeOpts("% within target");
     opts.scales.y = {range: [0, 100]};
+    var plans = cfg.serviceTargets || {};
     var queues = (json.results || []).map(function (r) { return r.group.queueId; })
       .filter(function (q) { return q !== null && q !== undefined; });
     if (!queues.length) { queues = cfg.queue ? [cfg.queue] : Object.keys(cfg.targets); }
-    queues.forEach(function (q, k) {
-      var line = new Array(n).fill(null);
+    var k = 0;
+    queues.forEach(function (q) {
       var r = (json.results || []).filter(function (x) { return x.group.queueId === q; })[0];
+      var names = (plans[q] || []).map(function (t) { return t.name; });
+      var goals = {};
+      (plans[q] || []).forEach(function (t) { goals[t.name] = t.percent; });
+      var lines = {};
       (r ? r.data : []).forEach(function (d) {
-        var i = indexOfInterval(d.interval), m = metricsOf(d).oServiceLevel;
-        if (i >= 0 && m && m.denominator) { line[i] = Math.round(m.ratio * 1000) / 10; }
+        var i = indexOfInterval(d.interval);
+        if (i < 0) { return; }
+        (d.metrics || []).forEach(function (m) {
+          if (m.metric !== "oServiceLevel" || !m.stats || !m.stats.denominator) { return; }
+          var name = m.qualifier || "";
+          if (names.indexOf(name) < 0) { names.push(name); }
+          if (!lines[name]) { lines[name] = new Array(n).fill(null); }
+          lines[name][i] = Math.round(m.stats.ratio * 1000) / 10;
+          if (goals[name] === undefined && m.stats.target !== undefined) { goals[name] = m.stats.target; }
+        });
       });
-      var color = COLORS[k % COLORS.length];
-      opts.series.push({label: q, stroke: color, width: 2, spanGaps: true, points: {show: true}});
-      data.push(line);
-      var goal = cfg.targets[q];
-      if (goal !== undefined) {
-        opts.series.push({label: q + " goal " + goal + " %", stroke: color, width: 1, dash: [6, 4],
-                          points: {show: false}});
-        data.push(new Array(n).fill(goal));
-      }
+      if (!names.length) { names = [""]; }
+      names.forEach(function (name) {
+        var label = names.length > 1 ? q + " · " + name : q;
+        var color = COLORS[k % COLORS.length];
+        k += 1;
+        opts.series.push({label: label, stroke: color, width: 2, spanGaps: true, points: {show: true}});
+        data.push(lines[name] || new Array(n).fill(null));
+        var goal = goals[name] !== undefined ? goals[name] : (names.length === 1 ? cfg.targets[q] : undefined);
+        if (goal !== undefined) {
+          opts.series.push({label: label + " goal " + goal + " %", stroke: color, width: 1, dash: [6, 4],
+                            points: {show: false}});
+          data.push(new Array(n).fill(goal));
+        }
+      });
     });
     draw("sl", opts, data);
-    setState("sl", "Answered within the target's time / (answered + abandoned after 10 s); dashed: the goal.");
+    setState("sl", "Per target: answered within the target's time (in business hours for a target with a calendar) / (answered + abandoned after the queue's short-abandon time); dashed: the goal.");
   }
 
   function drawWaits(json) {
