@@ -461,6 +461,7 @@ analytics_conversations = sa.Table(
     sa.Column("wrapup_code", sa.String(200)),
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("last_event_id", sa.Integer, nullable=False),
+    sa.Index("ix_analytics_conversations_started_key", "started_at", "key"),
 )
 
 # The segments of each conversation (wait, alert, interact, park, wrap-up), for
@@ -478,6 +479,7 @@ analytics_segments = sa.Table(
     sa.Column("ended_at", UTC),
     sa.Column("outcome", sa.String(20)),
     sa.Index("ix_analytics_segments_agent_started", "agent", "started_at"),
+    sa.Index("ix_analytics_segments_key_queue", "conversation_key", "queue"),
 )
 
 # Metric facts (analytics/metrics.py `observations`): one row per thing counted or
@@ -497,6 +499,31 @@ analytics_observations = sa.Table(
     sa.Column("wrapup_code", sa.String(200)),
     sa.Column("direction", sa.String(20)),
     sa.Index("ix_analytics_observations_at_metric", "at", "metric"),
+)
+
+# The facts rolled up per interval (analytics/rollup.py; services/analytics/intervals.py
+# keeps them equal to the facts): per `level` ("15m": every 15 minutes UTC by every
+# dimension; "1h-queue": every hour by queue, the other dimensions NULL), interval
+# `start` and metric, the exact count, sum (microseconds), min and max (seconds) and a
+# log-bucket sketch of the values for percentiles (JSON `[bucket, count, ...]`).
+analytics_intervals = sa.Table(
+    "analytics_intervals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("start", UTC, nullable=False),
+    sa.Column("metric", sa.String(40), nullable=False),
+    sa.Column("queue", sa.String(200)),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("route", sa.String(320)),
+    sa.Column("wrapup_code", sa.String(200)),
+    sa.Column("direction", sa.String(20)),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("sum_us", sa.BigInteger, nullable=False),
+    sa.Column("min", sa.Float, nullable=False),
+    sa.Column("max", sa.Float, nullable=False),
+    sa.Column("sketch", sa.Text, nullable=False),
+    sa.Index("ix_analytics_intervals_level_start", "level", "start", "metric"),
 )
 
 # The projector's place in `events` (one row, id 1), as `webhook_cursor`: every id up

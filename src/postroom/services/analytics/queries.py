@@ -21,8 +21,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from postroom.analytics import metrics as am
+from postroom.analytics import rollup
 from postroom.analytics.details import replay
 from postroom.domain.routes import QueueConfig
+from postroom.services.analytics import intervals
 from postroom.services.analytics.projector import record
 from postroom.store.db import as_utc
 from postroom.store.schema import (
@@ -80,7 +82,46 @@ def aggregates(
     targets: Mapping[str, am.ServiceTarget],
     short_abandon_s: float = am.SHORT_ABANDON_S,
 ) -> list[dict[str, Any]]:
-    """Genesys-shaped aggregate results (analytics/metrics.py `aggregate`)."""
+    """Genesys-shaped aggregate results (analytics/metrics.py `aggregate`): from the
+    interval rows where they answer exactly (analytics/rollup.py `level_for`), from the
+    facts otherwise and for the metrics computed from single facts (service level)."""
+    dims = [*group_by, *(p.dimension for p in (filter.predicates if filter else ()))]
+    rolled = rollup.rolled_metrics(metrics)
+    level = rollup.level_for(start, end, granularity, tz, dims) if rolled else None
+    if level is None:
+        return _from_facts(
+            db, start, end, metrics=metrics, granularity=granularity, tz=tz,
+            group_by=group_by, filter=filter, targets=targets, short_abandon_s=short_abandon_s,
+        )  # fmt: skip
+    where = _combine(filter, lambda p: intervals.COLUMN[p.dimension] == p.value)
+    with db.connect() as conn:
+        cells = list(intervals.cells(conn, level, start, end, rolled, where))
+    answered = rollup.answer(
+        cells, start, end, metrics=rolled, granularity=granularity, tz=tz, group_by=group_by
+    )
+    parts = [answered]
+    rest = [m for m in metrics if m not in rolled]
+    if rest:
+        parts.append(_from_facts(
+            db, start, end, metrics=rest, granularity=granularity, tz=tz, group_by=group_by,
+            filter=filter, targets=targets, short_abandon_s=short_abandon_s,
+        ))  # fmt: skip
+    return rollup.merge_results(parts, metrics, group_by)
+
+
+def _from_facts(
+    db: sa.Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    metrics: Sequence[str],
+    granularity: str | None,
+    tz: ZoneInfo,
+    group_by: Sequence[str],
+    filter: Filter | None,
+    targets: Mapping[str, am.ServiceTarget],
+    short_abandon_s: float,
+) -> list[dict[str, Any]]:
     facts = sorted({f for m in metrics for f in am.NEEDS.get(m, (m,))})
     o = analytics_observations
     query = sa.select(

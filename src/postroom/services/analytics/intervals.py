@@ -1,0 +1,144 @@
+"""The interval rows (`analytics_intervals`), kept equal to the metric facts.
+
+The job: `refresh(conn, units)` recomputes the rows of the given hours from the facts
+(``postroom.analytics.rollup.roll``), in the caller's transaction — the projector calls
+it with the hours a pass touched, old facts and new; `build(conn)` recomputes every
+row (after a rebuild), a day of facts at a time; `units_of` gives the hours the stored
+facts of some conversations fall in (before the projector replaces them); `cells`
+reads what an aggregate query needs.
+
+What it must not do: write any table but `analytics_intervals`, or know HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from postroom.analytics import rollup
+from postroom.analytics.metrics import Observation
+from postroom.services.analytics import bulk
+from postroom.store.db import as_utc
+from postroom.store.schema import analytics_intervals, analytics_observations
+
+_COLUMNS = (
+    "level", "start", "metric", *rollup.FIELDS, "count", "sum_us", "min", "max", "sketch",
+)  # fmt: skip
+_CHUNK = 500
+_DAY = timedelta(days=1)
+
+
+def unit_of(at: datetime) -> datetime:
+    return rollup.floor(at, int(rollup.UNIT.total_seconds() // 60))
+
+
+def units_of(conn: sa.Connection, keys: Sequence[str]) -> set[datetime]:
+    """The hours the stored facts of these conversations fall in."""
+    o = analytics_observations
+    out: set[datetime] = set()
+    for i in range(0, len(keys), _CHUNK):
+        rows = conn.execute(
+            sa.select(o.c.at).where(o.c.conversation_key.in_(keys[i : i + _CHUNK])).distinct()
+        )
+        out.update(unit_of(_aware(at)) for (at,) in rows)
+    return out
+
+
+def _ranges(units: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """Consecutive hours as [start, end) ranges."""
+    out: list[tuple[datetime, datetime]] = []
+    for u in sorted(units):
+        if out and out[-1][1] == u:
+            out[-1] = (out[-1][0], u + rollup.UNIT)
+        else:
+            out.append((u, u + rollup.UNIT))
+    return out
+
+
+def refresh(conn: sa.Connection, units: Iterable[datetime]) -> None:
+    """Recompute the rows of these hours from the facts."""
+    t = analytics_intervals
+    for lo, hi in _ranges(units):
+        for lv in rollup.LEVELS:
+            conn.execute(t.delete().where(t.c.level == lv.name, t.c.start >= lo, t.c.start < hi))
+        _roll_range(conn, lo, hi)
+
+
+def build(conn: sa.Connection) -> None:
+    """Every row again from the facts."""
+    conn.execute(analytics_intervals.delete())
+    o = analytics_observations
+    first, last = conn.execute(sa.select(sa.func.min(o.c.at), sa.func.max(o.c.at))).one()
+    if first is None:
+        return
+    lo, end = unit_of(_aware(first)), _aware(last)
+    while lo <= end:
+        _roll_range(conn, lo, lo + _DAY)
+        lo += _DAY
+
+
+def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
+    o = analytics_observations
+    rows = conn.execute(
+        sa.select(
+            o.c.metric, o.c.at, o.c.value, o.c.queue, o.c.agent, o.c.route, o.c.wrapup_code,
+            o.c.direction,
+        ).where(o.c.at >= lo, o.c.at < hi)
+    ).tuples()  # fmt: skip
+    obs = (Observation(m, _aware(at), v, q, a, r, w, d) for m, at, v, q, a, r, w, d in rows)
+    out: list[tuple[Any, ...]] = []
+    time: Callable[[datetime], Any] = (
+        bulk.sqlite_time if conn.dialect.name == "sqlite" else (lambda x: x)
+    )
+    for name, cells in rollup.roll(obs).items():
+        for key, c in cells.items():
+            out.append((name, time(key[0]), *key[1:], c.count, c.sum_us, c.min, c.max,
+                        c.encoded_sketch()))  # fmt: skip
+    bulk.insert(conn, analytics_intervals, _COLUMNS, out)
+
+
+def cells(
+    conn: sa.Connection,
+    level: rollup.Level,
+    start: datetime,
+    end: datetime,
+    metrics: Sequence[str],
+    where: sa.ColumnElement[bool],
+) -> Iterator[tuple[rollup.CellKey, rollup.Cell]]:
+    """The stored cells of `level` in [start, end) for `metrics`, filtered by `where`
+    (over analytics_intervals' dimension columns)."""
+    t = analytics_intervals
+    rows = conn.execute(
+        sa.select(
+            t.c.start, t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
+            t.c.direction, t.c.count, t.c.sum_us, t.c.min, t.c.max, t.c.sketch,
+        ).where(
+            t.c.level == level.name, t.c.start >= start, t.c.start < end,
+            t.c.metric.in_(metrics), where,
+        )
+    ).tuples()  # fmt: skip
+    for at, metric, q, a, r, w, d, count, sum_us, lo, hi, sketch in rows:
+        key: rollup.CellKey = (_aware(at), metric, q, a, r, w, d)
+        flat = json.loads(sketch)
+        yield key, rollup.Cell(count, sum_us, lo, hi, rollup.Cell.decoded_sketch(flat))
+
+
+COLUMN = {
+    "queueId": analytics_intervals.c.queue,
+    "userId": analytics_intervals.c.agent,
+    "addressTo": analytics_intervals.c.route,
+    "wrapUpCode": analytics_intervals.c.wrapup_code,
+    "direction": analytics_intervals.c.direction,
+}
+
+
+def _aware(t: datetime) -> datetime:
+    if t.tzinfo is None:
+        return t.replace(tzinfo=UTC)
+    out = as_utc(t)
+    assert out is not None
+    return out

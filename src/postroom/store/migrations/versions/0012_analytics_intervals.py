@@ -1,0 +1,66 @@
+"""analytics: facts rolled up per interval; indexes for paging details by queue
+
+Revision ID: 0012_analytics_intervals
+Revises: 0010_analytics
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012_analytics_intervals"
+down_revision = "0010_analytics"
+branch_labels = None
+depends_on = None
+
+UTC = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "analytics_intervals",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("level", sa.String(length=16), nullable=False),
+        sa.Column("start", UTC, nullable=False),
+        sa.Column("metric", sa.String(length=40), nullable=False),
+        sa.Column("queue", sa.String(length=200), nullable=True),
+        sa.Column("agent", sa.String(length=200), nullable=True),
+        sa.Column("route", sa.String(length=320), nullable=True),
+        sa.Column("wrapup_code", sa.String(length=200), nullable=True),
+        sa.Column("direction", sa.String(length=20), nullable=True),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("sum_us", sa.BigInteger(), nullable=False),
+        sa.Column("min", sa.Float(), nullable=False),
+        sa.Column("max", sa.Float(), nullable=False),
+        sa.Column("sketch", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_analytics_intervals")),
+    )
+    op.create_index(
+        "ix_analytics_intervals_level_start", "analytics_intervals", ["level", "start", "metric"]
+    )
+    op.create_index(
+        "ix_analytics_segments_key_queue", "analytics_segments", ["conversation_key", "queue"]
+    )
+    op.create_index(
+        "ix_analytics_conversations_started_key",
+        "analytics_conversations",
+        ["started_at", "key"],
+    )
+    # The intervals come from the facts: empty the analytics tables and the checkpoint,
+    # so the projector projects the whole log again (everything in them derives from
+    # `events`) and fills the intervals as it goes.
+    for table in (
+        "analytics_observations",
+        "analytics_segments",
+        "analytics_conversations",
+        "analytics_checkpoint",
+    ):
+        op.execute(f"DELETE FROM {table}")
+
+
+def downgrade() -> None:
+    op.drop_index("ix_analytics_conversations_started_key", table_name="analytics_conversations")
+    op.drop_index("ix_analytics_segments_key_queue", table_name="analytics_segments")
+    op.drop_index("ix_analytics_intervals_level_start", table_name="analytics_intervals")
+    op.drop_table("analytics_intervals")
