@@ -134,15 +134,32 @@ def roll(
 ) -> dict[str, dict[CellKey, Cell]]:
     """Every level's cells of `obs`."""
     out: dict[str, dict[CellKey, Cell]] = {lv.name: {} for lv in levels}
+    plan = [(out[lv.name], lv.minutes, tuple(f in lv.fields for f in FIELDS)) for lv in levels]
+    log, ceil, zero = math.log, math.ceil, ZERO_BUCKET
     for o in obs:
-        for lv in levels:
-            dims = tuple(getattr(o, f) if f in lv.fields else None for f in FIELDS)
-            key: CellKey = (floor(o.at, lv.minutes), o.metric, *dims)  # type: ignore[assignment]
-            cells = out[lv.name]
+        at = o.at.astimezone(UTC) if o.at.tzinfo is not UTC else o.at
+        v = o.value
+        us = round(v * 1_000_000)
+        b = zero if v <= 0 else ceil(log(v) / _LOG_GAMMA)
+        full = (o.queue, o.agent, o.route, o.wrapup_code, o.direction)
+        for cells, minutes, keep in plan:
+            start = at.replace(minute=at.minute - at.minute % minutes, second=0, microsecond=0)
+            dims = full if all(keep) else tuple(
+                x if k else None for x, k in zip(full, keep, strict=True)
+            )
+            key: CellKey = (start, o.metric, *dims)  # type: ignore[assignment]
             cell = cells.get(key)
             if cell is None:
-                cell = cells[key] = Cell()
-            cell.add(o.value)
+                cells[key] = Cell(1, us, v, v, {b: 1})
+                continue
+            cell.count += 1
+            cell.sum_us += us
+            if v < cell.min:
+                cell.min = v
+            if v > cell.max:
+                cell.max = v
+            sk = cell.sketch
+            sk[b] = sk.get(b, 0) + 1
     return out
 
 

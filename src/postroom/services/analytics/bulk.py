@@ -19,15 +19,12 @@ import sqlalchemy as sa
 
 
 def sqlite_time(t: datetime | None) -> str | None:
-    """`t` (UTC) in SQLAlchemy's SQLite DATETIME storage format."""
+    """`t` in SQLAlchemy's SQLite DATETIME storage format (UTC, microseconds always)."""
     if t is None:
         return None
-    if t.tzinfo is not None and t.utcoffset():
+    if t.tzinfo is not UTC and t.tzinfo is not None:
         t = t.astimezone(UTC)
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d} "
-        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}"
-    )
+    return t.isoformat(" ", "microseconds")[:26]
 
 
 def insert(

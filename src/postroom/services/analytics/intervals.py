@@ -83,13 +83,14 @@ def build(conn: sa.Connection) -> None:
 
 def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
     o = analytics_observations
+    at_col = sa.type_coerce(o.c.at, sa.String)  # SQLite: text, parsed once below
     rows = conn.execute(
         sa.select(
-            o.c.metric, o.c.at, o.c.value, o.c.queue, o.c.agent, o.c.route, o.c.wrapup_code,
+            o.c.metric, at_col, o.c.value, o.c.queue, o.c.agent, o.c.route, o.c.wrapup_code,
             o.c.direction,
         ).where(o.c.at >= lo, o.c.at < hi)
     ).tuples()  # fmt: skip
-    obs = (Observation(m, _aware(at), v, q, a, r, w, d) for m, at, v, q, a, r, w, d in rows)
+    obs = (Observation(m, _time(at), v, q, a, r, w, d) for m, at, v, q, a, r, w, d in rows)
     out: list[tuple[Any, ...]] = []
     time: Callable[[datetime], Any] = (
         bulk.sqlite_time if conn.dialect.name == "sqlite" else (lambda x: x)
@@ -134,6 +135,12 @@ COLUMN = {
     "wrapUpCode": analytics_intervals.c.wrapup_code,
     "direction": analytics_intervals.c.direction,
 }
+
+
+def _time(t: str | datetime) -> datetime:
+    if isinstance(t, str):
+        return datetime.fromisoformat(t).replace(tzinfo=UTC)
+    return _aware(t)
 
 
 def _aware(t: datetime) -> datetime:
