@@ -1,6 +1,7 @@
 """The interval rows on SQLite and PostgreSQL: projected batch by batch (with restarts
 and a late commit) they equal the rollup of the stored facts and a rebuild's, and the
-aggregates query answers from them as it does from the facts."""
+aggregates query answers from them as it does from the facts. And the details query's
+count stops at its cap and says so."""
 
 from __future__ import annotations
 
@@ -140,3 +141,18 @@ def test_aggregates_from_intervals_equal_those_from_the_facts(
                         assert abs(sa_[k] - sb[k]) <= rollup.ALPHA * sb[k] + 1e-3
                     else:
                         assert sa_[k] == pytest.approx(sb[k], rel=1e-9, abs=1e-3)
+
+
+def test_the_details_count_stops_at_the_cap_and_says_so(db: sa.Engine) -> None:
+    evs = history(seed=8, conversations=40, span_h=40.0)
+    _insert(db, evs)
+    AnalyticsProjector(db, FakeClock()).rebuild()
+    flt = Filter("and", (Predicate("queueId", "support"),))
+    full, capped, page = q.details(db, START, END, filter=flt, page_size=5, page_number=1)
+    assert not capped and full > 6 and len(page) == 5
+    total, capped, again = q.details(
+        db, START, END, filter=flt, page_size=5, page_number=1, max_hits=6
+    )
+    assert (total, capped, again) == (6, True, page)
+    assert q.details(db, START, END, filter=flt, page_size=5, page_number=1,
+                     max_hits=full) == (full, False, page)  # fmt: skip

@@ -8,6 +8,7 @@ from postroom.services.analytics.projector import (
     record,
 )
 from postroom.services.analytics.queries import (
+    MAX_HITS,
     Filter,
     Predicate,
     aggregates,
@@ -18,6 +19,7 @@ from postroom.services.analytics.queries import (
 )
 
 __all__ = [
+    "MAX_HITS",
     "AnalyticsProjector",
     "Filter",
     "Predicate",

@@ -12,9 +12,10 @@ What it must not do: write anything, or know HTTP.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -101,12 +102,111 @@ def aggregates(
     )
     parts = [answered]
     rest = [m for m in metrics if m not in rolled]
-    if rest:
+    if rest and all(t.measure is None for t in targets.values()):
+        parts.append(_service_level(
+            db, level.minutes, start, end, metrics=rest, granularity=granularity, tz=tz,
+            group_by=group_by, filter=filter, targets=targets, short_abandon_s=short_abandon_s,
+        ))  # fmt: skip
+    elif rest:
         parts.append(_from_facts(
             db, start, end, metrics=rest, granularity=granularity, tz=tz, group_by=group_by,
             filter=filter, targets=targets, short_abandon_s=short_abandon_s,
         ))  # fmt: skip
     return rollup.merge_results(parts, metrics, group_by)
+
+
+def _service_level(
+    db: sa.Engine,
+    minutes: int,
+    start: datetime,
+    end: datetime,
+    *,
+    metrics: Sequence[str],
+    granularity: str | None,
+    tz: ZoneInfo,
+    group_by: Sequence[str],
+    filter: Filter | None,
+    targets: Mapping[str, am.ServiceTarget],
+    short_abandon_s: float,
+) -> list[dict[str, Any]]:
+    """oServiceLevel, oServiceTarget and nOverSla as metrics.aggregate computes them from
+    the answered and abandoned waits, counted by the database per `minutes`-long UTC
+    interval (which tile the query's: rollup.level_for) against calendar-time targets."""
+    o = analytics_observations
+    if not targets:
+        return []
+    seconds = sa.case({q: t.seconds for q, t in targets.items()}, value=o.c.queue)
+    answered, abandoned = o.c.metric == "tAnswered", o.c.metric == "tAbandon"
+    within = sa.func.sum(sa.case((sa.and_(answered, o.c.value <= seconds), 1), else_=0))
+    over = sa.func.sum(sa.case((sa.and_(answered, o.c.value > seconds), 1), else_=0))
+    long = sa.func.sum(sa.case((sa.and_(abandoned, o.c.value > short_abandon_s), 1), else_=0))
+    bucket, parse = _bucket(db.dialect.name, minutes)
+    dims = [_OBS_COLUMN[g] for g in group_by]
+    query = (
+        sa.select(bucket, o.c.queue, *dims, within, over, long)
+        .where(
+            o.c.metric.in_(("tAnswered", "tAbandon")), o.c.at >= start, o.c.at < end,
+            o.c.queue.in_(sorted(targets)),
+            _combine(filter, lambda p: _OBS_COLUMN[p.dimension] == p.value),
+        )
+        .group_by(bucket, o.c.queue, *dims)
+    )  # fmt: skip
+    with db.connect() as conn:
+        rows = conn.execute(query).all()
+    edges = am.boundaries(start, end, granularity, tz)
+    cells: dict[tuple[Any, ...], dict[int, list[Any]]] = {}
+    for r in rows:
+        at, queue, gkey = parse(r[0]), r[1], tuple(r[2 : 2 + len(dims)])
+        n_within, n_over, n_long = (int(x or 0) for x in r[2 + len(dims) :])
+        idx = bisect.bisect_right(edges, at) - 1
+        acc = cells.setdefault(gkey, {}).setdefault(idx, [0, 0, 0, set()])
+        acc[0] += n_within
+        acc[1] += n_within + n_over + n_long
+        acc[2] += n_over
+        if n_within + n_over + n_long:
+            acc[3].add(targets[queue].percent)
+    results = []
+    for gkey in sorted(cells, key=lambda k: tuple("" if v is None else v for v in k)):
+        data = []
+        for idx in sorted(cells[gkey]):
+            num, den, over_n, pcts = cells[gkey][idx]
+            ms: list[dict[str, Any]] = []
+            for m in metrics:
+                if m == "nOverSla" and over_n:
+                    ms.append({"metric": m, "stats": {"count": over_n}})
+                elif m in ("oServiceLevel", "oServiceTarget") and den:
+                    st: dict[str, Any] = {"numerator": num, "denominator": den}
+                    if m == "oServiceLevel":
+                        st["ratio"] = round(num / den, 6)
+                    if len(pcts) == 1:
+                        st["target"] = next(iter(pcts))
+                    ms.append({"metric": m, "stats": st})
+            if ms:
+                iv = f"{_iso(edges[idx], tz)}/{_iso(edges[idx + 1], tz)}"
+                data.append({"interval": iv, "metrics": ms})
+        if data:
+            results.append({"group": dict(zip(group_by, gkey, strict=True)), "data": data})
+    return results
+
+
+def _bucket(dialect: str, minutes: int) -> tuple[Any, Callable[[Any], datetime]]:
+    """The SQL start of a fact's `minutes`-long UTC interval, and its parser."""
+    at = analytics_observations.c.at
+    if dialect == "sqlite":  # 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC) as text
+        text = sa.type_coerce(at, sa.String)
+        hour = sa.func.substr(text, 1, 14)
+        if minutes == 60:
+            return hour, lambda v: datetime.fromisoformat(f"{v}00").replace(tzinfo=UTC)
+        mm = sa.func.substr(text, 15, 2)
+        quarter = sa.case((mm < "15", "00"), (mm < "30", "15"), (mm < "45", "30"), else_="45")
+        return hour + quarter, lambda v: datetime.fromisoformat(v).replace(tzinfo=UTC)
+    step = minutes * 60
+    epoch = sa.func.floor(sa.extract("epoch", at) / step) * step
+    return sa.func.to_timestamp(epoch), lambda v: v.astimezone(UTC)
+
+
+def _iso(t: datetime, tz: ZoneInfo) -> str:
+    return t.astimezone(tz).isoformat(timespec="seconds")
 
 
 def _from_facts(
@@ -178,6 +278,9 @@ def _detail_clause(p: Predicate) -> sa.ColumnElement[bool]:
     return _CONV_COLUMN[p.dimension] == p.value
 
 
+MAX_HITS = 10_000  # details counts stop here (totalHitsCapped), and pages reach this far
+
+
 def details(
     db: sa.Engine,
     start: datetime,
@@ -186,12 +289,15 @@ def details(
     filter: Filter | None,
     page_size: int,
     page_number: int,
-) -> tuple[int, list[dict[str, Any]]]:
-    """Conversations that started in [start, end), oldest first: (total, one page)."""
+    max_hits: int = MAX_HITS,
+) -> tuple[int, bool, list[dict[str, Any]]]:
+    """Conversations that started in [start, end), oldest first: (total, whether the total
+    stopped at `max_hits` — there are more —, one page)."""
     c = analytics_conversations
     where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
     with db.connect() as conn:
-        count = sa.select(sa.func.count()).select_from(c).where(where)
+        first = sa.select(c.c.key).where(where).limit(max_hits + 1).subquery()
+        count = sa.select(sa.func.count()).select_from(first)
         total = int(conn.execute(count).scalar_one())
         rows = conn.execute(
             sa.select(c.c.detail)
@@ -200,7 +306,7 @@ def details(
             .limit(page_size)
             .offset((page_number - 1) * page_size)
         ).all()
-    return total, [dict(r.detail) for r in rows]
+    return min(total, max_hits), total > max_hits, [dict(r.detail) for r in rows]
 
 
 # -- today's service level for the queue figures -------------------------------------------

@@ -40,6 +40,11 @@ def upgrade() -> None:
         "ix_analytics_intervals_level_start", "analytics_intervals", ["level", "start", "metric"]
     )
     op.create_index(
+        "ix_analytics_observations_metric_at",
+        "analytics_observations",
+        ["metric", "at", "queue", "value"],
+    )
+    op.create_index(
         "ix_analytics_segments_key_queue", "analytics_segments", ["conversation_key", "queue"]
     )
     op.create_index(
@@ -62,5 +67,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_analytics_conversations_started_key", table_name="analytics_conversations")
     op.drop_index("ix_analytics_segments_key_queue", table_name="analytics_segments")
+    op.drop_index("ix_analytics_observations_metric_at", table_name="analytics_observations")
     op.drop_index("ix_analytics_intervals_level_start", table_name="analytics_intervals")
     op.drop_table("analytics_intervals")
