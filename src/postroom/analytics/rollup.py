@@ -111,12 +111,18 @@ class Cell:
         return self.max
 
     def encoded_sketch(self) -> str:
-        """`[bucket, count, bucket, count, ...]` by bucket (compact JSON)."""
+        """`[bucket, count, bucket, count, ...]` by bucket (compact JSON); `[]` when every
+        value is the same (min == max: one bucket, the count's)."""
+        if self.min == self.max:
+            return "[]"
         return "[" + ",".join(f"{b},{self.sketch[b]}" for b in sorted(self.sketch)) + "]"
 
     @staticmethod
-    def decoded_sketch(flat: Sequence[int]) -> dict[int, int]:
-        return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+    def decoded(count: int, sum_us: int, lo: float, hi: float, flat: Sequence[int]) -> Cell:
+        """The cell `encoded_sketch` and its exact figures describe."""
+        if not flat:
+            return Cell(count, sum_us, lo, hi, {bucket_of(lo): count})
+        return Cell(count, sum_us, lo, hi, {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)})
 
 
 # (interval start UTC, metric, queue, agent, route, wrapup_code, direction)
@@ -133,21 +139,43 @@ def roll(
     obs: Iterable[Observation], levels: Sequence[Level] = LEVELS
 ) -> dict[str, dict[CellKey, Cell]]:
     """Every level's cells of `obs`."""
-    out: dict[str, dict[CellKey, Cell]] = {lv.name: {} for lv in levels}
-    plan = [(out[lv.name], lv.minutes, tuple(f in lv.fields for f in FIELDS)) for lv in levels]
+    return roll_rows(
+        (
+            (o.metric, o.at.timestamp(), o.value, o.queue, o.agent, o.route, o.wrapup_code,
+             o.direction)
+            for o in obs
+        ),
+        levels,
+    )  # fmt: skip
+
+
+# A fact as `roll_rows` takes it: (metric, its moment in POSIX seconds, value, queue,
+# agent, route, wrapup_code, direction) — what storage hands over without building
+# an Observation for each.
+FactRow = tuple[str, float, float, str | None, str | None, str | None, str | None, str | None]
+
+
+def roll_rows(
+    rows: Iterable[FactRow], levels: Sequence[Level] = LEVELS
+) -> dict[str, dict[CellKey, Cell]]:
+    """`roll` of facts given as `FactRow`s."""
+    plan: list[tuple[dict[tuple[Any, ...], Cell], float, tuple[bool, ...] | None]] = []
+    for lv in levels:
+        kept = tuple(f in lv.fields for f in FIELDS)
+        plan.append(({}, float(lv.minutes * 60), None if all(kept) else kept))
+    tables: list[dict[tuple[Any, ...], Cell]] = [p[0] for p in plan]
     log, ceil, zero = math.log, math.ceil, ZERO_BUCKET
-    for o in obs:
-        at = o.at.astimezone(UTC) if o.at.tzinfo is not UTC else o.at
-        v = o.value
+    for metric, ts, v, q, a, r, w, d in rows:
         us = round(v * 1_000_000)
         b = zero if v <= 0 else ceil(log(v) / _LOG_GAMMA)
-        full = (o.queue, o.agent, o.route, o.wrapup_code, o.direction)
-        for cells, minutes, keep in plan:
-            start = at.replace(minute=at.minute - at.minute % minutes, second=0, microsecond=0)
-            dims = full if all(keep) else tuple(
-                x if k else None for x, k in zip(full, keep, strict=True)
-            )
-            key: CellKey = (start, o.metric, *dims)  # type: ignore[assignment]
+        for cells, step, keep in plan:
+            if keep is None:
+                key: tuple[Any, ...] = (ts - ts % step, metric, q, a, r, w, d)
+            else:
+                key = (
+                    ts - ts % step, metric, q if keep[0] else None, a if keep[1] else None,
+                    r if keep[2] else None, w if keep[3] else None, d if keep[4] else None,
+                )  # fmt: skip
             cell = cells.get(key)
             if cell is None:
                 cells[key] = Cell(1, us, v, v, {b: 1})
@@ -160,6 +188,16 @@ def roll(
                 cell.max = v
             sk = cell.sketch
             sk[b] = sk.get(b, 0) + 1
+    out: dict[str, dict[CellKey, Cell]] = {}
+    starts: dict[float, datetime] = {}
+    for lv, cells in zip(levels, tables, strict=True):
+        named: dict[CellKey, Cell] = {}
+        for key, cell in cells.items():
+            at = starts.get(key[0])
+            if at is None:
+                at = starts[key[0]] = datetime.fromtimestamp(key[0], UTC)
+            named[(at, *key[1:])] = cell
+        out[lv.name] = named
     return out
 
 

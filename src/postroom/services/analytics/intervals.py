@@ -20,7 +20,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from postroom.analytics import rollup
-from postroom.analytics.metrics import Observation
 from postroom.services.analytics import bulk
 from postroom.store.db import as_utc
 from postroom.store.schema import analytics_intervals, analytics_observations
@@ -89,15 +88,21 @@ def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
             o.c.metric, at_col, o.c.value, o.c.queue, o.c.agent, o.c.route, o.c.wrapup_code,
             o.c.direction,
         ).where(o.c.at >= lo, o.c.at < hi)
-    ).tuples()  # fmt: skip
-    obs = (Observation(m, _time(at), v, q, a, r, w, d) for m, at, v, q, a, r, w, d in rows)
+    ).all()  # fmt: skip
+    facts = (
+        (m, _time(at).timestamp(), v, q, a, r, w, d) for m, at, v, q, a, r, w, d in rows
+    )
     out: list[tuple[Any, ...]] = []
     time: Callable[[datetime], Any] = (
         bulk.sqlite_time if conn.dialect.name == "sqlite" else (lambda x: x)
     )
-    for name, cells in rollup.roll(obs).items():
+    stored: dict[datetime, Any] = {}  # cells share their starts: convert each once
+    for name, cells in rollup.roll_rows(facts).items():
         for key, c in cells.items():
-            out.append((name, time(key[0]), *key[1:], c.count, c.sum_us, c.min, c.max,
+            at = stored.get(key[0])
+            if at is None:
+                at = stored[key[0]] = time(key[0])
+            out.append((name, at, *key[1:], c.count, c.sum_us, c.min, c.max,
                         c.encoded_sketch()))  # fmt: skip
     bulk.insert(conn, analytics_intervals, _COLUMNS, out)
 
@@ -125,7 +130,7 @@ def cells(
     for at, metric, q, a, r, w, d, count, sum_us, lo, hi, sketch in rows:
         key: rollup.CellKey = (_aware(at), metric, q, a, r, w, d)
         flat = json.loads(sketch)
-        yield key, rollup.Cell(count, sum_us, lo, hi, rollup.Cell.decoded_sketch(flat))
+        yield key, rollup.Cell.decoded(count, sum_us, lo, hi, flat)
 
 
 COLUMN = {
@@ -140,7 +145,7 @@ COLUMN = {
 def _time(t: str | datetime) -> datetime:
     if isinstance(t, str):
         return datetime.fromisoformat(t).replace(tzinfo=UTC)
-    return _aware(t)
+    return t if t.tzinfo is UTC else _aware(t)
 
 
 def _aware(t: datetime) -> datetime:

@@ -105,8 +105,10 @@ _EVENT_COLUMNS = (
 def _record(row: Any) -> EventRecord:
     eid, at, kind, cid, data, mid = row
     # SQLite stores UTC as text; PostgreSQL's driver gives an aware datetime.
-    at = datetime.fromisoformat(at).replace(tzinfo=UTC) if isinstance(at, str) else as_utc(at)
-    assert at is not None
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at).replace(tzinfo=UTC)
+    elif at.tzinfo is not UTC:
+        at = as_utc(at)
     if isinstance(data, str):
         data = json.loads(data)
     return EventRecord(int(eid), at, str(kind), cid, data or {}, mid)
@@ -163,6 +165,7 @@ class AnalyticsProjector:
         now = self.clock()
         cfg = self.config
         with self.engine.begin() as conn:
+            bulk.utc_session(conn)
             cur = conn.execute(
                 sa.select(analytics_checkpoint)
                 .where(analytics_checkpoint.c.id == 1)
@@ -315,9 +318,16 @@ class AnalyticsProjector:
             conn.execute(
                 analytics_conversations.delete().where(analytics_conversations.c.key.in_(chunk))
             )
-        tm: Callable[[datetime | None], Any] = (
-            bulk.sqlite_time if conn.dialect.name == "sqlite" else _same
-        )
+        times: dict[datetime | None, Any] = {None: None}  # segments and facts share times
+
+        def tm(t: datetime | None) -> Any:
+            got = times.get(t, times)
+            if got is times:
+                got = times[t] = bulk.sqlite_time(t)
+            return got
+
+        if conn.dialect.name != "sqlite":
+            tm = _same
         dumps = json.JSONEncoder(separators=(",", ":")).encode
         convs: list[tuple[Any, ...]] = []
         segs: list[tuple[Any, ...]] = []
@@ -384,10 +394,12 @@ class AnalyticsProjector:
         self._fresh = set()
         self._batch = self.config.rebuild_batch
         try:
-            # Every event there is has long committed, bar the last moments': no settling.
-            n = self.run_until_caught_up(settle_s=0.0)
-            with self.engine.begin() as conn:
-                intervals.build(conn)
+            with bulk.sqlite_bulk_mode(self.engine):
+                # Every event there is has long committed, bar the last moments': no settling.
+                n = self.run_until_caught_up(settle_s=0.0)
+                with self.engine.begin() as conn:
+                    bulk.utc_session(conn)
+                    intervals.build(conn)
         finally:
             self._fresh = None
             self._batch = self.config.batch
