@@ -52,6 +52,11 @@ def upgrade() -> None:
         "analytics_conversations",
         ["started_at", "key"],
     )
+    # The two new indexes begin with what these held: one index less to keep up.
+    op.drop_index(
+        op.f("ix_analytics_conversations_started_at"), table_name="analytics_conversations"
+    )
+    op.drop_index(op.f("ix_analytics_segments_conversation_key"), table_name="analytics_segments")
     # The intervals come from the facts: empty the analytics tables and the checkpoint,
     # so the projector projects the whole log again (everything in them derives from
     # `events`) and fills the intervals as it goes.
@@ -65,6 +70,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.create_index(
+        op.f("ix_analytics_segments_conversation_key"), "analytics_segments", ["conversation_key"]
+    )
+    op.create_index(
+        op.f("ix_analytics_conversations_started_at"), "analytics_conversations", ["started_at"]
+    )
     op.drop_index("ix_analytics_conversations_started_key", table_name="analytics_conversations")
     op.drop_index("ix_analytics_segments_key_queue", table_name="analytics_segments")
     op.drop_index("ix_analytics_observations_metric_at", table_name="analytics_observations")
