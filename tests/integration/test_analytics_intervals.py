@@ -29,6 +29,8 @@ from tests.unit.analytics.generator import history
 START = datetime(2026, 3, 28, tzinfo=UTC)
 END = datetime(2026, 3, 31, tzinfo=UTC)
 TARGETS = {"support": am.ServiceTarget(80.0, 600.0), "billing": am.ServiceTarget(90.0, 900.0)}
+# not whole seconds: service level is counted from the facts by the database
+ODD = {"support": am.ServiceTarget(80.0, 600.5), "billing": am.ServiceTarget(80.0, 299.9)}
 
 
 class FakeClock:
@@ -107,24 +109,31 @@ def test_intervals_equal_the_facts_batch_by_batch_and_after_a_rebuild(db: sa.Eng
 
 
 @pytest.mark.parametrize(
-    ("gran", "tz", "group", "flt"),
+    ("gran", "tz", "group", "flt", "targets"),
     [
-        ("PT1H", "UTC", ["queueId"], None),
-        ("P1D", "Asia/Kolkata", ["userId"], None),
+        ("PT1H", "UTC", ["queueId"], None, TARGETS),
+        ("PT1H", "UTC", ["queueId"], None, ODD),
+        ("P1D", "Europe/Paris", [], None, TARGETS),
+        ("P1D", "Asia/Kolkata", ["userId"], None, TARGETS),
         ("PT30M", "Europe/Paris", [], Filter("or", (Predicate("queueId", "billing"),
-                                                    Predicate("userId", "ann")))),
-        ("PT1H", "UTC", [], Filter("and", (Predicate("queueId", "support"),))),
+                                                    Predicate("userId", "ann"))), TARGETS),
+        ("PT1H", "UTC", [], Filter("and", (Predicate("queueId", "support"),)), TARGETS),
     ],
 )
 def test_aggregates_from_intervals_equal_those_from_the_facts(
-    db: sa.Engine, gran: str, tz: str, group: list[str], flt: Filter | None
+    db: sa.Engine,
+    gran: str,
+    tz: str,
+    group: list[str],
+    flt: Filter | None,
+    targets: dict[str, am.ServiceTarget],
 ) -> None:
     _insert(db, history(seed=4, conversations=80, span_h=60.0))
     AnalyticsProjector(db, FakeClock()).rebuild()
     zone = ZoneInfo(tz)
     metrics = ["oServiceLevel", *rollup.rolled_metrics(am.METRICS), "nOverSla"]
     kw: dict[str, Any] = dict(metrics=metrics, granularity=gran, tz=zone, group_by=group,
-                              filter=flt, targets=TARGETS)  # fmt: skip
+                              filter=flt, targets=targets)  # fmt: skip
     fast = q.aggregates(db, START, END, **kw)
     slow = q._from_facts(db, START, END, short_abandon_s=am.SHORT_ABANDON_S, **kw)
     assert fast and len(fast) == len(slow)

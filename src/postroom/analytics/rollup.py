@@ -51,10 +51,11 @@ class Level:
     name: str
     minutes: int
     fields: tuple[str, ...]  # the Observation fields kept; the others are None in its cells
+    waits: bool = False  # its cells count values by whole seconds too (Cell.waits)
 
 
 FINE = Level("15m", 15, FIELDS)
-HOURLY_QUEUE = Level("1h-queue", 60, ("queue",))
+HOURLY_QUEUE = Level("1h-queue", 60, ("queue",), waits=True)
 LEVELS = (FINE, HOURLY_QUEUE)
 UNIT = timedelta(minutes=60)  # every level's intervals tile it: recomputed as a whole
 
@@ -81,6 +82,9 @@ class Cell:
     min: float = math.inf
     max: float = -math.inf
     sketch: dict[int, int] = field(default_factory=dict)
+    # values by their whole-second ceiling (levels with `waits`): how many are within any
+    # whole number of seconds, exactly — service level against whole-second targets
+    waits: dict[int, int] | None = None
 
     def add(self, value: float) -> None:
         self.count += 1
@@ -91,6 +95,9 @@ class Cell:
             self.max = value
         b = bucket_of(value)
         self.sketch[b] = self.sketch.get(b, 0) + 1
+        if self.waits is not None:
+            s = math.ceil(value)
+            self.waits[s] = self.waits.get(s, 0) + 1
 
     def merge(self, other: Cell) -> None:
         self.count += other.count
@@ -117,12 +124,30 @@ class Cell:
             return "[]"
         return "[" + ",".join(f"{b},{self.sketch[b]}" for b in sorted(self.sketch)) + "]"
 
+    def encoded_waits(self) -> str | None:
+        """`[[seconds, ...], [how many within them, ...]]` (ascending, cumulative)."""
+        if self.waits is None:
+            return None
+        keys = sorted(self.waits)
+        cum, total = [], 0
+        for k in keys:
+            total += self.waits[k]
+            cum.append(total)
+        return f"[[{','.join(map(str, keys))}],[{','.join(map(str, cum))}]]"
+
     @staticmethod
     def decoded(count: int, sum_us: int, lo: float, hi: float, flat: Sequence[int]) -> Cell:
         """The cell `encoded_sketch` and its exact figures describe."""
         if not flat:
             return Cell(count, sum_us, lo, hi, {bucket_of(lo): count})
         return Cell(count, sum_us, lo, hi, {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)})
+
+
+def within(waits: tuple[Sequence[int], Sequence[int]], seconds: float) -> int:
+    """How many values of an `encoded_waits` cell are <= `seconds` (a whole number)."""
+    keys, cum = waits
+    i = bisect.bisect_right(keys, seconds)
+    return cum[i - 1] if i else 0
 
 
 # (interval start UTC, metric, queue, agent, route, wrapup_code, direction)
@@ -159,16 +184,16 @@ def roll_rows(
     rows: Iterable[FactRow], levels: Sequence[Level] = LEVELS
 ) -> dict[str, dict[CellKey, Cell]]:
     """`roll` of facts given as `FactRow`s."""
-    plan: list[tuple[dict[tuple[Any, ...], Cell], float, tuple[bool, ...] | None]] = []
+    plan: list[tuple[dict[tuple[Any, ...], Cell], float, tuple[bool, ...] | None, bool]] = []
     for lv in levels:
         kept = tuple(f in lv.fields for f in FIELDS)
-        plan.append(({}, float(lv.minutes * 60), None if all(kept) else kept))
+        plan.append(({}, float(lv.minutes * 60), None if all(kept) else kept, lv.waits))
     tables: list[dict[tuple[Any, ...], Cell]] = [p[0] for p in plan]
     log, ceil, zero = math.log, math.ceil, ZERO_BUCKET
     for metric, ts, v, q, a, r, w, d in rows:
         us = round(v * 1_000_000)
         b = zero if v <= 0 else ceil(log(v) / _LOG_GAMMA)
-        for cells, step, keep in plan:
+        for cells, step, keep, waits in plan:
             if keep is None:
                 key: tuple[Any, ...] = (ts - ts % step, metric, q, a, r, w, d)
             else:
@@ -178,8 +203,13 @@ def roll_rows(
                 )  # fmt: skip
             cell = cells.get(key)
             if cell is None:
-                cells[key] = Cell(1, us, v, v, {b: 1})
+                cells[key] = Cell(1, us, v, v, {b: 1}, {ceil(v): 1} if waits else None)
                 continue
+            if waits:
+                wt = cell.waits
+                assert wt is not None
+                sec = ceil(v)
+                wt[sec] = wt.get(sec, 0) + 1
             cell.count += 1
             cell.sum_us += us
             if v < cell.min:

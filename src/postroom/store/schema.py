@@ -507,7 +507,8 @@ analytics_observations = sa.Table(
 # keeps them equal to the facts): per `level` ("15m": every 15 minutes UTC by every
 # dimension; "1h-queue": every hour by queue, the other dimensions NULL), interval
 # `start` and metric, the exact count, sum (microseconds), min and max (seconds) and a
-# log-bucket sketch of the values for percentiles (JSON `[bucket, count, ...]`).
+# log-bucket sketch of the values for percentiles (JSON `[bucket, count, ...]`); the
+# hourly rows also count the values by whole seconds (`waits`, for service level).
 analytics_intervals = sa.Table(
     "analytics_intervals",
     metadata,
@@ -525,6 +526,7 @@ analytics_intervals = sa.Table(
     sa.Column("min", sa.Float, nullable=False),
     sa.Column("max", sa.Float, nullable=False),
     sa.Column("sketch", sa.Text, nullable=False),
+    sa.Column("waits", sa.Text),  # levels that keep them: `[[seconds...], [cumulative...]]`
     sa.Index("ix_analytics_intervals_level_start", "level", "start", "metric"),
 )
 

@@ -4,6 +4,7 @@ granularity and zone where a level tiles the intervals, grouped and filtered."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Any
@@ -129,3 +130,16 @@ def test_sketch_percentiles_are_within_alpha(values: list[float]) -> None:
     for q in (50, 90):
         exact = ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
         assert abs(cell.quantile(q) - exact) <= rollup.ALPHA * exact + 1e-12
+
+
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=1e5), min_size=1, max_size=100),
+    st.integers(min_value=0, max_value=10**5),
+)
+def test_whole_second_waits_count_exactly(values: list[float], seconds: int) -> None:
+    rows = [("tAnswered", 0.0, v, "support", None, None, None, None) for v in values]
+    (cell,) = rollup.roll_rows(rows, [rollup.HOURLY_QUEUE])["1h-queue"].values()
+    encoded = cell.encoded_waits()
+    assert encoded is not None
+    keys, cum = json.loads(encoded)
+    assert rollup.within((keys, cum), seconds) == sum(1 for v in values if v <= seconds)

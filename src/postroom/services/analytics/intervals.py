@@ -26,6 +26,7 @@ from postroom.store.schema import analytics_intervals, analytics_observations
 
 _COLUMNS = (
     "level", "start", "metric", *rollup.FIELDS, "count", "sum_us", "min", "max", "sketch",
+    "waits",
 )  # fmt: skip
 _CHUNK = 500
 _DAY = timedelta(days=1)
@@ -103,7 +104,7 @@ def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
             if at is None:
                 at = stored[key[0]] = time(key[0])
             out.append((name, at, *key[1:], c.count, c.sum_us, c.min, c.max,
-                        c.encoded_sketch()))  # fmt: skip
+                        c.encoded_sketch(), c.encoded_waits()))  # fmt: skip
     bulk.insert(conn, analytics_intervals, _COLUMNS, out)
 
 
@@ -131,6 +132,30 @@ def cells(
         key: rollup.CellKey = (_aware(at), metric, q, a, r, w, d)
         flat = json.loads(sketch)
         yield key, rollup.Cell.decoded(count, sum_us, lo, hi, flat)
+
+
+def waits(
+    conn: sa.Connection,
+    level: rollup.Level,
+    start: datetime,
+    end: datetime,
+    where: sa.ColumnElement[bool],
+) -> Iterator[tuple[rollup.CellKey, int, tuple[list[int], list[int]]]]:
+    """(key, count, waits) of the answered and abandoned waits' cells of `level` (one
+    with `waits`) in [start, end), filtered by `where`."""
+    t = analytics_intervals
+    rows = conn.execute(
+        sa.select(
+            t.c.start, t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
+            t.c.direction, t.c.count, t.c.waits,
+        ).where(
+            t.c.level == level.name, t.c.start >= start, t.c.start < end,
+            t.c.metric.in_(("tAnswered", "tAbandon")), t.c.waits.is_not(None), where,
+        )
+    ).tuples()  # fmt: skip
+    for at, metric, q, a, r, w, d, count, flat in rows:
+        keys, cum = json.loads(flat)
+        yield (_aware(at), metric, q, a, r, w, d), count, (keys, cum)
 
 
 COLUMN = {

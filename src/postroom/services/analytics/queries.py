@@ -104,7 +104,7 @@ def aggregates(
     rest = [m for m in metrics if m not in rolled]
     if rest and all(t.measure is None for t in targets.values()):
         parts.append(_service_level(
-            db, level.minutes, start, end, metrics=rest, granularity=granularity, tz=tz,
+            db, level, start, end, metrics=rest, granularity=granularity, tz=tz,
             group_by=group_by, filter=filter, targets=targets, short_abandon_s=short_abandon_s,
         ))  # fmt: skip
     elif rest:
@@ -117,7 +117,7 @@ def aggregates(
 
 def _service_level(
     db: sa.Engine,
-    minutes: int,
+    level: rollup.Level,
     start: datetime,
     end: datetime,
     *,
@@ -130,11 +130,76 @@ def _service_level(
     short_abandon_s: float,
 ) -> list[dict[str, Any]]:
     """oServiceLevel, oServiceTarget and nOverSla as metrics.aggregate computes them from
-    the answered and abandoned waits, counted by the database per `minutes`-long UTC
-    interval (which tile the query's: rollup.level_for) against calendar-time targets."""
-    o = analytics_observations
+    the answered and abandoned waits against calendar-time targets, per interval of
+    `level` (which tile the query's: rollup.level_for): from the level's whole-second
+    wait counts when it has them and every threshold is whole seconds (exact then),
+    else counted by the database from the facts."""
     if not targets:
         return []
+    whole = all(float(t.seconds).is_integer() for t in targets.values())
+    if level.waits and whole and float(short_abandon_s).is_integer():
+        counted = _counted_from_waits(db, level, start, end, group_by, filter, targets,
+                                      short_abandon_s)  # fmt: skip
+    else:
+        counted = _counted_by_sql(db, level.minutes, start, end, group_by, filter, targets,
+                                  short_abandon_s)  # fmt: skip
+    edges = am.boundaries(start, end, granularity, tz)
+    cells: dict[tuple[Any, ...], dict[int, list[Any]]] = {}
+    for at, queue, gkey, n_within, n_over, n_long in counted:
+        idx = bisect.bisect_right(edges, at) - 1
+        acc = cells.setdefault(gkey, {}).setdefault(idx, [0, 0, 0, set()])
+        acc[0] += n_within
+        acc[1] += n_within + n_over + n_long
+        acc[2] += n_over
+        if n_within + n_over + n_long:
+            acc[3].add(targets[queue].percent)
+    return _sl_results(cells, edges, metrics, tz, group_by)
+
+
+# (interval start, queue, group key, answered within, answered over, long abandons)
+_Counted = tuple[datetime, str, tuple[Any, ...], int, int, int]
+
+
+def _counted_from_waits(
+    db: sa.Engine,
+    level: rollup.Level,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[str],
+    filter: Filter | None,
+    targets: Mapping[str, am.ServiceTarget],
+    short_abandon_s: float,
+) -> list[_Counted]:
+    gidx = [rollup.FIELDS.index(am.DIMENSION_FIELD[g]) + 2 for g in group_by]
+    where = _combine(filter, lambda p: intervals.COLUMN[p.dimension] == p.value)
+    out: list[_Counted] = []
+    with db.connect() as conn:
+        for key, count, waits in intervals.waits(conn, level, start, end, where):
+            queue = key[2]
+            target = targets.get(queue or "")
+            if queue is None or target is None:
+                continue
+            gkey = tuple(key[i] for i in gidx)
+            if key[1] == "tAnswered":
+                n = rollup.within(waits, target.seconds)
+                out.append((key[0], queue, gkey, n, count - n, 0))
+            else:
+                out.append((key[0], queue, gkey, 0, 0, count - rollup.within(waits,
+                                                                             short_abandon_s)))
+    return out
+
+
+def _counted_by_sql(
+    db: sa.Engine,
+    minutes: int,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[str],
+    filter: Filter | None,
+    targets: Mapping[str, am.ServiceTarget],
+    short_abandon_s: float,
+) -> list[_Counted]:
+    o = analytics_observations
     seconds = sa.case({q: t.seconds for q, t in targets.items()}, value=o.c.queue)
     answered, abandoned = o.c.metric == "tAnswered", o.c.metric == "tAbandon"
     within = sa.func.sum(sa.case((sa.and_(answered, o.c.value <= seconds), 1), else_=0))
@@ -153,18 +218,20 @@ def _service_level(
     )  # fmt: skip
     with db.connect() as conn:
         rows = conn.execute(query).all()
-    edges = am.boundaries(start, end, granularity, tz)
-    cells: dict[tuple[Any, ...], dict[int, list[Any]]] = {}
+    out: list[_Counted] = []
     for r in rows:
-        at, queue, gkey = parse(r[0]), r[1], tuple(r[2 : 2 + len(dims)])
         n_within, n_over, n_long = (int(x or 0) for x in r[2 + len(dims) :])
-        idx = bisect.bisect_right(edges, at) - 1
-        acc = cells.setdefault(gkey, {}).setdefault(idx, [0, 0, 0, set()])
-        acc[0] += n_within
-        acc[1] += n_within + n_over + n_long
-        acc[2] += n_over
-        if n_within + n_over + n_long:
-            acc[3].add(targets[queue].percent)
+        out.append((parse(r[0]), r[1], tuple(r[2 : 2 + len(dims)]), n_within, n_over, n_long))
+    return out
+
+
+def _sl_results(
+    cells: Mapping[tuple[Any, ...], Mapping[int, list[Any]]],
+    edges: Sequence[datetime],
+    metrics: Sequence[str],
+    tz: ZoneInfo,
+    group_by: Sequence[str],
+) -> list[dict[str, Any]]:
     results = []
     for gkey in sorted(cells, key=lambda k: tuple("" if v is None else v for v in k)):
         data = []

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("min", sa.Float(), nullable=False),
         sa.Column("max", sa.Float(), nullable=False),
         sa.Column("sketch", sa.Text(), nullable=False),
+        sa.Column("waits", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_analytics_intervals")),
     )
     op.create_index(
