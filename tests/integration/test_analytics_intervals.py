@@ -20,7 +20,13 @@ from postroom.analytics import rollup
 from postroom.analytics.details import EventRecord
 from postroom.runtime.settings import Settings
 from postroom.runtime.wiring import open_store
-from postroom.services.analytics import AnalyticsProjector, Filter, Predicate, ProjectorConfig
+from postroom.services.analytics import (
+    AnalyticsProjector,
+    Filter,
+    Predicate,
+    ProjectorConfig,
+    intervals,
+)
 from postroom.services.analytics import queries as q
 from postroom.store.db import as_utc
 from postroom.store.schema import analytics_intervals, analytics_observations, events
@@ -106,6 +112,27 @@ def test_intervals_equal_the_facts_batch_by_batch_and_after_a_rebuild(db: sa.Eng
     assert incremental and incremental == _of_facts(db)
     AnalyticsProjector(db, clock).rebuild()
     assert _stored(db) == incremental
+
+
+def test_a_rebuild_that_stops_early_is_finished_by_the_projector(
+    db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evs = history(seed=12, conversations=40, span_h=40.0)
+    _insert(db, evs)
+    clock = FakeClock()
+    AnalyticsProjector(db, clock).rebuild()
+    done = _stored(db)
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(intervals, "build", stop)
+    with pytest.raises(KeyboardInterrupt):
+        AnalyticsProjector(db, clock).rebuild()
+    monkeypatch.undo()
+    assert _stored(db) != done
+    AnalyticsProjector(db, clock).run_until_caught_up(settle_s=0.0)
+    assert _stored(db) == done
 
 
 @pytest.mark.parametrize(

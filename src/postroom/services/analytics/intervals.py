@@ -68,6 +68,22 @@ def refresh(conn: sa.Connection, units: Iterable[datetime]) -> None:
         _roll_range(conn, lo, hi)
 
 
+_PENDING = "pending"  # a row of this level: a rebuild began, its `build` has not run
+
+
+def mark_pending(conn: sa.Connection, now: datetime) -> None:
+    """Note that the rows are to be built (a rebuild began; `build` clears it): if the
+    rebuild stops early, the projector builds them once it has caught up."""
+    conn.execute(analytics_intervals.insert().values(
+        level=_PENDING, start=now, metric="", count=0, sum_us=0, min=0.0, max=0.0, sketch="[]",
+    ))  # fmt: skip
+
+
+def pending(conn: sa.Connection) -> bool:
+    t = analytics_intervals
+    return conn.execute(sa.select(t.c.id).where(t.c.level == _PENDING).limit(1)).first() is not None
+
+
 def build(conn: sa.Connection) -> None:
     """Every row again from the facts."""
     conn.execute(analytics_intervals.delete())

@@ -220,6 +220,8 @@ class AnalyticsProjector:
                 gaps = dict(sorted(gaps.items())[-cfg.max_gaps :])
             touched = self._project(conn, taken, high)
             self._write(conn, touched)
+            if self._fresh is None and len(rows) < self._batch and intervals.pending(conn):
+                intervals.build(conn)  # caught up after a rebuild that stopped early
             for sink in self.sinks:
                 sink.apply(conn, taken)
             if high != start_high or gaps.keys() != {int(k) for k in old_gaps}:
@@ -377,6 +379,7 @@ class AnalyticsProjector:
                 analytics_conversations,
             ):
                 conn.execute(table.delete())
+            intervals.mark_pending(conn, now)
             for sink in self.sinks:
                 sink.reset(conn)
             if cur is None:
