@@ -363,7 +363,14 @@ def details(
     c = analytics_conversations
     where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
     with db.connect() as conn:
-        first = sa.select(c.c.key).where(where).limit(max_hits + 1).subquery()
+        # In page order: the database walks (started_at, key) and stops at the cap.
+        first = (
+            sa.select(c.c.key)
+            .where(where)
+            .order_by(c.c.started_at, c.c.key)
+            .limit(max_hits + 1)
+            .subquery()
+        )
         count = sa.select(sa.func.count()).select_from(first)
         total = int(conn.execute(count).scalar_one())
         rows = conn.execute(
