@@ -58,16 +58,12 @@ def upgrade() -> None:
         op.f("ix_analytics_conversations_started_at"), table_name="analytics_conversations"
     )
     op.drop_index(op.f("ix_analytics_segments_conversation_key"), table_name="analytics_segments")
-    # The intervals come from the facts: empty the analytics tables and the checkpoint,
-    # so the projector projects the whole log again (everything in them derives from
-    # `events`) and fills the intervals as it goes.
-    for table in (
-        "analytics_observations",
-        "analytics_segments",
-        "analytics_conversations",
-        "analytics_checkpoint",
-    ):
-        op.execute(f"DELETE FROM {table}")
+    # The intervals come from the facts: empty every analytics table (all of them derive
+    # from `events`, the projections of its sinks too) and the checkpoint, so the
+    # projector projects the whole log again and fills the intervals as it goes.
+    for table in sorted(sa.inspect(op.get_bind()).get_table_names()):
+        if table.startswith("analytics_"):
+            op.execute(f"DELETE FROM {table}")
 
 
 def downgrade() -> None:
