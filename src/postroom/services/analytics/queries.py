@@ -27,7 +27,7 @@ from postroom.analytics.details import replay
 from postroom.domain.routes import QueueConfig
 from postroom.services.analytics import intervals
 from postroom.services.analytics.projector import record
-from postroom.store.db import as_utc
+from postroom.store.db import READ_ONLY, as_utc
 from postroom.store.schema import (
     analytics_conversations,
     analytics_observations,
@@ -95,7 +95,7 @@ def aggregates(
             group_by=group_by, filter=filter, targets=targets, short_abandon_s=short_abandon_s,
         )  # fmt: skip
     where = _combine(filter, lambda p: intervals.COLUMN[p.dimension] == p.value)
-    with db.connect() as conn:
+    with db.connect().execution_options(**READ_ONLY) as conn:
         cells = list(intervals.cells(conn, level, start, end, rolled, where))
     answered = rollup.answer(
         cells, start, end, metrics=rolled, granularity=granularity, tz=tz, group_by=group_by
@@ -173,7 +173,7 @@ def _counted_from_waits(
     gidx = [rollup.FIELDS.index(am.DIMENSION_FIELD[g]) + 2 for g in group_by]
     where = _combine(filter, lambda p: intervals.COLUMN[p.dimension] == p.value)
     out: list[_Counted] = []
-    with db.connect() as conn:
+    with db.connect().execution_options(**READ_ONLY) as conn:
         for key, count, waits in intervals.waits(conn, level, start, end, where):
             queue = key[2]
             target = targets.get(queue or "")
@@ -216,7 +216,7 @@ def _counted_by_sql(
         )
         .group_by(bucket, o.c.queue, *dims)
     )  # fmt: skip
-    with db.connect() as conn:
+    with db.connect().execution_options(**READ_ONLY) as conn:
         rows = conn.execute(query).all()
     out: list[_Counted] = []
     for r in rows:
@@ -298,7 +298,7 @@ def _from_facts(
         o.c.at >= start, o.c.at < end, o.c.metric.in_(facts),
         _combine(filter, lambda p: _OBS_COLUMN[p.dimension] == p.value),
     )  # fmt: skip
-    with db.connect() as conn:
+    with db.connect().execution_options(**READ_ONLY) as conn:
         rows = conn.execute(query).all()
     obs = (
         am.Observation(
@@ -362,7 +362,7 @@ def details(
     stopped at `max_hits` — there are more —, one page)."""
     c = analytics_conversations
     where = sa.and_(c.c.started_at >= start, c.c.started_at < end, _combine(filter, _detail_clause))
-    with db.connect() as conn:
+    with db.connect().execution_options(**READ_ONLY) as conn:
         # In page order: the database walks (started_at, key) and stops at the cap.
         first = (
             sa.select(c.c.key)
@@ -447,7 +447,7 @@ def iter_details(
                     sa.and_(c.c.started_at == after[0], c.c.key > after[1]),
                 )
             )
-        with db.connect() as conn:
+        with db.connect().execution_options(**READ_ONLY) as conn:
             rows = conn.execute(query.order_by(c.c.started_at, c.c.key).limit(chunk)).all()
         for r in rows:
             yield dict(r.detail)
