@@ -298,7 +298,7 @@ def _from_facts(
         o.c.at >= start, o.c.at < end, o.c.metric.in_(facts),
         _combine(filter, lambda p: _OBS_COLUMN[p.dimension] == p.value),
     )  # fmt: skip
-    with db.connect().execution_options(**READ_ONLY) as conn:
+    with db.connect() as conn:
         rows = conn.execute(query).all()
     obs = (
         am.Observation(
