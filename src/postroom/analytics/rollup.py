@@ -140,7 +140,7 @@ class Cell:
         """The cell `encoded_sketch` and its exact figures describe."""
         if not flat:
             return Cell(count, sum_us, lo, hi, {bucket_of(lo): count})
-        return Cell(count, sum_us, lo, hi, {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)})
+        return Cell(count, sum_us, lo, hi, dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 def within(waits: tuple[Sequence[int], Sequence[int]], seconds: float) -> int:
