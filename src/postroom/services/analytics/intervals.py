@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from postroom.analytics import rollup
+from postroom.analytics.metrics import COUNT_METRICS
 from postroom.services.analytics import bulk
 from postroom.store.db import as_utc
 from postroom.store.schema import analytics_intervals, analytics_observations
@@ -146,7 +147,8 @@ def cells(
     ).tuples()  # fmt: skip
     for at, metric, q, a, r, w, d, count, sum_us, lo, hi, sketch in rows:
         key: rollup.CellKey = (_aware(at), metric, q, a, r, w, d)
-        flat = json.loads(sketch)
+        # a count is answered by its count: no need to read its sketch
+        flat = () if metric in COUNT_METRICS else json.loads(sketch)
         yield key, rollup.Cell.decoded(count, sum_us, lo, hi, flat)
 
 
