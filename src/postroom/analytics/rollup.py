@@ -125,15 +125,15 @@ class Cell:
         return "[" + ",".join(f"{b},{self.sketch[b]}" for b in sorted(self.sketch)) + "]"
 
     def encoded_waits(self) -> str | None:
-        """`[[seconds, ...], [how many within them, ...]]` (ascending, cumulative)."""
+        """Fixed-width hex records `SSSSSSSSCCCCCCCC` — whole seconds ascending and how
+        many values are within them (cumulative) — searched without decoding (`within`)."""
         if self.waits is None:
             return None
-        keys = sorted(self.waits)
-        cum, total = [], 0
-        for k in keys:
+        out, total = [], 0
+        for k in sorted(self.waits):
             total += self.waits[k]
-            cum.append(total)
-        return f"[[{','.join(map(str, keys))}],[{','.join(map(str, cum))}]]"
+            out.append(f"{k:08x}{total:08x}")
+        return "".join(out)
 
     @staticmethod
     def decoded(count: int, sum_us: int, lo: float, hi: float, flat: Sequence[int]) -> Cell:
@@ -143,11 +143,16 @@ class Cell:
         return Cell(count, sum_us, lo, hi, dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
-def within(waits: tuple[Sequence[int], Sequence[int]], seconds: float) -> int:
+def within(waits: str, seconds: float) -> int:
     """How many values of an `encoded_waits` cell are <= `seconds` (a whole number)."""
-    keys, cum = waits
-    i = bisect.bisect_right(keys, seconds)
-    return cum[i - 1] if i else 0
+    lo, hi = 0, len(waits) // 16  # first record whose seconds exceed `seconds`
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if int(waits[mid * 16 : mid * 16 + 8], 16) <= seconds:
+            lo = mid + 1
+        else:
+            hi = mid
+    return int(waits[lo * 16 - 8 : lo * 16], 16) if lo else 0
 
 
 # (interval start UTC, metric, queue, agent, route, wrapup_code, direction)

@@ -526,7 +526,7 @@ analytics_intervals = sa.Table(
     sa.Column("min", sa.Float, nullable=False),
     sa.Column("max", sa.Float, nullable=False),
     sa.Column("sketch", sa.Text, nullable=False),
-    sa.Column("waits", sa.Text),  # levels that keep them: `[[seconds...], [cumulative...]]`
+    sa.Column("waits", sa.Text),  # levels that keep them: hex (seconds, cumulative) records
     sa.Index("ix_analytics_intervals_level_start", "level", "start", "metric"),
 )
 

@@ -158,7 +158,7 @@ def waits(
     start: datetime,
     end: datetime,
     where: sa.ColumnElement[bool],
-) -> Iterator[tuple[rollup.CellKey, int, tuple[list[int], list[int]]]]:
+) -> Iterator[tuple[rollup.CellKey, int, str]]:
     """(key, count, waits) of the answered and abandoned waits' cells of `level` (one
     with `waits`) in [start, end), filtered by `where`."""
     t = analytics_intervals
@@ -171,9 +171,8 @@ def waits(
             t.c.metric.in_(("tAnswered", "tAbandon")), t.c.waits.is_not(None), where,
         )
     ).tuples()  # fmt: skip
-    for at, metric, q, a, r, w, d, count, flat in rows:
-        keys, cum = json.loads(flat)
-        yield (_aware(at), metric, q, a, r, w, d), count, (keys, cum)
+    for at, metric, q, a, r, w, d, count, encoded in rows:
+        yield (_aware(at), metric, q, a, r, w, d), count, encoded
 
 
 COLUMN = {
