@@ -81,6 +81,7 @@ def test_aggregates_and_details_as_json_and_csv(api: Api) -> None:
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["totalHits"] == 2 and len(got["conversations"]) == 1
+    assert got["totalHitsCapped"] is False
     assert got["conversations"][0]["conversationId"] == answered
     second = sue.post(DETAILS, json={"interval": _interval(), "paging": {"pageSize": 1,
                                                                         "pageNumber": 2}})  # fmt: skip
@@ -121,6 +122,9 @@ def test_refusals_name_the_field(api: Api) -> None:
     assert r.status_code == 422 and "granularity" in r.json()["error"]["message"]
     r = sue.post(DETAILS, json={"interval": _interval(), "paging": {"pageSize": 1000}})
     assert r.status_code == 422 and r.json()["error"]["field"] == "paging.pageSize"
+    past = {"pageSize": 100, "pageNumber": 101}  # past the first 10,000 conversations
+    r = sue.post(DETAILS, json={"interval": _interval(), "paging": past})
+    assert r.status_code == 422 and "10000" in r.json()["error"]["message"], r.text
 
 
 def test_agents_may_not_query_analytics(api: Api) -> None:

@@ -111,7 +111,8 @@ class ServiceTarget:
 Targets = Mapping[str, ServiceTarget | Sequence[ServiceTarget]]
 
 
-def _as_tuple(t: ServiceTarget | Sequence[ServiceTarget]) -> tuple[ServiceTarget, ...]:
+def as_targets(t: ServiceTarget | Sequence[ServiceTarget]) -> tuple[ServiceTarget, ...]:
+    """A queue's targets as a tuple (one target or several)."""
     return (t,) if isinstance(t, ServiceTarget) else tuple(t)
 
 
@@ -312,7 +313,7 @@ def aggregate(
     edges = boundaries(start, end, granularity, tz)
     wanted = set(metrics)
     facts = {f for m in wanted for f in NEEDS.get(m, (m,))}
-    by_queue = {q: _as_tuple(t) for q, t in (targets or {}).items()}
+    by_queue = {q: as_targets(t) for q, t in (targets or {}).items()}
     rank: dict[str, tuple[int, str]] = {}  # a qualifier's place among the entries
     sl = wanted & {"oServiceLevel", "oServiceTarget", "nOverSla"}
     groups: dict[tuple[str | None, ...], dict[int, dict[str, _Acc]]] = {}

@@ -462,7 +462,7 @@ analytics_conversations = sa.Table(
     sa.Column("key", sa.String(40), primary_key=True),
     sa.Column("conversation_id", sa.Integer, index=True),
     sa.Column("message_id", sa.Integer),
-    sa.Column("started_at", UTC, nullable=False, index=True),
+    sa.Column("started_at", UTC, nullable=False),
     sa.Column("ended_at", UTC),
     sa.Column("direction", sa.String(20), nullable=False),
     sa.Column("route", sa.String(320)),
@@ -471,6 +471,7 @@ analytics_conversations = sa.Table(
     sa.Column("wrapup_code", sa.String(200)),
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("last_event_id", sa.Integer, nullable=False),
+    sa.Index("ix_analytics_conversations_started_key", "started_at", "key"),
 )
 
 # The segments of each conversation (wait, alert, interact, park, wrap-up), for
@@ -479,7 +480,7 @@ analytics_segments = sa.Table(
     "analytics_segments",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_key", sa.String(40), nullable=False, index=True),
+    sa.Column("conversation_key", sa.String(40), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("queue", sa.String(200)),
@@ -488,6 +489,7 @@ analytics_segments = sa.Table(
     sa.Column("ended_at", UTC),
     sa.Column("outcome", sa.String(20)),
     sa.Index("ix_analytics_segments_agent_started", "agent", "started_at"),
+    sa.Index("ix_analytics_segments_key_queue", "conversation_key", "queue"),
 )
 
 # Metric facts (analytics/metrics.py `observations`): one row per thing counted or
@@ -507,6 +509,35 @@ analytics_observations = sa.Table(
     sa.Column("wrapup_code", sa.String(200)),
     sa.Column("direction", sa.String(20)),
     sa.Index("ix_analytics_observations_at_metric", "at", "metric"),
+    # service level is counted from the waits at query time: an index that covers it
+    sa.Index("ix_analytics_observations_metric_at", "metric", "at", "queue", "value"),
+)
+
+# The facts rolled up per interval (analytics/rollup.py; services/analytics/intervals.py
+# keeps them equal to the facts): per `level` ("15m": every 15 minutes UTC by every
+# dimension; "1h-queue": every hour by queue, the other dimensions NULL), interval
+# `start` and metric, the exact count, sum (microseconds), min and max (seconds) and a
+# log-bucket sketch of the values for percentiles (JSON `[bucket, count, ...]`); the
+# hourly rows also count the values by whole seconds (`waits`, for service level).
+analytics_intervals = sa.Table(
+    "analytics_intervals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("start", UTC, nullable=False),
+    sa.Column("metric", sa.String(40), nullable=False),
+    sa.Column("queue", sa.String(200)),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("route", sa.String(320)),
+    sa.Column("wrapup_code", sa.String(200)),
+    sa.Column("direction", sa.String(20)),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("sum_us", sa.BigInteger, nullable=False),
+    sa.Column("min", sa.Float, nullable=False),
+    sa.Column("max", sa.Float, nullable=False),
+    sa.Column("sketch", sa.Text, nullable=False),
+    sa.Column("waits", sa.Text),  # levels that keep them: hex (seconds, cumulative) records
+    sa.Index("ix_analytics_intervals_level_start", "level", "start", "metric"),
 )
 
 # Agents' status segments (analytics/users.py from `presence_changed` events; the

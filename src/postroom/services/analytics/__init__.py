@@ -15,6 +15,7 @@ from postroom.services.analytics.projector import (
     record,
 )
 from postroom.services.analytics.queries import (
+    MAX_HITS,
     Filter,
     Predicate,
     aggregates,
@@ -41,6 +42,7 @@ def standard_sinks() -> tuple[Sink, ...]:
 
 __all__ = [
     "BUCKETS",
+    "MAX_HITS",
     "OBSERVATION_METRICS",
     "AnalyticsProjector",
     "Filter",

@@ -266,6 +266,15 @@ class Paging(BaseModel):
     pageSize: int = Field(default=25, ge=1, le=100)
     pageNumber: int = Field(default=1, ge=1, le=10_000)
 
+    @model_validator(mode="after")
+    def _within_the_hits(self) -> Paging:
+        if self.pageSize * self.pageNumber > svc.MAX_HITS:
+            raise ValueError(
+                f"pages reach the first {svc.MAX_HITS} conversations; narrow the interval "
+                "or the filter (or use CSV, which lists every one)"
+            )
+        return self
+
 
 class DetailsQuery(_Query):
     filter: DetailFilterIn | None = None
@@ -452,7 +461,7 @@ async def details_query(
     every matching conversation (no paging)."""
     flt = body.filter.to_service() if body.filter else None
     if not _wants_csv(request, format):
-        total, page = await anyio.to_thread.run_sync(
+        total, capped, page = await anyio.to_thread.run_sync(
             lambda: svc.details(
                 ctx.db,
                 body.start,
@@ -462,7 +471,7 @@ async def details_query(
                 page_number=body.paging.pageNumber,
             )
         )
-        return {"totalHits": total, "conversations": page}
+        return {"totalHits": total, "totalHitsCapped": capped, "conversations": page}
 
     def rows() -> Iterator[list[Any]]:
         for d in svc.iter_details(ctx.db, body.start, body.end, filter=flt):
