@@ -4,7 +4,8 @@ Writes N conversations of synthetic history (about ten events each, from the
 generator the tests use: offers, declines, time-outs, answers, parks,
 transfers, wrap-ups, abandons) into a fresh database, then measures
 
-* `projector_events_per_s`: `postroom analytics rebuild`'s projector over all of it;
+* `projector_events_per_s`: `postroom analytics rebuild`'s projector (with its sinks:
+  agents' status, tags) over all of it;
 * `aggregate_query_ms`: a 30-day hourly by-queue aggregate (nOffered, tAnswered,
   tHandle, oServiceLevel) through services/analytics/queries.py (median of 3);
 * `details_page_ms`: one page of 25 details filtered by queue (median of 3);
@@ -134,7 +135,8 @@ def run(url: str, n: int) -> dict[str, float]:
         fill_s = time.perf_counter() - t
         gc.collect()
         projector = svc.AnalyticsProjector(engine, lambda: datetime.now(UTC),
-                                           svc.ProjectorConfig(batch=5000))  # fmt: skip
+                                           svc.ProjectorConfig(batch=5000),
+                                           sinks=svc.standard_sinks())  # fmt: skip
         t = time.perf_counter()
         projector.rebuild()
         rate = total / (time.perf_counter() - t)
