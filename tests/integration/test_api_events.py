@@ -90,14 +90,15 @@ def test_stream_needs_authentication_and_accepts_tokens(api: Api) -> None:
     with LiveServer(api.app) as srv:
         import httpx
 
-        anon = httpx.Client(base_url=srv.url, timeout=5)
+        anon = httpx.Client(base_url=srv.url, timeout=10)
         assert anon.get("/api/v1/events/stream").status_code == 401
         token = user_svc.create_token(api.db, api.comps.clock, "ann", "cli")
-        c = httpx.Client(base_url=srv.url, timeout=5, headers={"Authorization": f"Bearer {token}"})
+        c = httpx.Client(base_url=srv.url, timeout=10, headers={"Authorization": f"Bearer {token}"})
         s = SseReader(c)
         try:
             assert s.status == 200
-            c.put("/api/v1/users/ann/presence", json={"presence": "on_queue"})
+            r = c.put("/api/v1/users/ann/presence", json={"presence": "on_queue"})
+            assert r.status_code == 200, r.text
             eventually(lambda: "routing_status_changed" in s.kinds())
         finally:
             s.close()
