@@ -46,7 +46,7 @@ class SearchIndex(Protocol):
     def index(self, conn: sa.Connection, docs: Sequence[Document]) -> None:
         """(Re)write the documents, in the caller's transaction."""
 
-    def matches(self, query: Query) -> sa.Subquery:
+    def matches(self, query: Query) -> sa.FromClause:
         """Messages matching the query's words, phrases and to: terms: columns
         `message_id` and `score` (lower is better). Only for `query.has_text`."""
 

@@ -29,13 +29,15 @@ _UPDATE = sa.text(f"UPDATE messages SET search_document = {DOCUMENT_SQL} WHERE i
 
 def tsquery(query: Query) -> sa.ColumnElement[Any]:
     """The tsquery of the query's words, phrases and to: terms (all must match)."""
-    simple = sa.literal("simple", sa.Text)
+    simple = sa.literal_column("'simple'::regconfig")
     parts: list[sa.ColumnElement[Any]] = [
-        sa.func.phraseto_tsquery(simple, " ".join(t.words)) for t in query.terms
+        sa.func.phraseto_tsquery(simple, sa.cast(" ".join(t.words), sa.Text))
+        for t in query.terms
     ]
     for t in query.recipients:
         # Tokens are letters and digits only: safe in to_tsquery's syntax.
-        parts.append(sa.func.to_tsquery(simple, " <-> ".join(f"{w}:C" for w in t.words)))
+        words = " <-> ".join(f"{w}:C" for w in t.words)
+        parts.append(sa.func.to_tsquery(simple, sa.cast(words, sa.Text)))
     combined = parts[0]
     for p in parts[1:]:
         combined = combined.op("&&")(p)
@@ -47,7 +49,7 @@ class PostgresIndex:
         if docs:
             conn.execute(_UPDATE, [d.row() for d in docs])
 
-    def matches(self, query: Query) -> sa.Subquery:
+    def matches(self, query: Query) -> sa.FromClause:
         tsq = tsquery(query)
         doc = messages.c.search_document
         return (

@@ -43,7 +43,7 @@ class SqliteIndex:
         conn.execute(_DELETE, [{"message_id": d.message_id} for d in docs])
         conn.execute(_INSERT, [d.row() for d in docs])
 
-    def matches(self, query: Query) -> sa.Subquery:
+    def matches(self, query: Query) -> sa.FromClause:
         weights = ", ".join(str(w) for w in WEIGHTS)
         fts = sa.table("message_fts", sa.column("rowid"))
         return (
@@ -53,7 +53,10 @@ class SqliteIndex:
             )
             .select_from(fts)
             .where(sa.literal_column("message_fts").op("MATCH")(match_expression(query)))
-            .subquery("hits")
+            # bm25() works only in the query that reads the FTS table: keep the
+            # planner from flattening it into the caller's joins.
+            .cte("hits")
+            .prefix_with("MATERIALIZED")
         )
 
     def has_tag(self, tags: sa.ColumnElement[Any], tag: str) -> sa.ColumnElement[bool]:
