@@ -29,7 +29,7 @@ _UPDATE = sa.text(f"UPDATE messages SET search_document = {DOCUMENT_SQL} WHERE i
 
 def tsquery(query: Query) -> sa.ColumnElement[Any]:
     """The tsquery of the query's words, phrases and to: terms (all must match)."""
-    simple = sa.literal_column("'simple'::regconfig")
+    simple: sa.ColumnElement[Any] = sa.literal_column("'simple'::regconfig")
     parts: list[sa.ColumnElement[Any]] = [
         sa.func.phraseto_tsquery(simple, sa.cast(" ".join(t.words), sa.Text))
         for t in query.terms
