@@ -77,7 +77,9 @@ class Zipf:
         return rng.choices(self.words, cum_weights=self.cum, k=k)
 
 
-def _rows(rng: random.Random, zipf: Zipf, first: int, count: int) -> tuple[list[dict[str, Any]], ...]:
+def _rows(
+    rng: random.Random, zipf: Zipf, first: int, count: int
+) -> tuple[list[dict[str, Any]], ...]:
     thread_rows, conv_rows, msg_rows = [], [], []
     for mid in range(first, first + count):
         cid = (mid - 1) // PER_CONVERSATION + 1
