@@ -219,6 +219,8 @@ def browse(db: sa.Engine, user: User, flt: BrowseFilter, *, prefix: str = "PR") 
     query = parse(flt.q, prefix=prefix)
     sort = "id" if flt.sort == "id" else _sort_of(flt, query)
     limit = max(1, min(flt.limit, MAX_LIMIT))
+    if flt.q and flt.q.strip() and query.empty:
+        return Page([], None, sort, query)  # typed something with no word in it: no match
     port = for_dialect(db.dialect.name)
     c = conversations.c
     cols: list[Any] = [conversations, threads.c.subject, threads.c.last_activity_at]
