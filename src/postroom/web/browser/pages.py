@@ -127,7 +127,7 @@ def _view(ctx: AppContext, principal: Principal, params: Any) -> dict[str, Any]:
     return {
         "form": form,
         "problems": problems,
-        "page": page,
+        "result": page,
         "rows": page.conversations,
         "names": names,
         "agents": [{"id": a["id"], "name": names[a["id"]]} for a in everyone],
