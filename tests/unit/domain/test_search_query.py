@@ -35,9 +35,7 @@ def test_words_and_phrases_round_trip(words: list[str], phrase: list[str]) -> No
     text = " ".join(words) + (' "' + " ".join(phrase) + '"' if phrase else "")
     q = parse(text)
     expected = [Term((w,)) for w in words]
-    if len(phrase) > 1:
-        expected.append(Term(tuple(phrase), True))
-    elif phrase:
+    if len(phrase) > 1 or phrase:
         expected.append(Term(tuple(phrase), True))
     assert list(q.terms) == expected
     assert parse(unparse(q)) == q
