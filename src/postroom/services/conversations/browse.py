@@ -229,13 +229,12 @@ def browse(db: sa.Engine, user: User, flt: BrowseFilter, *, prefix: str = "PR") 
         hits = port.matches(query)
         best = (
             sa.select(
-                messages.c.conversation_id.label("cid"),
+                hits.c.conversation_id.label("cid"),
                 sa.func.min(hits.c.score).label("score"),
                 sa.func.max(hits.c.message_id).label("message_id"),
             )
-            .select_from(hits.join(messages, messages.c.id == hits.c.message_id))
-            .where(messages.c.conversation_id.is_not(None))
-            .group_by(messages.c.conversation_id)
+            .where(hits.c.conversation_id.is_not(None))
+            .group_by(hits.c.conversation_id)
             .subquery("best")
         )
         cols += [best.c.score, best.c.message_id.label("hit_message")]

@@ -48,7 +48,8 @@ class SearchIndex(Protocol):
 
     def matches(self, query: Query) -> sa.FromClause:
         """Messages matching the query's words, phrases and to: terms: columns
-        `message_id` and `score` (lower is better). Only for `query.has_text`."""
+        `message_id`, `conversation_id` and `score` (lower is better). Only for
+        `query.has_text`."""
 
     def has_tag(self, tags: sa.ColumnElement[Any], tag: str) -> sa.ColumnElement[bool]:
         """A conversation's JSON list of tags holds `tag`."""

@@ -55,6 +55,7 @@ class PostgresIndex:
         return (
             sa.select(
                 messages.c.id.label("message_id"),
+                messages.c.conversation_id,
                 (-sa.func.ts_rank(doc, tsq)).label("score"),
             )
             .where(doc.op("@@", return_type=sa.Boolean)(tsq))

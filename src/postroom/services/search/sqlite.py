@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from postroom.domain.search_query import Query, Term
 from postroom.services.search.port import Document
+from postroom.store.schema import messages
 
 COLUMNS = ("subject", "sender", "recipients", "reference", "attachments", "body")
 WEIGHTS = (10.0, 5.0, 3.0, 5.0, 3.0, 1.0)  # bm25 weight of each column, in order
@@ -46,7 +47,7 @@ class SqliteIndex:
     def matches(self, query: Query) -> sa.FromClause:
         weights = ", ".join(str(w) for w in WEIGHTS)
         fts = sa.table("message_fts", sa.column("rowid"))
-        return (
+        hits = (
             sa.select(
                 fts.c.rowid.label("message_id"),
                 sa.literal_column(f"bm25(message_fts, {weights})").label("score"),
@@ -55,8 +56,13 @@ class SqliteIndex:
             .where(sa.literal_column("message_fts").op("MATCH")(match_expression(query)))
             # bm25() works only in the query that reads the FTS table: keep the
             # planner from flattening it into the caller's joins.
-            .cte("hits")
+            .cte("fts_hits")
             .prefix_with("MATERIALIZED")
+        )
+        return (
+            sa.select(hits.c.message_id, messages.c.conversation_id, hits.c.score)
+            .select_from(hits.join(messages, messages.c.id == hits.c.message_id))
+            .subquery("hits")
         )
 
     def has_tag(self, tags: sa.ColumnElement[Any], tag: str) -> sa.ColumnElement[bool]:
