@@ -65,6 +65,10 @@ def list_conversations(
     return page.conversations
 
 
+# Every column but the search index's document (PostgreSQL's tsvector).
+_SHOWN = [c for c in messages.c if c.name != "search_document"]
+
+
 def _attachment_json(a: sa.Row[Any]) -> dict[str, Any]:
     return {
         "id": a.id,
@@ -84,7 +88,7 @@ def get_conversation(
     with db.connect() as conn:
         row = conn.execute(_base_select().where(conversations.c.id == conversation_id)).one()
         msgs = conn.execute(
-            sa.select(messages)
+            sa.select(*_SHOWN)
             .where(messages.c.conversation_id == conversation_id)
             .order_by(messages.c.received_at, messages.c.id)
         ).all()
