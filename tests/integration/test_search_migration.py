@@ -31,8 +31,10 @@ def test_messages_stored_before_the_migration_are_found(any_settings: Settings) 
             command.upgrade(cfg, "0012_analytics_intervals")
     with engine.begin() as conn:
         conn.execute(
-            sa.text("INSERT INTO threads (id, subject, created_at, last_activity_at)"
-                    " VALUES (7, 'Old', :at, :at)"),  # fmt: skip
+            sa.text(
+                "INSERT INTO threads (id, subject, created_at, last_activity_at)"
+                " VALUES (7, 'Old', :at, :at)"
+            ),
             {"at": AT},
         )
         conn.execute(
