@@ -38,6 +38,7 @@ from postroom.mail.model import Address, ParsedMessage
 from postroom.mail.parse import parse_message
 from postroom.services import outbound
 from postroom.services.configuration import ConfigSource, Snapshot, StaticConfig
+from postroom.services.search import index as search_index
 from postroom.store import intake_repo as repo
 from postroom.store.blobs import BlobNotFoundError, BlobStore, sha256_hex
 from postroom.store.db import as_utc
@@ -733,6 +734,9 @@ class IntakeService:
                 ],
             )
         repo.update_message(conn, row.id, values)
+        if outcome.conversation_id is not None and outcome.status == MessageStatus.PROCESSED:
+            # Findable from the moment it is committed (services/search/index.py).
+            search_index.index_messages(conn, [row.id], prefix=self.config.thread_token_prefix)
         if outcome.status in (MessageStatus.PROCESSED, MessageStatus.DUPLICATE):
             outcome.events.insert(
                 0,

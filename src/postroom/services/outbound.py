@@ -41,6 +41,7 @@ from postroom.mail import threading as thread_keys
 from postroom.mail.model import ParsedMessage
 from postroom.mail.quotes import html_to_text
 from postroom.mail.sanitize import sanitize_html
+from postroom.services.search import index as search_index
 from postroom.store.blobs import BlobNotFoundError, BlobStore, sha256_hex
 from postroom.store.db import as_utc
 from postroom.store.schema import attachments as attachments_table
@@ -514,6 +515,7 @@ class OutboundService:
                     html, cid_url=lambda cid: f"/api/v1/messages/{pk}/cid/{quote(cid, safe='')}"
                 )
                 conn.execute(messages.update().where(messages.c.id == pk).values(html=shown))
+        search_index.index_messages(conn, [pk], prefix=self.config.thread_token_prefix)
         outbox_id = conn.execute(
             outbox.insert()
             .values(

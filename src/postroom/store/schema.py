@@ -7,6 +7,7 @@ file need a new Alembic revision under store/migrations/versions/.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData(
     naming_convention={
@@ -77,6 +78,8 @@ thread_participants = sa.Table(
     metadata,
     sa.Column("thread_id", sa.Integer, sa.ForeignKey("threads.id"), primary_key=True),
     sa.Column("address", sa.String(320), primary_key=True),
+    # The customer panel finds a sender's threads by address (migration 0014).
+    sa.Index("ix_thread_participants_address", "address"),
 )
 
 conversations = sa.Table(
@@ -106,6 +109,8 @@ conversations = sa.Table(
     sa.Column("preferred_agents", sa.JSON),
     sa.Column("preferred_until", UTC),
     sa.Column("deadline_at", UTC),
+    # The conversation browser pages by creation time (migration 0014).
+    sa.Index("ix_conversations_created_at_id", "created_at", "id"),
 )
 
 messages = sa.Table(
@@ -147,6 +152,10 @@ messages = sa.Table(
     sa.Column("headers", sa.JSON),
     sa.Column("defects", sa.JSON),
     sa.Column("tags", sa.JSON),
+    # Full-text search (migration 0014, services/search/postgres.py): on PostgreSQL
+    # the message's tsvector, with a GIN index the migration creates; on SQLite
+    # always NULL (its index is the FTS5 table message_fts, outside this metadata).
+    sa.Column("search_document", sa.Text().with_variant(postgresql.TSVECTOR(), "postgresql")),
     sa.Index("ix_messages_sender_received", "sender", "received_at"),
 )
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from postroom.domain.errors import PostroomError
 from postroom.domain.routes import QueueConfig
@@ -59,24 +59,87 @@ class ActionOut(BaseModel):
     result: Literal["ok"] = "ok"
 
 
+Text = Annotated[str | None, Query(max_length=320)]
+
+
 @router.get("")
 async def list_conversations(
     ctx: Ctx,
     user: CurrentUser,
     state: str | None = Query(default=None, description="queued, alerting, connected, ..."),
-    queue: str | None = None,
-    agent: str | None = None,
-    q: str | None = Query(default=None, description="search subject, sender, text or PR-12"),
+    queue: Text = None,
+    agent: Annotated[
+        str | None, Query(max_length=320, description="held by this agent now or last")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=10_000,
+            description='full-text search: words, "a phrase", from:, to:, queue:, state:, '
+            "ref:PR-12 (docs/api.md)",
+        ),
+    ] = None,
     mine: bool = Query(default=False, description="only those offered to or held by me"),
+    wrapup_code: Text = None,
+    tag: Text = None,
+    sender: Annotated[
+        str | None, Query(max_length=320, description="an address, or a domain")
+    ] = None,
+    direction: Literal["in", "out"] | None = Query(
+        default=None, description="in: the customer wrote first; out: an agent did"
+    ),
+    created_from: Annotated[
+        AwareDatetime | None, Query(description="created at or after (ISO 8601 with offset)")
+    ] = None,
+    created_to: Annotated[
+        AwareDatetime | None, Query(description="created before (ISO 8601 with offset)")
+    ] = None,
+    sort: Literal["newest", "oldest", "activity", "relevance"] | None = Query(
+        default=None, description="default: relevance with words to search, else newest"
+    ),
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="next_cursor of the previous page")
+    ] = None,
     limit: int = Query(default=50, ge=1, le=200),
     before_id: Annotated[RowId | None, Query(description="page: ids below this one")] = None,
 ) -> dict[str, Any]:
-    """Conversations you can see, newest first."""
-    flt = conv_svc.ConversationFilter(state, queue, agent, q, mine, limit, before_id)
-    items = await anyio.to_thread.run_sync(
-        lambda: conv_svc.list_conversations(ctx.db, user, flt, prefix=ctx.config.reference_prefix)
+    """Conversations you can see: filtered, searched (`q`), sorted and paged. Pages
+    are keyset: follow `next_cursor` (null on the last page). `before_id` is the
+    older paging by id (newest id first; no cursor)."""
+    prefix = ctx.config.reference_prefix
+    bf = conv_svc.BrowseFilter(
+        q=q,
+        state=state,
+        queue=queue,
+        agent=agent,
+        wrapup_code=wrapup_code,
+        tag=tag,
+        sender=sender,
+        direction=direction,
+        created_from=created_from,
+        created_to=created_to,
+        mine=mine,
+        sort="id" if sort is None and before_id is not None else sort,
+        limit=limit,
+        cursor=cursor,
+        before_id=before_id,
     )
-    return {"conversations": items}
+    page = await anyio.to_thread.run_sync(
+        lambda: conv_svc.browse(ctx.db, user, bf, prefix=prefix)
+    )
+    return {"conversations": page.conversations, "next_cursor": page.next_cursor,
+            "sort": page.sort}  # fmt: skip
+
+
+@router.get("/{conversation_id}/customer")
+async def customer(conversation_id: RowId, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+    """The customer of a conversation: their other conversations and their domain's
+    (open and closed), as far as you may see them."""
+    return await anyio.to_thread.run_sync(
+        lambda: conv_svc.customer_panel(
+            ctx.db, user, conversation_id, prefix=ctx.config.reference_prefix
+        )
+    )
 
 
 @router.get("/{conversation_id}")

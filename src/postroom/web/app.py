@@ -37,6 +37,7 @@ from postroom.web import (
     api_users,
     api_workspace,
     auth,
+    browser,
     edge,
     errors,
     events_stream,
@@ -142,6 +143,7 @@ def create_app(
     workspace.mount(app, settings)
     admin.mount(app)
     supervisor.mount(app)
+    browser.mount(app)
     _document_permissions(app)
     return app
 

@@ -2,6 +2,8 @@
 
 * `access` — the access rule (who may see which conversation) and stream audiences;
 * `reads` — the filtered list and one conversation with its messages;
+* `browse` — finding conversations: filters, full-text search, sorts, cursors;
+* `customer` — the customer panel: the sender's and their domain's conversations;
 * `origins` — why an offer is being made, for the offer banner;
 * `drafts` — drafts and uploads, with their limits;
 * `events` — the events a stream sends and which a user may see;
@@ -22,7 +24,9 @@ from postroom.services.conversations.access import (
     visible_clause,
     visible_ids,
 )
+from postroom.services.conversations.browse import BrowseFilter, InvalidCursor, Page, browse
 from postroom.services.conversations.common import HELD, STATES
+from postroom.services.conversations.customer import customer_panel
 from postroom.services.conversations.drafts import (
     LimitExceeded,
     check_limits,
@@ -60,14 +64,19 @@ __all__ = [
     "HELD",
     "STATES",
     "STREAM_KINDS",
+    "BrowseFilter",
     "ConversationFilter",
     "Holder",
+    "InvalidCursor",
     "LimitExceeded",
+    "Page",
     "attachment_for_download",
     "audiences",
+    "browse",
     "check_limits",
     "check_wrapup_code",
     "customer_and_queue",
+    "customer_panel",
     "delete_draft",
     "ensure_visible",
     "event_json",

@@ -5,7 +5,6 @@ changes nothing and knows nothing of HTTP."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -13,14 +12,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postroom.domain.errors import NotFoundError, PostroomError
-from postroom.mail.threading import thread_token
-from postroom.services.conversations.access import ensure_visible, visible_clause, visible_ids
-from postroom.services.conversations.common import STATES
+from postroom.domain.errors import NotFoundError
+from postroom.services.conversations.access import ensure_visible, visible_ids
+from postroom.services.conversations.browse import BrowseFilter, browse, summary
 from postroom.services.conversations.common import iso as _iso
 from postroom.services.conversations.wrapup import wrapup_notes
 from postroom.services.users import User
-from postroom.store.schema import ID_MAX, attachments, conversations, messages, outbox, threads
+from postroom.store.schema import attachments, conversations, messages, outbox, threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +33,7 @@ class ConversationFilter:
 
 
 def _summary(row: sa.Row[Any], prefix: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "reference": thread_token(prefix, row.thread_id),
-        "thread_id": row.thread_id,
-        "state": row.state,
-        "queue": row.queue,
-        "priority": row.priority,
-        "agent": row.agent_id,
-        "last_agent": row.last_agent,
-        "offer_deadline": _iso(row.offer_deadline),
-        "subject": row.subject,
-        "tags": row.tags,
-        "language": row.language,
-        "created_at": _iso(row.created_at),
-        "enqueued_at": _iso(row.enqueued_at),
-        "closed_at": _iso(row.closed_at),
-        "wrapup_code": row.wrapup_code,
-    }
+    return summary(row, prefix)
 
 
 def _base_select() -> sa.Select[Any]:
@@ -64,43 +45,28 @@ def _base_select() -> sa.Select[Any]:
 def list_conversations(
     db: sa.Engine, user: User, flt: ConversationFilter, *, prefix: str = "PR"
 ) -> list[dict[str, Any]]:
-    if flt.state is not None and flt.state not in STATES:
-        raise PostroomError(f"state must be one of {', '.join(STATES)}")
-    q = _base_select().where(visible_clause(user))
-    if flt.state:
-        q = q.where(conversations.c.state == flt.state)
-    if flt.queue:
-        q = q.where(conversations.c.queue == flt.queue)
-    if flt.agent:
-        q = q.where(conversations.c.agent_id == flt.agent)
-    if flt.mine:
-        q = q.where(conversations.c.agent_id == user.id)
-    if flt.before_id is not None:
-        q = q.where(conversations.c.id < flt.before_id)
-    if flt.search:
-        term = flt.search.strip()
-        ref = re.fullmatch(re.escape(prefix) + r"-(\d{1,12})", term, re.IGNORECASE)
-        if ref:  # a number beyond any id matches nothing (and is no query parameter)
-            number = int(ref.group(1))
-            q = q.where(conversations.c.thread_id == number if number <= ID_MAX else sa.false())
-        else:
-            like = f"%{term.lower()}%"
-            matching = sa.select(messages.c.conversation_id).where(
-                sa.or_(
-                    sa.func.lower(messages.c.subject).like(like),
-                    sa.func.lower(messages.c.sender).like(like),
-                    sa.func.lower(messages.c.text).like(like),
-                )
-            )
-            q = q.where(
-                sa.or_(
-                    sa.func.lower(threads.c.subject).like(like), conversations.c.id.in_(matching)
-                )
-            )
-    limit = max(1, min(flt.limit, 200))
-    with db.connect() as conn:
-        rows = conn.execute(q.order_by(conversations.c.id.desc()).limit(limit)).all()
-    return [_summary(r, prefix) for r in rows]
+    """Conversations the user may see, newest (highest id) first; with `search`,
+    those the full-text search finds (browse.py), each with its snippet and rank."""
+    page = browse(
+        db,
+        user,
+        BrowseFilter(
+            q=flt.search,
+            state=flt.state,
+            queue=flt.queue,
+            agent=flt.agent,
+            mine=flt.mine,
+            limit=flt.limit,
+            before_id=flt.before_id,
+            sort="id",
+        ),
+        prefix=prefix,
+    )
+    return page.conversations
+
+
+# Every column but the search index's document (PostgreSQL's tsvector).
+_SHOWN = [c for c in messages.c if c.name != "search_document"]
 
 
 def _attachment_json(a: sa.Row[Any]) -> dict[str, Any]:
@@ -122,7 +88,7 @@ def get_conversation(
     with db.connect() as conn:
         row = conn.execute(_base_select().where(conversations.c.id == conversation_id)).one()
         msgs = conn.execute(
-            sa.select(messages)
+            sa.select(*_SHOWN)
             .where(messages.c.conversation_id == conversation_id)
             .order_by(messages.c.received_at, messages.c.id)
         ).all()
