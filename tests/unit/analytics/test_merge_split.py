@@ -47,9 +47,7 @@ def test_a_waiting_source_merged_away_flows_out_and_is_not_abandoned() -> None:
 
 
 def test_the_target_of_a_merge_closing_while_waiting_is_still_abandoned() -> None:
-    events = _history()[:9] + [
-        EventRecord(20, T0 + timedelta(minutes=30), "conversation_closed", 1, {"from": "queued"})
-    ]
+    events = [*_history()[:9], EventRecord(20, T0 + timedelta(minutes=30), "conversation_closed", 1, {"from": "queued"})]
     assert {d.key: d for d in replay(events)}["c1"].outcome == "abandoned"
 
 
