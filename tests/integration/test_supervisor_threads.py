@@ -230,3 +230,21 @@ def test_access_follows_the_moved_messages_only_for_the_agents_who_handled_them(
     # gains the source's own thread.
     assert "ann" in agents_of(comps, target_thread)
     assert agents_of(comps, source_thread) == before_source
+
+
+def test_a_conversation_merged_away_can_be_neither_source_nor_target_again(
+    comps: Components, router: RoutingService
+) -> None:
+    """Two merges of the same pair in opposite directions: the second is refused
+    (the rows are locked, so on PostgreSQL it waits for the first and then sees it),
+    also before the router has closed the first one's source."""
+    _, a = mail(comps, "g1")
+    _, b = mail(comps, "g2", subject="Same again")
+    _, c = mail(comps, "g3", subject="And again")
+    threads.merge(comps.engine, comps.clock, a, b, "sue")
+    with pytest.raises(ThreadChangeConflict, match=f"merged into conversation {b} already"):
+        threads.merge(comps.engine, comps.clock, b, a, "sue")
+    with pytest.raises(ThreadChangeConflict, match="already"):
+        threads.merge(comps.engine, comps.clock, a, c, "sue")
+    router.poll()
+    assert conv(comps, a).state == "closed" and conv(comps, b).state != "closed"

@@ -80,10 +80,23 @@ class MergeResult:
 
 
 def _conversation(conn: sa.Connection, cid: int) -> sa.Row[Any]:
-    row = conn.execute(sa.select(conversations).where(conversations.c.id == cid)).first()
+    """The conversation's row, locked until the transaction ends (on PostgreSQL; SQLite
+    has one writer at a time), so two merges of the same pair cannot cross."""
+    row = conn.execute(
+        sa.select(conversations).where(conversations.c.id == cid).with_for_update()
+    ).first()
     if row is None:
         raise NotFoundError(f"no conversation {cid}")
     return row
+
+
+MERGED_INTO = "merged into conversation "
+
+
+def _merged_into(row: sa.Row[Any]) -> str | None:
+    """The conversation this one was merged into (its close reason says), if any."""
+    reason = row.close_reason or ""
+    return reason.removeprefix(MERGED_INTO) if reason.startswith(MERGED_INTO) else None
 
 
 def _message_ids(conn: sa.Connection, cid: int) -> list[int]:
@@ -353,8 +366,17 @@ def merge(
         )
     now = clock()
     with db.begin() as conn:
-        source = _conversation(conn, conversation_id)
-        target = _conversation(conn, into)
+        # Locked in id order: two merges of the same pair wait for each other.
+        first, second = sorted((conversation_id, into))
+        locked = {first: _conversation(conn, first), second: _conversation(conn, second)}
+        source, target = locked[conversation_id], locked[into]
+        for row in (source, target):
+            gone = _merged_into(row)
+            if gone is not None:
+                raise ThreadChangeConflict(
+                    f"conversation {row.id} was merged into conversation {gone} already; "
+                    f"use conversation {gone} instead"
+                )
         if target.state == "closed":
             raise ThreadChangeConflict(
                 f"conversation {into} is closed; merge it into conversation "
@@ -385,7 +407,7 @@ def merge(
             conn.execute(
                 conversations.update()
                 .where(conversations.c.id == conversation_id)
-                .values(close_reason=f"merged into conversation {into}")
+                .values(close_reason=f"{MERGED_INTO}{into}")
             )
         data = {
             "source": conversation_id,
