@@ -6,6 +6,7 @@ Both stores."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -248,3 +249,35 @@ def test_a_conversation_merged_away_can_be_neither_source_nor_target_again(
         threads.merge(comps.engine, comps.clock, a, c, "sue")
     router.poll()
     assert conv(comps, a).state == "closed" and conv(comps, b).state != "closed"
+
+
+def test_two_opposite_merges_at_once_cannot_both_succeed(
+    comps: Components, router: RoutingService
+) -> None:
+    _, a = mail(comps, "h1")
+    _, b = mail(comps, "h2", subject="Twice")
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def run(src: int, dst: int) -> None:
+        start.wait()
+        try:
+            threads.merge(comps.engine, comps.clock, src, dst, "sue")
+            outcomes.append("merged")
+        except ThreadChangeConflict:
+            outcomes.append("refused")
+
+    workers = [threading.Thread(target=run, args=p) for p in ((a, b), (b, a))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert sorted(outcomes) == ["merged", "refused"]
+    with comps.engine.connect() as conn:
+        left = {
+            int(cid)
+            for (cid,) in conn.execute(
+                sa.select(messages.c.conversation_id).where(messages.c.conversation_id.in_([a, b]))
+            )
+        }
+    assert len(left) == 1  # every message in the one that received them
