@@ -210,6 +210,7 @@ class ConversationTracker:
         self._unanswered: datetime | None = None  # oldest customer message not replied to
         self._park_return = False
         self._started = False
+        self._merged_away = False  # merged into another conversation while waiting
 
     @property
     def last_event_id(self) -> int:
@@ -348,17 +349,24 @@ class ConversationTracker:
         if code is not None:
             d.wrapup_code = code
         if self.state in WAITING or (self._wait is not None and self._work is None):
+            # A supervisor's merge moved its messages elsewhere: not the customer leaving.
+            left: WaitOutcome = "flowed_out" if self._merged_away else "abandoned"
             self._end_alert(e.at, "withdrawn")
             if self._wait is not None:
-                self._wait.end, self._wait.outcome = e.at, "abandoned"
+                self._wait.end, self._wait.outcome = e.at, left
                 self._wait = None
-            d.outcome = "abandoned"
+            d.outcome = left
         else:
             self._end_alert(e.at, "withdrawn")
             self._end_work(e.at)
             d.outcome = "answered" if any(s.connect for s in d.segments) else "closed"
         d.ended_at = e.at
         self.state = "closed"
+
+    def _merged(self, e: EventRecord, data: Mapping[str, Any]) -> None:
+        # Written on both conversations of a merge; only the source's matters here.
+        if data.get("source") == e.conversation_id and self.state in WAITING:
+            self._merged_away = True
 
     def _wrapup_code(self, e: EventRecord, data: Mapping[str, Any]) -> None:
         code = _text(data.get("code"))
@@ -464,6 +472,7 @@ _HANDLERS: dict[str, Any] = {
     "conversation_state_changed": ConversationTracker._state_changed,
     "park_returned": ConversationTracker._park_returned,
     "conversation_closed": ConversationTracker._closed,
+    "conversation_merged": ConversationTracker._merged,  # a waiting source flows out
     "wrapup_timed_out": ConversationTracker._wrapup_code,
     "wrapup_notes": ConversationTracker._wrapup_code,
     "wrapup_code_recorded": ConversationTracker._wrapup_code,  # given after it closed

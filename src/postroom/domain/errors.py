@@ -133,3 +133,13 @@ class ConflictError(PostroomError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class ThreadChangeError(PostroomError):
+    """A split or merge that cannot be done as asked: the message is not in the
+    conversation, nothing would remain, or a conversation merged into itself."""
+
+
+class ThreadChangeConflict(ConflictError):
+    """A split or merge the conversations' state does not allow now: the source is
+    held by an agent, the target is closed, or the two have different customers."""

@@ -462,6 +462,8 @@ class RoutingService:
             return self._adopt(row, now)
         if kind == "config_changed":  # an admin changed queues (services/configuration.py)
             return self._queues_changed(now)
+        if kind == "merged":  # merged into another (services/supervisor/threads.py)
+            return self._merged(now, cid)
         if kind == "queue_moved":  # a queue was deleted with a target (services/admin/queues.py)
             return self._queue_moved(now, str(data.get("from")), str(data.get("to")))
         raise ValueError(f"unknown request {kind!r}")
@@ -517,6 +519,16 @@ class RoutingService:
             if str(row.id) not in held:
                 out.append(replace(self._enqueued(now, row), queue_id=new))
         return out
+
+    def _merged(self, now: float, cid: str) -> list[rm.Event]:
+        """A waiting conversation was merged into another (its messages moved there):
+        it leaves its queue, its offer withdrawn (`ConversationEnded`). One the engine
+        does not hold, or holds closed, needs nothing; one an agent took meanwhile
+        ends as the agent's End would (into wrap-up)."""
+        view = self.engine.conversation(cid)
+        if view is None or view.state == "closed":
+            return []
+        return [rm.ConversationEnded(now, cid)]
 
     # -- agent-initiated conversations ---------------------------------------------
 

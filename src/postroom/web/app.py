@@ -57,6 +57,7 @@ from postroom.web.deps import (
 )
 from postroom.web.presence import watch_presence
 from postroom.web.supervisor import analytics as supervisor_analytics
+from postroom.web.supervisor import threads as supervisor_threads
 
 FAVICON = Path(workspace.__file__).parent / "static" / "favicon.ico"
 
@@ -137,6 +138,7 @@ def create_app(
         api_workspace,
         events_stream,
         supervisor_analytics,
+        supervisor_threads,
         web_metrics,
     ):
         app.include_router(module.router)

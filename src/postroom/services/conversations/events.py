@@ -45,6 +45,9 @@ STREAM_KINDS = (
     "delivery_deferred",
     "delivery_failed",
     "bounce_received",
+    # A supervisor split or merged conversations (services/supervisor/threads.py).
+    "conversation_split",
+    "conversation_merged",
 )
 
 

@@ -213,7 +213,8 @@
   /* -- live updates for the open conversation ------------------------------------------ */
 
   var CONV_KINDS = ["message_appended", "message_received", "conversation_state_changed",
-    "conversation_closed", "message_queued", "park_returned", "wrapup_required", "wrapup_timed_out"];
+    "conversation_closed", "message_queued", "park_returned", "wrapup_required", "wrapup_timed_out",
+    "conversation_split", "conversation_merged"];
   /* What happened to a message we sent: the sender's outcome (services/outbound.py)
      and a bounce matched by intake, whose data names our message (outbound_message). */
   var DELIVERY_KINDS = ["message_sent", "delivery_deferred", "delivery_failed", "bounce_received"];

@@ -1,0 +1,1 @@
+"""Supervisors' use cases on conversations (splitting and merging threads)."""
