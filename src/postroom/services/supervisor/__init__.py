@@ -1,0 +1,2 @@
+"""Supervisors' use cases: acting on the backlog and on agents (backlog.py), the
+agent board (board.py)."""
