@@ -56,6 +56,7 @@ from postroom.web.deps import (
 )
 from postroom.web.presence import watch_presence
 from postroom.web.supervisor import analytics as supervisor_analytics
+from postroom.web.supervisor import backlog as supervisor_backlog
 
 FAVICON = Path(workspace.__file__).parent / "static" / "favicon.ico"
 
@@ -136,6 +137,7 @@ def create_app(
         api_workspace,
         events_stream,
         supervisor_analytics,
+        supervisor_backlog,
         web_metrics,
     ):
         app.include_router(module.router)

@@ -363,6 +363,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
         "agents": transfer_targets(everyone, user.id),
         "mine": conv["agent"] == user.id or user.sees_everything,
         "limits": limits,
+        "backlog": permissions.allows(user.role, Permission.ACT_ON_BACKLOG),
     }
 
 
