@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 SegmentKind = Literal["wait", "alert", "interact", "park", "wrapup"]
 AlertOutcome = Literal["accepted", "declined", "timed_out", "withdrawn"]
-WaitOutcome = Literal["answered", "abandoned", "flowed_out"]
+# discarded: a supervisor closed it while it waited (not the customer abandoning).
+WaitOutcome = Literal["answered", "abandoned", "flowed_out", "discarded"]
 Outcome = Literal["open", "answered", "abandoned", "discarded", "flowed_out", "closed"]
 Direction = Literal["inbound", "outbound"]
 
@@ -210,6 +211,7 @@ class ConversationTracker:
         self._unanswered: datetime | None = None  # oldest customer message not replied to
         self._park_return = False
         self._started = False
+        self._discard: str | None = None  # a supervisor's close reason, before the close
 
     @property
     def last_event_id(self) -> int:
@@ -349,16 +351,20 @@ class ConversationTracker:
             d.wrapup_code = code
         if self.state in WAITING or (self._wait is not None and self._work is None):
             self._end_alert(e.at, "withdrawn")
+            outcome: WaitOutcome = "discarded" if self._discard is not None else "abandoned"
             if self._wait is not None:
-                self._wait.end, self._wait.outcome = e.at, "abandoned"
+                self._wait.end, self._wait.outcome = e.at, outcome
                 self._wait = None
-            d.outcome = "abandoned"
+            d.outcome = outcome
         else:
             self._end_alert(e.at, "withdrawn")
             self._end_work(e.at)
             d.outcome = "answered" if any(s.connect for s in d.segments) else "closed"
         d.ended_at = e.at
         self.state = "closed"
+
+    def _supervisor_discarded(self, e: EventRecord, data: Mapping[str, Any]) -> None:
+        self._discard = _text(data.get("reason")) or "other"
 
     def _wrapup_code(self, e: EventRecord, data: Mapping[str, Any]) -> None:
         code = _text(data.get("code"))
@@ -463,6 +469,7 @@ _HANDLERS: dict[str, Any] = {
     "fell_back_to_queue": ConversationTracker._fell_back,
     "conversation_state_changed": ConversationTracker._state_changed,
     "park_returned": ConversationTracker._park_returned,
+    "conversation_discarded": ConversationTracker._supervisor_discarded,
     "conversation_closed": ConversationTracker._closed,
     "wrapup_timed_out": ConversationTracker._wrapup_code,
     "wrapup_notes": ConversationTracker._wrapup_code,
