@@ -27,11 +27,14 @@ def test_bulk_move_assign_and_requeue(
     page: Page, browser: Browser, server: Server, supervisor: ApiSession
 ) -> None:
     console_errors = watch_csp(page)
-    for subject in ("Backlog one", "Backlog two", "Backlog three"):
-        _mail(server, subject)
     login(page, server, "sue")
     page.goto(server.url + "/queues")
-    page.locator("#queue-table tr[data-queue=returns] [data-figure=waiting] a").click()
+    waiting = page.locator("#queue-table tr[data-queue=returns] [data-figure=waiting]")
+    before = int(waiting.inner_text())
+    for subject in ("Backlog one", "Backlog two", "Backlog three"):
+        _mail(server, subject)
+    expect(waiting).to_have_text(str(before + 3), timeout=15_000)  # the page is live
+    waiting.locator("a").click()
     expect(page).to_have_url(server.url + "/supervisor/queues/returns")
     table = page.locator("#backlog-table")
     expect(table.locator("tr", has_text="Backlog three")).to_be_visible(timeout=10_000)
