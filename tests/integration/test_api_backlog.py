@@ -60,3 +60,14 @@ def test_supervisor_assigns_moves_and_closes_and_reads_the_board(api: Api) -> No
     assert r.status_code == 200, r.text
     assert api.conv(a).state in ("queued", "alerting")
     assert sue.post("/api/v1/agents/nobody/requeue").status_code == 404
+
+
+def test_thread_view_offers_backlog_actions_to_supervisors_while_it_waits(api: Api) -> None:
+    cid = api.deliver()
+    page = api.client("sue").get(f"/workspace/parts/conversation/{cid}")
+    assert page.status_code == 200 and 'id="backlog-actions"' in page.text
+    assert "/static/supervisor/backlog.js" in page.text
+    r = api.client("sue").post(f"/api/v1/conversations/{cid}/assign", json={"agent": "ann", "mode": "connect"})
+    assert r.status_code == 200, r.text
+    page = api.client("sue").get(f"/workspace/parts/conversation/{cid}")
+    assert 'id="backlog-actions"' not in page.text  # held now: no backlog actions

@@ -16,7 +16,7 @@ from postroom.runtime.wiring import Components, build
 from postroom.services import agents as svc
 from postroom.services.routing import RoutingService
 from postroom.services.supervisor import backlog, board
-from postroom.store.schema import conversations, events, routing_inbox
+from postroom.store.schema import conversations, events, routing_inbox, threads
 from tests.mailfactory import make_email
 
 
@@ -71,6 +71,26 @@ def deliver(c: Components, n: int = 1) -> list[int]:
     c.intake.drain()
     with c.engine.connect() as conn:
         return [int(i) for (i,) in conn.execute(sa.select(conversations.c.id).order_by(conversations.c.id))]
+
+
+def waiting_rows(c: Components, n: int) -> list[int]:
+    """`n` queued conversations written as intake writes them (thread, conversation,
+    `enqueued` request), without parsing n emails."""
+    now = c.clock()
+    with c.engine.begin() as conn:
+        ids = []
+        for i in range(n):
+            tid = conn.execute(
+                threads.insert().values(subject=f"bulk {i}", created_at=now, last_activity_at=now).returning(threads.c.id)
+            ).scalar_one()
+            cid = conn.execute(
+                conversations.insert()
+                .values(thread_id=tid, state="queued", queue="support", priority=0, skills=[], tags=[], created_at=now, enqueued_at=now)
+                .returning(conversations.c.id)
+            ).scalar_one()
+            conn.execute(routing_inbox.insert().values(at=now, kind="enqueued", conversation_id=cid, data={}))
+            ids.append(int(cid))
+    return ids
 
 
 def conv(c: Components, cid: int) -> sa.Row[Any]:
@@ -161,8 +181,17 @@ def test_move_priority_and_close(comps: Components, router: Router) -> None:
         act(comps, "close", a, reason="other")
 
 
+def _pending(c: Components) -> int:
+    with c.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(routing_inbox).where(routing_inbox.c.done_at.is_(None))).scalar_one())
+
+
 def test_bulk_move_of_500(comps: Components, router: Router) -> None:
-    ids = deliver(comps, 500)
+    ids = waiting_rows(comps, 500)
+    for _ in range(500):
+        if conv(comps, ids[-1]).enqueued_at is not None and not _pending(comps):
+            break
+        router.stop.wait(0.02)
     data = backlog.check_params("move", {"queue": "billing"}, queues=["support", "billing"], agent_ids=[])
     results = backlog.submit(comps.engine, comps.clock, "move", [*ids, 999_999], data, by="sue", wait_s=60)
     assert [r.ok for r in results[:-1]] == [True] * 500
