@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.e2e.conftest import ApiSession, Server
-from tests.e2e.helpers import Page, csp_violations, expect, login, send_mail, watch_csp
+from tests.e2e.helpers import Page, csp_violations, expect, login, send_mail, shot, watch_csp
 from tests.mailfactory import make_email
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,6 +43,7 @@ def test_bulk_move_assign_and_requeue(
     for subject in ("Backlog one", "Backlog two"):
         table.locator("tr", has_text=subject).locator("input.pick").check()
     expect(page.locator("#bulk-count")).to_have_text("2 selected")
+    shot(page, "supervisor-backlog")
     bar = page.locator("#bulk")
     bar.get_by_label("Action").select_option("move")
     bar.locator('input[name="queue"]').fill("billing")
@@ -67,6 +68,7 @@ def test_bulk_move_assign_and_requeue(
         page.goto(server.url + "/supervisor/agents")
         fay_row = page.locator("#agent-board tr[data-agent=fay]")
         expect(fay_row.locator("[data-figure=holding]")).to_have_text("1 / 1", timeout=10_000)
+        shot(page, "supervisor-agent-board")
         fay_row.get_by_role("button", name="Requeue all work").click()
         expect(fay_row.locator("[data-figure=holding]")).to_have_text("0 / 1", timeout=10_000)
         expect(fay.locator(f'#mine a[data-cid="{cid}"]')).to_have_count(0, timeout=10_000)
