@@ -232,7 +232,7 @@ def test_an_offer_to_an_agent_who_no_longer_exists_is_withdrawn_and_offered_agai
     fresh = RoutingService(comps.engine, comps.settings.queues, clock)
     fresh.rebuild()
     got = _events(comps, mark, cid)
-    assert got[0] == ("offer_withdrawn", {"agent": "ann"}), got
+    assert got[0] == ("offer_withdrawn", {"agent": "ann", "reason": "agent_unknown"}), got
     assert (conv(comps, cid).state, conv(comps, cid).agent_id) == ("alerting", "bob")
 
 
@@ -250,7 +250,7 @@ def test_an_offer_to_an_agent_removed_from_its_queue_while_no_router_ran_is_with
     fresh = RoutingService(comps.engine, comps.settings.queues, clock)
     fresh.rebuild()
     got = _events(comps, mark, cid)
-    assert got[0] == ("offer_withdrawn", {"agent": "ann"}), got
+    assert got[0] == ("offer_withdrawn", {"agent": "ann", "reason": "left_queue"}), got
     assert (conv(comps, cid).state, conv(comps, cid).agent_id) == ("alerting", "bob")
 
 

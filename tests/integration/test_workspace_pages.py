@@ -219,7 +219,8 @@ def test_queue_view_is_for_supervisors_and_admins(api: Api) -> None:
         assert part.status_code == 200
         row = re.search(r'<tr data-queue="support">(.*?)</tr>', part.text, re.S)
         assert row is not None
-        assert '<td data-figure="waiting" class="hot">1</td>' in row.group(1)
+        assert '<td data-figure="waiting" class="hot"><a href="/supervisor/queues/support"' in row.group(1)
+        assert '>1</a></td>' in row.group(1)
         assert re.search(r'<td data-figure="longest_waiting">\d+ s</td>', row.group(1))
         assert "80 % within 24 h" in row.group(1)
         assert '<td data-figure="service_level" class="">—</td>' in row.group(1)  # none answered

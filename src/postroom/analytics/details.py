@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 SegmentKind = Literal["wait", "alert", "interact", "park", "wrapup"]
 AlertOutcome = Literal["accepted", "declined", "timed_out", "withdrawn"]
-WaitOutcome = Literal["answered", "abandoned", "flowed_out"]
+# discarded: a supervisor closed it while it waited (not the customer abandoning).
+WaitOutcome = Literal["answered", "abandoned", "flowed_out", "discarded"]
 Outcome = Literal["open", "answered", "abandoned", "discarded", "flowed_out", "closed"]
 Direction = Literal["inbound", "outbound"]
 
@@ -211,6 +212,7 @@ class ConversationTracker:
         self._park_return = False
         self._started = False
         self._merged_away = False  # merged into another conversation while waiting
+        self._discard: str | None = None  # a supervisor's close reason, before the close
 
     @property
     def last_event_id(self) -> int:
@@ -350,12 +352,17 @@ class ConversationTracker:
             d.wrapup_code = code
         if self.state in WAITING or (self._wait is not None and self._work is None):
             # A supervisor's merge moved its messages elsewhere: not the customer leaving.
-            left: WaitOutcome = "flowed_out" if self._merged_away else "abandoned"
+            # A supervisor's close (spam, duplicate) is a discard, not an abandon either.
+            outcome: WaitOutcome = "abandoned"
+            if self._merged_away:
+                outcome = "flowed_out"
+            elif self._discard is not None:
+                outcome = "discarded"
             self._end_alert(e.at, "withdrawn")
             if self._wait is not None:
-                self._wait.end, self._wait.outcome = e.at, left
+                self._wait.end, self._wait.outcome = e.at, outcome
                 self._wait = None
-            d.outcome = left
+            d.outcome = outcome
         else:
             self._end_alert(e.at, "withdrawn")
             self._end_work(e.at)
@@ -367,6 +374,9 @@ class ConversationTracker:
         # Written on both conversations of a merge; only the source's matters here.
         if data.get("source") == e.conversation_id and self.state in WAITING:
             self._merged_away = True
+
+    def _supervisor_discarded(self, e: EventRecord, data: Mapping[str, Any]) -> None:
+        self._discard = _text(data.get("reason")) or "other"
 
     def _wrapup_code(self, e: EventRecord, data: Mapping[str, Any]) -> None:
         code = _text(data.get("code"))
@@ -471,6 +481,7 @@ _HANDLERS: dict[str, Any] = {
     "fell_back_to_queue": ConversationTracker._fell_back,
     "conversation_state_changed": ConversationTracker._state_changed,
     "park_returned": ConversationTracker._park_returned,
+    "conversation_discarded": ConversationTracker._supervisor_discarded,
     "conversation_closed": ConversationTracker._closed,
     "conversation_merged": ConversationTracker._merged,  # a waiting source flows out
     "wrapup_timed_out": ConversationTracker._wrapup_code,

@@ -20,14 +20,17 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from postroom.routing.index import FreeAgents, FreeKey, QueueWork, Timers, WaitingWork
 from postroom.routing.model import (
+    REQUEUED_WRAPUP_CODE,
     AgentCapacityChanged,
     AgentConfig,
     AgentConfigured,
     AgentNotResponding,
     AgentPresenceChanged,
+    AgentWorkRequeued,
     ConversationAssigned,
     ConversationEnded,
     Decision,
+    Discarded,
     Enqueued,
     Event,
     FellBackToQueue,
@@ -47,10 +50,14 @@ from postroom.routing.model import (
     QueueConfigured,
     QueueReassigned,
     Rejected,
+    Reprioritized,
     Requeued,
     RingExpanded,
     RoutingStatusChanged,
     SkillRequirement,
+    SupervisorAssigned,
+    SupervisorConnected,
+    SupervisorDiscarded,
     TakenBack,
     Tick,
     TransferredToAgent,
@@ -236,6 +243,10 @@ class Engine:
             Parked: self._on_parked,
             Unparked: self._on_unparked,
             TakenBack: self._on_taken_back,
+            SupervisorAssigned: self._on_supervisor_assigned,
+            Reprioritized: self._on_reprioritized,
+            SupervisorDiscarded: self._on_supervisor_discarded,
+            AgentWorkRequeued: self._on_agent_work_requeued,
         }
 
     def _on_conversation_ended(self, e: ConversationEnded) -> None:
@@ -328,6 +339,121 @@ class Engine:
         if c.agent_id != e.agent_id:
             raise _Reject(f"conversation is parked by {c.agent_id!r}, not {e.agent_id!r}")
         self._reconnect(c, "taken_back")
+
+    # ------------------------------------------------- supervisors' actions
+
+    def _waiting_or_reject(self, conversation_id: str, action: str) -> ConversationRecord:
+        c = self._conv_or_reject(conversation_id)
+        if c.state not in ("queued", "alerting"):
+            raise _Reject(f"conversation is {c.state}; only waiting work can be {action}")
+        return c
+
+    def _take_from_waiting(self, c: ConversationRecord, reason: _WithdrawReason) -> None:
+        """Out of the waiting index, or its offer withdrawn (the agent told)."""
+        if c.state == "alerting":
+            assert c.agent_id is not None
+            self._out.append(OfferWithdrawn(self._now, c.conversation_id, c.agent_id, reason))
+            self._release(c)
+        else:
+            self._unplace(c)
+        c.offer_deadline = None
+        c.offer_rule = None
+        self._timers.clear(c.conversation_id)
+
+    def _on_supervisor_assigned(self, e: SupervisorAssigned) -> None:
+        c = self._waiting_or_reject(e.conversation_id, "assigned")
+        a = self._agent_or_reject(e.agent_id)
+        same = c.state == "alerting" and c.agent_id == a.agent_id
+        if same and e.mode == "offer":
+            raise _Reject(f"conversation is already offered to {a.agent_id!r}")
+        if e.mode == "offer" and not a.routable:
+            raise _Reject(
+                f"agent {a.agent_id!r} is not on queue and responding; "
+                "connect the conversation to them directly instead"
+            )
+        held = len(a.load) - (1 if same else 0)
+        if not e.override_capacity and held >= a.capacity:
+            raise _Reject(
+                f"agent {a.agent_id!r} holds {held} of their capacity {a.capacity}; "
+                "override the capacity to assign it anyway"
+            )
+        if same:  # connect what alerts them: no withdrawal, just answered
+            self._release(c)
+            c.offer_deadline = None
+            self._timers.clear(c.conversation_id)
+        else:
+            self._take_from_waiting(c, "reassigned")
+        if e.mode == "offer":
+            c.state = "queued"  # (out of the index already: `_offer` takes it from there)
+            self._offer(c, a, "supervisor")
+            return
+        c.state = "connected"
+        c.agent_id = a.agent_id
+        c.offer_rule = "supervisor"
+        c.offer_direct = False
+        self._answered(c)
+        self._hold(a, c)
+        self._out.append(
+            SupervisorConnected(
+                self._now, c.conversation_id, a.agent_id, len(a.load) > a.capacity
+            )
+        )
+
+    def _on_reprioritized(self, e: Reprioritized) -> None:
+        c = self._waiting_or_reject(e.conversation_id, "changed")
+        if e.priority is None and e.skills is None:
+            raise _Reject("nothing to change: give a priority or skills")
+        queued = c.state == "queued"
+        if queued:
+            self._unplace(c)
+        if e.priority is not None:
+            c.priority = e.priority
+        if e.skills is not None:
+            c.skills = self._shared_skills(e.skills)
+        if queued:
+            self._place(c)
+            self._schedule(c)
+
+    def _on_supervisor_discarded(self, e: SupervisorDiscarded) -> None:
+        c = self._waiting_or_reject(e.conversation_id, "discarded")
+        self._take_from_waiting(c, "discarded")
+        c.sl_pending = False  # a supervisor's decision, not a customer abandoning
+        self._out.append(Discarded(self._now, c.conversation_id, e.reason, e.note))
+        self._close(c)
+
+    def _on_agent_work_requeued(self, e: AgentWorkRequeued) -> None:
+        a = self._agent_or_reject(e.agent_id)
+        now = self._now
+        for conversation_id in sorted(a.load, key=_numeric_first):
+            c = self._convs[conversation_id]
+            if c.state == "alerting":
+                self._out.append(OfferWithdrawn(now, conversation_id, a.agent_id, "requeued"))
+                self._release(c)
+                c.offer_deadline = None
+                c.offer_rule = None
+                c.offer_direct = False
+                if a.agent_id not in c.declined_by:  # not straight back to them
+                    c.declined_by = (*c.declined_by, a.agent_id)
+                c.state = "queued"
+                self._place(c)
+                self._schedule(c)
+            elif c.state == "connected":
+                self._detach(c, "requeued")
+                self._reset_routing(c)
+                c.declined_by = (a.agent_id,)
+                self._enter_queue(c)
+            elif c.state == "wrapup":
+                self._out.append(
+                    WrapupTimedOut(now, conversation_id, a.agent_id, REQUEUED_WRAPUP_CODE)
+                )
+                self._release(c)
+                self._close(c)
+        for conversation_id in sorted(a.parked, key=_numeric_first):
+            c = self._convs[conversation_id]
+            self._detach(c, "requeued")
+            self._reset_routing(c)
+            c.declined_by = (a.agent_id,)
+            self._enter_queue(c)
 
     def _configure_queue(self, queue: QueueConfig) -> None:
         known = queue.queue_id in self._queues
@@ -1148,6 +1274,14 @@ _STALE_MAX = 8  # past this many out-of-date agents, choosing one updates the in
 _SHARED_MAX = 10_000  # distinct values kept for sharing; past it the table starts afresh
 
 T = TypeVar("T")
+
+
+_WithdrawReason = Literal["reassigned", "discarded"]
+
+
+def _numeric_first(conversation_id: str) -> tuple[int, str]:
+    """Order conversation ids as numbers when they are (the service's are)."""
+    return (int(conversation_id), "") if conversation_id.isdigit() else (0, conversation_id)
 
 
 def _shared(table: dict[T, T], value: T) -> T:

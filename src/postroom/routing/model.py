@@ -41,6 +41,7 @@ MAX_RINGS = 5
 MAX_CAPACITY = 25  # email conversations one agent may be offered at once
 PRIORITY_SECONDS = 60.0  # one priority point is worth this much waiting time
 WRAPUP_TIMEOUT_CODE = "wrapup-timeout"
+REQUEUED_WRAPUP_CODE = "requeued-by-supervisor"  # wrap-up ended by `AgentWorkRequeued`
 
 
 class RoutingConfigError(ValueError):
@@ -373,6 +374,55 @@ class TakenBack:
 
 
 @dataclass(frozen=True, slots=True)
+class SupervisorAssigned:
+    """A supervisor gives a waiting (queued or alerting) conversation to `agent_id`.
+    An offer to someone else is withdrawn first. `mode` "offer" alerts the agent
+    with the queue's alert timeout and falls back to the queue if they miss it (the
+    agent must be on queue and responding); "connect" connects it to them at once,
+    whatever their presence. Either way the agent's capacity is respected unless
+    `override_capacity` (then they may hold more than it, as after an assignment)."""
+
+    now: float
+    conversation_id: str
+    agent_id: str
+    mode: Literal["offer", "connect"] = "offer"
+    override_capacity: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reprioritized:
+    """A supervisor changes a waiting conversation's priority and/or required skills
+    (None keeps each). It keeps its place in time: the wait does not restart."""
+
+    now: float
+    conversation_id: str
+    priority: int | None = None
+    skills: tuple[SkillRequirement, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorDiscarded:
+    """A supervisor closes a waiting conversation with a reason (spam, duplicate,
+    other): its offer, if any, is withdrawn; it does not count as abandoned."""
+
+    now: float
+    conversation_id: str
+    reason: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentWorkRequeued:
+    """A supervisor takes all of an agent's work back: alerting offers are withdrawn
+    and wait again in their queue (keeping their wait); connected and parked work is
+    queued again as after a transfer to its queue; wrap-up ends with the code
+    `REQUEUED_WRAPUP_CODE`. Presence is left as it is."""
+
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     now: float
 
@@ -398,6 +448,10 @@ Event = (
     | Parked
     | Unparked
     | TakenBack
+    | SupervisorAssigned
+    | Reprioritized
+    | SupervisorDiscarded
+    | AgentWorkRequeued
     | Tick
 )
 
@@ -413,6 +467,7 @@ OfferRule = Literal[
     "direct_transfer",
     "park_return",  # no longer made: a park return connects (kept for stored offers)
     "assigned",  # never on an `Offer`: how a `ConversationAssigned` one came to its agent
+    "supervisor",  # a supervisor assigned it to the agent (`SupervisorAssigned`)
 ]
 
 
@@ -445,8 +500,38 @@ class OfferWithdrawn:
     at: float
     conversation_id: str
     agent_id: str
-    # left_queue: the agent was removed from the offer's queue while it alerted.
-    reason: Literal["conversation_ended", "transferred", "agent_unknown", "left_queue"]
+    # left_queue: the agent was removed from the offer's queue while it alerted;
+    # reassigned: a supervisor gave it to someone else, moved or changed it;
+    # requeued: a supervisor took all of the agent's work back.
+    reason: Literal[
+        "conversation_ended",
+        "transferred",
+        "agent_unknown",
+        "left_queue",
+        "reassigned",
+        "requeued",
+        "discarded",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """A supervisor closed the waiting conversation (`SupervisorDiscarded`)."""
+
+    at: float
+    conversation_id: str
+    reason: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorConnected:
+    """A supervisor connected the conversation to the agent directly."""
+
+    at: float
+    conversation_id: str
+    agent_id: str
+    over_capacity: bool  # the agent now holds more than their capacity
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +608,8 @@ Decision = (
     Offer
     | OfferExpired
     | OfferWithdrawn
+    | Discarded
+    | SupervisorConnected
     | FellBackToQueue
     | RingExpanded
     | RoutingStatusChanged

@@ -26,12 +26,19 @@ import sqlalchemy as sa
 from postroom.domain.calendars import BusinessCalendar
 from postroom.domain.routes import QueueConfig
 from postroom.routing import model as rm
+from postroom.routing import views as rm_views
 from postroom.routing.engine import Engine
 from postroom.services.configuration import ConfigSource
 from postroom.store.db import as_utc
 from postroom.store.schema import agents, conversations, events, routing_inbox, thread_agents
 
 log = logging.getLogger("postroom.router")
+
+# Requests a supervisor sends (services/supervisor/backlog.py): on one waiting
+# conversation, or (`requeue_agent`) on all of one agent's work.
+SUPERVISOR_REQUESTS = frozenset(
+    {"sv_assign", "sv_move", "sv_priority", "sv_close", "requeue_agent"}
+)
 
 EventListener = Callable[[Sequence[dict[str, Any]]], None]
 
@@ -186,6 +193,8 @@ class RoutingService:
         # Each agent's (presence, Genesys routing status) as the last `presence_changed`
         # event says; a batch that changes either writes a new one.
         self._logged: dict[str, tuple[str, str]] = {}
+        # Conversations a request changed that it does not name (an agent's requeue).
+        self._also_touched: set[str] = set()
 
     # -- start ----------------------------------------------------------------
 
@@ -379,6 +388,8 @@ class RoutingService:
                 moved = getattr(ev, "conversation_id", None)
                 if row.kind == "queue_moved" and moved:  # many conversations, none on the request
                     touched.add(str(moved))
+            touched.update(self._also_touched)
+            self._also_touched.clear()
             rejected = [d for d in out if isinstance(d, rm.Rejected)]
             results.append((row.id, f"refused: {rejected[0].reason}" if rejected else "ok"))
             known = row.conversation_id is not None and (
@@ -460,6 +471,8 @@ class RoutingService:
             return [rm.TransferredToAgent(now, cid, str(data["agent"]))]
         if kind == "adopt":
             return self._adopt(row, now)
+        if kind in SUPERVISOR_REQUESTS:  # a supervisor acts on the backlog or on an agent
+            return self._supervisor_request(row, now)
         if kind == "config_changed":  # an admin changed queues (services/configuration.py)
             return self._queues_changed(now)
         if kind == "merged":  # merged into another (services/supervisor/threads.py)
@@ -530,6 +543,58 @@ class RoutingService:
             return []
         return [rm.ConversationEnded(now, cid)]
 
+    # -- supervisors' requests (services/supervisor/backlog.py writes them) ---------
+
+    def _supervisor_request(self, row: sa.Row[Any], now: float) -> list[rm.Event]:
+        """One supervisor action as engine events; ValueError refuses it (the
+        message is the answer the supervisor reads)."""
+        cid = str(row.conversation_id) if row.conversation_id is not None else ""
+        data = row.data or {}
+        kind = row.kind
+        if kind == "requeue_agent":
+            return self._requeue_agent(row, now)
+        view = self.engine.conversation(cid)
+        if view is None:
+            raise ValueError(f"conversation {cid} is not waiting (it is not being routed)")
+        if kind == "sv_assign":
+            mode: Literal["offer", "connect"] = (
+                "connect" if data.get("mode") == "connect" else "offer"
+            )
+            return [
+                rm.SupervisorAssigned(
+                    now, cid, str(data.get("agent")), mode, bool(data.get("override_capacity"))
+                )
+            ]
+        if kind == "sv_move":
+            queue = str(data.get("queue"))
+            if view.state not in ("queued", "alerting"):
+                raise ValueError(f"conversation is {view.state}; only waiting work can be moved")
+            if queue == view.queue_id:
+                raise ValueError(f"conversation is already in queue {queue!r}")
+            return [rm.Requeued(now, cid, queue)]
+        if kind == "sv_priority":
+            priority = data.get("priority")
+            raw = data.get("skills")
+            return [
+                rm.Reprioritized(
+                    now,
+                    cid,
+                    int(priority) if priority is not None else None,
+                    _skills(raw) if raw is not None else None,
+                )
+            ]
+        reason, note = str(data.get("reason")), str(data.get("note", ""))
+        return [rm.SupervisorDiscarded(now, cid, reason, note)]
+
+    def _requeue_agent(self, row: sa.Row[Any], now: float) -> list[rm.Event]:
+        """All of an agent's work back to its queues; those conversations are mirrored
+        even when the engine makes no decision about them."""
+        view = self.engine.agent(str(row.agent_id))
+        if view is None:
+            raise ValueError(f"no agent {row.agent_id!r}")
+        self._also_touched.update((*view.load, *view.parked))
+        return [rm.AgentWorkRequeued(now, view.agent_id)]
+
     # -- agent-initiated conversations ---------------------------------------------
 
     def _adopt(self, row: sa.Row[Any], now: float) -> list[rm.Event]:
@@ -578,6 +643,7 @@ class RoutingService:
                 touched.add(cid)
             if isinstance(d, rm.WrapupTimedOut):
                 codes[d.conversation_id] = d.code
+
         with self.db.begin() as conn:
             if self.fence is not None:
                 self.fence(conn)
@@ -679,6 +745,7 @@ class RoutingService:
                 )
             ]
         deadline = _dt(view.offer_deadline) if view.offer_deadline is not None else None
+        published = self._requirements(conn, row, view, now)
         if (row.state, row.agent_id, row.queue) == (view.state, view.agent_id, view.queue_id):
             # Same state, agent and queue (e.g. offered again to the same agent, or
             # restored): the row still carries the current offer deadline.
@@ -688,7 +755,7 @@ class RoutingService:
                     .where(conversations.c.id == row.id)
                     .values(offer_deadline=deadline)
                 )
-            return []
+            return published
         if view.state == "connected" and view.agent_id:
             took_part = sa.select(thread_agents.c.thread_id).where(
                 thread_agents.c.thread_id == row.thread_id,
@@ -709,6 +776,7 @@ class RoutingService:
             values["enqueued_at"] = _dt(view.enqueued_at)
         conn.execute(conversations.update().where(conversations.c.id == row.id).values(**values))
         return [
+            *published,
             self._event(
                 conn,
                 now,
@@ -722,6 +790,22 @@ class RoutingService:
                 },
             )
         ]
+
+    def _requirements(
+        self, conn: sa.Connection, row: sa.Row[Any], view: rm_views.ConversationView, now: datetime
+    ) -> list[dict[str, Any]]:
+        """A priority or required skills a supervisor changed, written to the row with
+        a `requirements_changed` event."""
+        if int(row.priority) == view.priority and _skills(row.skills) == view.skills:
+            return []
+        skills = [[s.name, s.min_proficiency] for s in view.skills]
+        conn.execute(
+            conversations.update()
+            .where(conversations.c.id == row.id)
+            .values(priority=view.priority, skills=skills)
+        )
+        data = {"priority": view.priority, "skills": skills, "old_priority": int(row.priority)}
+        return [self._event(conn, now, "requirements_changed", str(row.id), data)]
 
     def _apply(self, conn: sa.Connection, d: rm.Decision, now: datetime) -> list[dict[str, Any]]:
         """Events for the decisions; the conversation rows follow in `_mirror`."""
@@ -745,9 +829,24 @@ class RoutingService:
                     },
                 )
             ]
-        if isinstance(d, rm.OfferExpired | rm.OfferWithdrawn):
-            kind = "offer_timed_out" if isinstance(d, rm.OfferExpired) else "offer_withdrawn"
-            return [self._event(conn, now, kind, d.conversation_id, {"agent": d.agent_id})]
+        if isinstance(d, rm.OfferExpired):
+            return [
+                self._event(conn, now, "offer_timed_out", d.conversation_id, {"agent": d.agent_id})
+            ]
+        if isinstance(d, rm.OfferWithdrawn):
+            data = {"agent": d.agent_id, "reason": d.reason}
+            return [self._event(conn, now, "offer_withdrawn", d.conversation_id, data)]
+        if isinstance(d, rm.Discarded):
+            data = {"reason": d.reason, "note": d.note}
+            conn.execute(
+                conversations.update()
+                .where(conversations.c.id == int(d.conversation_id))
+                .values(close_reason=f"{d.reason}: {d.note}" if d.note else d.reason)
+            )
+            return [self._event(conn, now, "conversation_discarded", d.conversation_id, data)]
+        if isinstance(d, rm.SupervisorConnected):
+            connected = {"agent": d.agent_id, "over_capacity": d.over_capacity}
+            return [self._event(conn, now, "supervisor_connected", d.conversation_id, connected)]
         if isinstance(d, rm.FellBackToQueue):
             return [
                 self._event(

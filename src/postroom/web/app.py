@@ -57,6 +57,7 @@ from postroom.web.deps import (
 )
 from postroom.web.presence import watch_presence
 from postroom.web.supervisor import analytics as supervisor_analytics
+from postroom.web.supervisor import backlog as supervisor_backlog
 from postroom.web.supervisor import threads as supervisor_threads
 
 FAVICON = Path(workspace.__file__).parent / "static" / "favicon.ico"
@@ -139,6 +140,7 @@ def create_app(
         events_stream,
         supervisor_analytics,
         supervisor_threads,
+        supervisor_backlog,
         web_metrics,
     ):
         app.include_router(module.router)

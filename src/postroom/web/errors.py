@@ -33,6 +33,11 @@ from postroom.domain.errors import (
 from postroom.services.agents import RequestRefused
 from postroom.services.conversations import LimitExceeded
 from postroom.services.new_email import NotAnAgent
+from postroom.services.supervisor.backlog import (
+    BacklogActionRefused,
+    InvalidBacklogAction,
+    RouterSilent,
+)
 from postroom.services.users import (
     Forbidden,
     InvalidCredentials,
@@ -60,6 +65,7 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (Forbidden, 403, "forbidden"),
     (CsrfRejected, 403, "csrf_rejected"),
     (NotFoundError, 404, "not_found"),
+    (BacklogActionRefused, 409, "backlog_refused"),
     (RequestRefused, 409, "refused"),
     (LastAdmin, 409, "last_admin"),
     (ConflictError, 409, "conflict"),
@@ -74,6 +80,8 @@ STATUS: tuple[tuple[type[PostroomError], int, str], ...] = (
     (InvalidWebhookError, 422, "invalid_webhook"),
     (TooManyAttempts, 429, "too_many_attempts"),
     (RouterUnavailable, 503, "router_unavailable"),
+    (RouterSilent, 503, "router_unavailable"),
+    (InvalidBacklogAction, 422, "invalid_action"),
     (PostroomError, 400, "bad_request"),
 )
 

@@ -25,6 +25,7 @@ from postroom.routing.model import (
     AgentConfigured,
     AgentNotResponding,
     AgentPresenceChanged,
+    AgentWorkRequeued,
     ConversationAssigned,
     ConversationEnded,
     Decision,
@@ -42,9 +43,12 @@ from postroom.routing.model import (
     QueueConfig,
     QueueConfigured,
     Rejected,
+    Reprioritized,
     Requeued,
     Ring,
     SkillRequirement,
+    SupervisorAssigned,
+    SupervisorDiscarded,
     TakenBack,
     Tick,
     TransferredToAgent,
@@ -158,6 +162,8 @@ class RoutingMachine(RuleBasedStateMachine):
         free capacity is 0."""
         allowed: dict[str, int] = {}  # agent -> how much their load may grow past capacity
         refused = any(isinstance(d, Rejected) for d in got)
+        if isinstance(event, SupervisorAssigned) and event.override_capacity and not refused:
+            allowed[event.agent_id] = 1  # deliberately past the capacity
         if isinstance(event, ConversationAssigned | OfferRestored) and not refused:
             allowed[event.agent_id] = 1
             assert not any(
@@ -411,6 +417,29 @@ class RoutingMachine(RuleBasedStateMachine):
     def transfer_to_agent(self, i: int, agent: str, queue: str | None) -> None:
         conv = self.live(i, "connected", "queued", "parked")
         self.send(TransferredToAgent(self.step(1.0), conv, agent, queue))
+
+    @rule(
+        i=st.integers(0, 7),
+        agent=agent_ids,
+        mode=st.sampled_from(["offer", "connect"]),
+        override=st.booleans(),
+    )
+    def supervisor_assign(self, i: int, agent: str, mode: str, override: bool) -> None:
+        conv = self.live(i, "queued", "alerting", "connected")
+        self.send(SupervisorAssigned(self.step(1.0), conv, agent, mode, override))  # type: ignore[arg-type]
+
+    @rule(i=st.integers(0, 7), priority=st.integers(0, 3), skills=requirements)
+    def reprioritize(self, i: int, priority: int, skills: tuple[SkillRequirement, ...]) -> None:
+        conv = self.live(i, "queued", "alerting")
+        self.send(Reprioritized(self.step(1.0), conv, priority, skills))
+
+    @rule(i=st.integers(0, 7))
+    def discard(self, i: int) -> None:
+        self.send(SupervisorDiscarded(self.step(1.0), self.live(i, "queued", "alerting"), "spam"))
+
+    @rule(agent=agent_ids)
+    def requeue_agent_work(self, agent: str) -> None:
+        self.send(AgentWorkRequeued(self.step(1.0), agent))
 
     @rule(dt=st.sampled_from([1.0, 10.0, 30.0, 100.0]))
     def tick(self, dt: float) -> None:

@@ -468,6 +468,7 @@ _WAIT_KINDS = (
     "fell_back_to_queue",
     "conversation_state_changed",
     "park_returned",
+    "conversation_discarded",
     "conversation_closed",
 )
 

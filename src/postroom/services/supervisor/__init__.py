@@ -1,1 +1,2 @@
-"""Supervisors' use cases on conversations (splitting and merging threads)."""
+"""Supervisors' use cases: acting on the backlog and on agents (backlog.py), the
+agent board (board.py), splitting and merging threads (threads.py)."""

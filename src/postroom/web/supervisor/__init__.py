@@ -8,12 +8,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from postroom.web.supervisor import pages
+from postroom.web.supervisor import backlog_pages, pages
 
 
 def mount(app: FastAPI) -> None:
     """Add the dashboard and its static files to `app`."""
     app.include_router(pages.router)
+    app.include_router(backlog_pages.router)
     app.mount(
         "/static/supervisor", StaticFiles(directory=pages.STATIC_DIR), name="supervisor-static"
     )

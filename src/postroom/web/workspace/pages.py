@@ -364,6 +364,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
         "mine": conv["agent"] == user.id or user.sees_everything,
         "limits": limits,
         "can_rethread": permissions.allows(user.role, Permission.ACT_ON_BACKLOG),
+        "backlog": permissions.allows(user.role, Permission.ACT_ON_BACKLOG),
     }
 
 
