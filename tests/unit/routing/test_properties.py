@@ -427,6 +427,8 @@ class RoutingMachine(RuleBasedStateMachine):
     def supervisor_assign(self, i: int, agent: str, mode: str, override: bool) -> None:
         conv = self.live(i, "queued", "alerting", "connected")
         self.send(SupervisorAssigned(self.step(1.0), conv, agent, mode, override))  # type: ignore[arg-type]
+        if override:  # a supervisor may deliberately offer past capacity (not the router)
+            self.last_offers = [o for o in self.last_offers if o.conversation_id != conv]
 
     @rule(i=st.integers(0, 7), priority=st.integers(0, 3), skills=requirements)
     def reprioritize(self, i: int, priority: int, skills: tuple[SkillRequirement, ...]) -> None:
