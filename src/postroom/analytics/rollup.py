@@ -189,51 +189,68 @@ def roll_rows(
     rows: Iterable[FactRow], levels: Sequence[Level] = LEVELS
 ) -> dict[str, dict[CellKey, Cell]]:
     """`roll` of facts given as `FactRow`s."""
-    plan: list[tuple[dict[tuple[Any, ...], Cell], float, tuple[bool, ...] | None, bool]] = []
-    for lv in levels:
-        kept = tuple(f in lv.fields for f in FIELDS)
-        plan.append(({}, float(lv.minutes * 60), None if all(kept) else kept, lv.waits))
-    tables: list[dict[tuple[Any, ...], Cell]] = [p[0] for p in plan]
-    log, ceil, zero = math.log, math.ceil, ZERO_BUCKET
-    for metric, ts, v, q, a, r, w, d in rows:
-        us = round(v * 1_000_000)
-        b = zero if v <= 0 else ceil(log(v) / _LOG_GAMMA)
-        for cells, step, keep, waits in plan:
-            if keep is None:
-                key: tuple[Any, ...] = (ts - ts % step, metric, q, a, r, w, d)
-            else:
-                key = (
-                    ts - ts % step, metric, q if keep[0] else None, a if keep[1] else None,
-                    r if keep[2] else None, w if keep[3] else None, d if keep[4] else None,
-                )  # fmt: skip
-            cell = cells.get(key)
-            if cell is None:
-                cells[key] = Cell(1, us, v, v, {b: 1}, {ceil(v): 1} if waits else None)
-                continue
-            if waits:
-                wt = cell.waits
-                assert wt is not None
-                sec = ceil(v)
-                wt[sec] = wt.get(sec, 0) + 1
-            cell.count += 1
-            cell.sum_us += us
-            if v < cell.min:
-                cell.min = v
-            if v > cell.max:
-                cell.max = v
-            sk = cell.sketch
-            sk[b] = sk.get(b, 0) + 1
-    out: dict[str, dict[CellKey, Cell]] = {}
-    starts: dict[float, datetime] = {}
-    for lv, cells in zip(levels, tables, strict=True):
-        named: dict[CellKey, Cell] = {}
-        for key, cell in cells.items():
-            at = starts.get(key[0])
-            if at is None:
-                at = starts[key[0]] = datetime.fromtimestamp(key[0], UTC)
-            named[(at, *key[1:])] = cell
-        out[lv.name] = named
-    return out
+    roller = Roller(levels)
+    roller.add(rows)
+    return roller.cells()
+
+
+class Roller:
+    """`roll_rows` a part at a time: `add` facts as they come, `cells` at the end (the
+    cells are the same whatever the order and the parts the facts came in)."""
+
+    def __init__(self, levels: Sequence[Level] = LEVELS) -> None:
+        self.levels = tuple(levels)
+        self._plan: list[tuple[dict[tuple[Any, ...], Cell], float, tuple[bool, ...] | None, bool]]
+        self._plan = []
+        for lv in self.levels:
+            kept = tuple(f in lv.fields for f in FIELDS)
+            self._plan.append(({}, float(lv.minutes * 60), None if all(kept) else kept, lv.waits))
+
+    def add(self, rows: Iterable[FactRow]) -> None:
+        plan = self._plan
+        log, ceil, zero = math.log, math.ceil, ZERO_BUCKET
+        for metric, ts, v, q, a, r, w, d in rows:
+            us = round(v * 1_000_000)
+            b = zero if v <= 0 else ceil(log(v) / _LOG_GAMMA)
+            for cells, step, keep, waits in plan:
+                if keep is None:
+                    key: tuple[Any, ...] = (ts - ts % step, metric, q, a, r, w, d)
+                else:
+                    key = (
+                        ts - ts % step, metric, q if keep[0] else None, a if keep[1] else None,
+                        r if keep[2] else None, w if keep[3] else None, d if keep[4] else None,
+                    )  # fmt: skip
+                cell = cells.get(key)
+                if cell is None:
+                    cells[key] = Cell(1, us, v, v, {b: 1}, {ceil(v): 1} if waits else None)
+                    continue
+                if waits:
+                    wt = cell.waits
+                    assert wt is not None
+                    sec = ceil(v)
+                    wt[sec] = wt.get(sec, 0) + 1
+                cell.count += 1
+                cell.sum_us += us
+                if v < cell.min:
+                    cell.min = v
+                if v > cell.max:
+                    cell.max = v
+                sk = cell.sketch
+                sk[b] = sk.get(b, 0) + 1
+
+    def cells(self) -> dict[str, dict[CellKey, Cell]]:
+        """Every level's cells of the facts added so far."""
+        out: dict[str, dict[CellKey, Cell]] = {}
+        starts: dict[float, datetime] = {}
+        for lv, (cells, *_) in zip(self.levels, self._plan, strict=True):
+            named: dict[CellKey, Cell] = {}
+            for key, cell in cells.items():
+                at = starts.get(key[0])
+                if at is None:
+                    at = starts[key[0]] = datetime.fromtimestamp(key[0], UTC)
+                named[(at, *key[1:])] = cell
+            out[lv.name] = named
+        return out
 
 
 # -- answering aggregate queries from cells ----------------------------------------------

@@ -31,6 +31,7 @@ _COLUMNS = (
 )  # fmt: skip
 _CHUNK = 500
 _DAY = timedelta(days=1)
+_INSERT_ROWS = 50_000  # interval rows handed to the driver at a time
 
 
 def unit_of(at: datetime) -> datetime:
@@ -98,6 +99,23 @@ def build(conn: sa.Connection) -> None:
         lo += _DAY
 
 
+def build_from(
+    conn: sa.Connection, rolled: dict[str, dict[rollup.CellKey, rollup.Cell]], stale: set[datetime]
+) -> None:
+    """Every row again: from `rolled`, the cells of the facts rolled as they were written
+    (a rebuild), but the hours in `stale` (some of their facts were replaced after they
+    were rolled) from the facts."""
+    conn.execute(analytics_intervals.delete())
+    if stale:
+        rolled = {
+            name: {k: c for k, c in cells.items() if unit_of(k[0]) not in stale}
+            for name, cells in rolled.items()
+        }
+    _insert(conn, rolled)
+    for lo, hi in _ranges(stale):
+        _roll_range(conn, lo, hi)
+
+
 def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
     o = analytics_observations
     at_col = sa.type_coerce(o.c.at, sa.String)  # SQLite: text, parsed once below
@@ -110,18 +128,25 @@ def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
     facts = (
         (m, _time(at).timestamp(), v, q, a, r, w, d) for m, at, v, q, a, r, w, d in rows
     )
+    _insert(conn, rollup.roll_rows(facts))
+
+
+def _insert(conn: sa.Connection, rolled: dict[str, dict[rollup.CellKey, rollup.Cell]]) -> None:
     out: list[tuple[Any, ...]] = []
     time: Callable[[datetime], Any] = (
         bulk.sqlite_time if conn.dialect.name == "sqlite" else (lambda x: x)
     )
     stored: dict[datetime, Any] = {}  # cells share their starts: convert each once
-    for name, cells in rollup.roll_rows(facts).items():
+    for name, cells in rolled.items():
         for key, c in cells.items():
             at = stored.get(key[0])
             if at is None:
                 at = stored[key[0]] = time(key[0])
             out.append((name, at, *key[1:], c.count, c.sum_us, c.min, c.max,
                         c.encoded_sketch(), c.encoded_waits()))  # fmt: skip
+            if len(out) >= _INSERT_ROWS:
+                bulk.insert(conn, analytics_intervals, _COLUMNS, out)
+                out = []
     bulk.insert(conn, analytics_intervals, _COLUMNS, out)
 
 
