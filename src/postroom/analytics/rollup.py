@@ -117,6 +117,20 @@ class Cell:
                 return min(self.max, max(self.min, value_of(b)))
         return self.max
 
+    def quantiles(self, qs: Sequence[float]) -> list[float]:
+        """`quantile` of each of `qs` (ascending), in one pass over the buckets."""
+        ranks = [max(1, math.ceil(q / 100.0 * self.count)) for q in qs]
+        out: list[float] = []
+        seen = 0
+        sk = self.sketch
+        for b in sorted(sk):
+            seen += sk[b]
+            while len(out) < len(ranks) and seen >= ranks[len(out)]:
+                out.append(min(self.max, max(self.min, value_of(b))))
+            if len(out) == len(ranks):
+                return out
+        return out + [self.max] * (len(ranks) - len(out))
+
     def encoded_sketch(self) -> str:
         """`[bucket, count, bucket, count, ...]` by bucket (compact JSON); `[]` when every
         value is the same (min == max: one bucket, the count's)."""
@@ -286,13 +300,14 @@ def _ms(seconds: float) -> float:
 def stats(metric: str, cell: Cell) -> dict[str, Any]:
     if metric in COUNT_METRICS:
         return {"count": cell.count}
+    p50, p90 = cell.quantiles((50, 90))
     return {
         "count": cell.count,
         "sum": round(cell.sum_us / 1000.0, 3),
         "min": _ms(cell.min),
         "max": _ms(cell.max),
-        "p50": _ms(cell.quantile(50)),
-        "p90": _ms(cell.quantile(90)),
+        "p50": _ms(p50),
+        "p90": _ms(p90),
     }
 
 
@@ -325,14 +340,14 @@ def answer(
         else:
             acc.merge(cell)
     results = []
+    labels = IntervalLabels(edges, tz)
     for gkey in sorted(groups, key=lambda k: tuple("" if v is None else v for v in k)):
         data = []
         for idx in sorted(groups[gkey]):
             accs = groups[gkey][idx]
             ms = [{"metric": m, "stats": stats(m, accs[m])} for m in metrics if m in accs]
             if ms:
-                data.append({"interval": f"{_iso(edges[idx], tz)}/{_iso(edges[idx + 1], tz)}",
-                             "metrics": ms})  # fmt: skip
+                data.append({"interval": labels[idx], "metrics": ms})
         if data:
             results.append({"group": dict(zip(group_by, gkey, strict=True)), "data": data})
     return results
@@ -340,6 +355,22 @@ def answer(
 
 def _iso(t: datetime, tz: ZoneInfo) -> str:
     return t.astimezone(tz).isoformat(timespec="seconds")
+
+
+class IntervalLabels:
+    """`start/end` (ISO 8601 in `tz`) of the intervals between `edges`, by index; each
+    made once (the groups of a result share their intervals)."""
+
+    def __init__(self, edges: Sequence[datetime], tz: ZoneInfo) -> None:
+        self._edges, self._tz = edges, tz
+        self._made: dict[int, str] = {}
+
+    def __getitem__(self, idx: int) -> str:
+        got = self._made.get(idx)
+        if got is None:
+            e, tz = self._edges, self._tz
+            got = self._made[idx] = f"{_iso(e[idx], tz)}/{_iso(e[idx + 1], tz)}"
+        return got
 
 
 def merge_results(

@@ -172,3 +172,11 @@ def test_a_roller_fed_in_parts_gives_the_cells_of_all_the_facts(
         }  # fmt: skip
 
     assert flat(roller.cells()) == flat(rollup.roll_rows(rows))
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1e6), min_size=1, max_size=200))
+def test_quantiles_in_one_pass_equal_each_quantile(values: list[float]) -> None:
+    cell = rollup.Cell()
+    for v in values:
+        cell.add(v)
+    assert cell.quantiles((50, 90)) == [cell.quantile(50), cell.quantile(90)]

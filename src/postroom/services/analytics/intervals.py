@@ -163,15 +163,16 @@ def cells(
     t = analytics_intervals
     rows = conn.execute(
         sa.select(
-            t.c.start, t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
+            _start(), t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
             t.c.direction, t.c.count, t.c.sum_us, t.c.min, t.c.max, t.c.sketch,
         ).where(
             t.c.level == level.name, t.c.start >= start, t.c.start < end,
             t.c.metric.in_(metrics), where,
         )
     ).tuples()  # fmt: skip
+    starts = _Starts()
     for at, metric, q, a, r, w, d, count, sum_us, lo, hi, sketch in rows:
-        key: rollup.CellKey = (_aware(at), metric, q, a, r, w, d)
+        key: rollup.CellKey = (starts[at], metric, q, a, r, w, d)
         # a count is answered by its count: no need to read its sketch
         flat = () if metric in COUNT_METRICS else json.loads(sketch)
         yield key, rollup.Cell.decoded(count, sum_us, lo, hi, flat)
@@ -189,15 +190,30 @@ def waits(
     t = analytics_intervals
     rows = conn.execute(
         sa.select(
-            t.c.start, t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
+            _start(), t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
             t.c.direction, t.c.count, t.c.waits,
         ).where(
             t.c.level == level.name, t.c.start >= start, t.c.start < end,
             t.c.metric.in_(("tAnswered", "tAbandon")), t.c.waits.is_not(None), where,
         )
     ).tuples()  # fmt: skip
+    starts = _Starts()
     for at, metric, q, a, r, w, d, count, encoded in rows:
-        yield (_aware(at), metric, q, a, r, w, d), count, encoded
+        yield (starts[at], metric, q, a, r, w, d), count, encoded
+
+
+def _start() -> sa.ColumnElement[Any]:
+    """The interval start as the driver gives it (SQLite: text), for `_Starts`."""
+    return sa.type_coerce(analytics_intervals.c.start, sa.String).label("start")
+
+
+class _Starts(dict[Any, datetime]):
+    """Interval starts as read (text or datetime) to aware UTC times, each parsed once
+    (the rows of a query share a few hundred starts)."""
+
+    def __missing__(self, raw: Any) -> datetime:
+        got = self[raw] = _time(raw)
+        return got
 
 
 COLUMN = {
