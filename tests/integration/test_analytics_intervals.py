@@ -136,6 +136,26 @@ def test_intervals_equal_the_facts_batch_by_batch_and_after_a_rebuild(db: sa.Eng
     assert _stored(db) == incremental
 
 
+def test_a_rebuild_in_small_batches_with_codes_given_after_the_close_equals_the_facts(
+    db: sa.Engine,
+) -> None:
+    # A rebuild rolls a conversation's facts into the interval cells once it has closed;
+    # a wrap-up code given later (a later batch) replaces those facts: their hours are
+    # built from the stored facts instead.
+    evs = list(history(seed=31, conversations=40, span_h=40.0))
+    closed = [e for e in evs if e.kind == "conversation_closed"]
+    next_id = max(e.id for e in evs) + 1
+    for i, e in enumerate(closed[::3]):
+        evs.append(EventRecord(next_id + i, e.at, "wrapup_code_recorded", e.conversation_id,
+                               {"code": "late-code", "agent": "ann"}))  # fmt: skip
+    _insert(db, evs)
+    clock = FakeClock()
+    AnalyticsProjector(db, clock, ProjectorConfig(rebuild_batch=13)).rebuild()
+    rebuilt = _stored(db)
+    assert any(r[6] == "late-code" for r in rebuilt)
+    assert rebuilt == _of_facts(db)
+
+
 def test_a_rebuild_that_stops_early_is_finished_by_the_projector(
     db: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,6 +169,7 @@ def test_a_rebuild_that_stops_early_is_finished_by_the_projector(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(intervals, "build", stop)
+    monkeypatch.setattr(intervals, "build_from", stop)
     with pytest.raises(KeyboardInterrupt):
         AnalyticsProjector(db, clock).rebuild()
     monkeypatch.undo()

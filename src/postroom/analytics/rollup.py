@@ -117,6 +117,20 @@ class Cell:
                 return min(self.max, max(self.min, value_of(b)))
         return self.max
 
+    def quantiles(self, qs: Sequence[float]) -> list[float]:
+        """`quantile` of each of `qs` (ascending), in one pass over the buckets."""
+        ranks = [max(1, math.ceil(q / 100.0 * self.count)) for q in qs]
+        out: list[float] = []
+        seen = 0
+        sk = self.sketch
+        for b in sorted(sk):
+            seen += sk[b]
+            while len(out) < len(ranks) and seen >= ranks[len(out)]:
+                out.append(min(self.max, max(self.min, value_of(b))))
+            if len(out) == len(ranks):
+                return out
+        return out + [self.max] * (len(ranks) - len(out))
+
     def encoded_sketch(self) -> str:
         """`[bucket, count, bucket, count, ...]` by bucket (compact JSON); `[]` when every
         value is the same (min == max: one bucket, the count's)."""
@@ -189,51 +203,68 @@ def roll_rows(
     rows: Iterable[FactRow], levels: Sequence[Level] = LEVELS
 ) -> dict[str, dict[CellKey, Cell]]:
     """`roll` of facts given as `FactRow`s."""
-    plan: list[tuple[dict[tuple[Any, ...], Cell], float, tuple[bool, ...] | None, bool]] = []
-    for lv in levels:
-        kept = tuple(f in lv.fields for f in FIELDS)
-        plan.append(({}, float(lv.minutes * 60), None if all(kept) else kept, lv.waits))
-    tables: list[dict[tuple[Any, ...], Cell]] = [p[0] for p in plan]
-    log, ceil, zero = math.log, math.ceil, ZERO_BUCKET
-    for metric, ts, v, q, a, r, w, d in rows:
-        us = round(v * 1_000_000)
-        b = zero if v <= 0 else ceil(log(v) / _LOG_GAMMA)
-        for cells, step, keep, waits in plan:
-            if keep is None:
-                key: tuple[Any, ...] = (ts - ts % step, metric, q, a, r, w, d)
-            else:
-                key = (
-                    ts - ts % step, metric, q if keep[0] else None, a if keep[1] else None,
-                    r if keep[2] else None, w if keep[3] else None, d if keep[4] else None,
-                )  # fmt: skip
-            cell = cells.get(key)
-            if cell is None:
-                cells[key] = Cell(1, us, v, v, {b: 1}, {ceil(v): 1} if waits else None)
-                continue
-            if waits:
-                wt = cell.waits
-                assert wt is not None
-                sec = ceil(v)
-                wt[sec] = wt.get(sec, 0) + 1
-            cell.count += 1
-            cell.sum_us += us
-            if v < cell.min:
-                cell.min = v
-            if v > cell.max:
-                cell.max = v
-            sk = cell.sketch
-            sk[b] = sk.get(b, 0) + 1
-    out: dict[str, dict[CellKey, Cell]] = {}
-    starts: dict[float, datetime] = {}
-    for lv, cells in zip(levels, tables, strict=True):
-        named: dict[CellKey, Cell] = {}
-        for key, cell in cells.items():
-            at = starts.get(key[0])
-            if at is None:
-                at = starts[key[0]] = datetime.fromtimestamp(key[0], UTC)
-            named[(at, *key[1:])] = cell
-        out[lv.name] = named
-    return out
+    roller = Roller(levels)
+    roller.add(rows)
+    return roller.cells()
+
+
+class Roller:
+    """`roll_rows` a part at a time: `add` facts as they come, `cells` at the end (the
+    cells are the same whatever the order and the parts the facts came in)."""
+
+    def __init__(self, levels: Sequence[Level] = LEVELS) -> None:
+        self.levels = tuple(levels)
+        self._plan: list[tuple[dict[tuple[Any, ...], Cell], float, tuple[bool, ...] | None, bool]]
+        self._plan = []
+        for lv in self.levels:
+            kept = tuple(f in lv.fields for f in FIELDS)
+            self._plan.append(({}, float(lv.minutes * 60), None if all(kept) else kept, lv.waits))
+
+    def add(self, rows: Iterable[FactRow]) -> None:
+        plan = self._plan
+        log, ceil, zero = math.log, math.ceil, ZERO_BUCKET
+        for metric, ts, v, q, a, r, w, d in rows:
+            us = round(v * 1_000_000)
+            b = zero if v <= 0 else ceil(log(v) / _LOG_GAMMA)
+            for cells, step, keep, waits in plan:
+                if keep is None:
+                    key: tuple[Any, ...] = (ts - ts % step, metric, q, a, r, w, d)
+                else:
+                    key = (
+                        ts - ts % step, metric, q if keep[0] else None, a if keep[1] else None,
+                        r if keep[2] else None, w if keep[3] else None, d if keep[4] else None,
+                    )  # fmt: skip
+                cell = cells.get(key)
+                if cell is None:
+                    cells[key] = Cell(1, us, v, v, {b: 1}, {ceil(v): 1} if waits else None)
+                    continue
+                if waits:
+                    wt = cell.waits
+                    assert wt is not None
+                    sec = ceil(v)
+                    wt[sec] = wt.get(sec, 0) + 1
+                cell.count += 1
+                cell.sum_us += us
+                if v < cell.min:
+                    cell.min = v
+                if v > cell.max:
+                    cell.max = v
+                sk = cell.sketch
+                sk[b] = sk.get(b, 0) + 1
+
+    def cells(self) -> dict[str, dict[CellKey, Cell]]:
+        """Every level's cells of the facts added so far."""
+        out: dict[str, dict[CellKey, Cell]] = {}
+        starts: dict[float, datetime] = {}
+        for lv, (cells, *_) in zip(self.levels, self._plan, strict=True):
+            named: dict[CellKey, Cell] = {}
+            for key, cell in cells.items():
+                at = starts.get(key[0])
+                if at is None:
+                    at = starts[key[0]] = datetime.fromtimestamp(key[0], UTC)
+                named[(at, *key[1:])] = cell
+            out[lv.name] = named
+        return out
 
 
 # -- answering aggregate queries from cells ----------------------------------------------
@@ -269,13 +300,14 @@ def _ms(seconds: float) -> float:
 def stats(metric: str, cell: Cell) -> dict[str, Any]:
     if metric in COUNT_METRICS:
         return {"count": cell.count}
+    p50, p90 = cell.quantiles((50, 90))
     return {
         "count": cell.count,
         "sum": round(cell.sum_us / 1000.0, 3),
         "min": _ms(cell.min),
         "max": _ms(cell.max),
-        "p50": _ms(cell.quantile(50)),
-        "p90": _ms(cell.quantile(90)),
+        "p50": _ms(p50),
+        "p90": _ms(p90),
     }
 
 
@@ -308,14 +340,14 @@ def answer(
         else:
             acc.merge(cell)
     results = []
+    labels = IntervalLabels(edges, tz)
     for gkey in sorted(groups, key=lambda k: tuple("" if v is None else v for v in k)):
         data = []
         for idx in sorted(groups[gkey]):
             accs = groups[gkey][idx]
             ms = [{"metric": m, "stats": stats(m, accs[m])} for m in metrics if m in accs]
             if ms:
-                data.append({"interval": f"{_iso(edges[idx], tz)}/{_iso(edges[idx + 1], tz)}",
-                             "metrics": ms})  # fmt: skip
+                data.append({"interval": labels[idx], "metrics": ms})
         if data:
             results.append({"group": dict(zip(group_by, gkey, strict=True)), "data": data})
     return results
@@ -323,6 +355,22 @@ def answer(
 
 def _iso(t: datetime, tz: ZoneInfo) -> str:
     return t.astimezone(tz).isoformat(timespec="seconds")
+
+
+class IntervalLabels:
+    """`start/end` (ISO 8601 in `tz`) of the intervals between `edges`, by index; each
+    made once (the groups of a result share their intervals)."""
+
+    def __init__(self, edges: Sequence[datetime], tz: ZoneInfo) -> None:
+        self._edges, self._tz = edges, tz
+        self._made: dict[int, str] = {}
+
+    def __getitem__(self, idx: int) -> str:
+        got = self._made.get(idx)
+        if got is None:
+            e, tz = self._edges, self._tz
+            got = self._made[idx] = f"{_iso(e[idx], tz)}/{_iso(e[idx + 1], tz)}"
+        return got
 
 
 def merge_results(

@@ -141,3 +141,42 @@ def test_whole_second_waits_count_exactly(values: list[float], seconds: int) -> 
     encoded = cell.encoded_waits()
     assert encoded is not None
     assert rollup.within(encoded, seconds) == sum(1 for v in values if v <= seconds)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["tAnswered", "tHandle"]),
+            st.floats(min_value=0.0, max_value=7200.0),
+            st.floats(min_value=0.0, max_value=1e4),
+            st.sampled_from(["support", "billing", None]),
+        ),
+        max_size=60,
+    ),
+    st.data(),
+)
+def test_a_roller_fed_in_parts_gives_the_cells_of_all_the_facts(
+    facts: list[tuple[str, float, float, str | None]], data: st.DataObject
+) -> None:
+    rows = [(m, ts, v, q, "ann", None, None, "inbound") for m, ts, v, q in facts]
+    order = data.draw(st.permutations(rows))
+    cut = data.draw(st.integers(min_value=0, max_value=len(rows)))
+    roller = rollup.Roller()
+    roller.add(order[:cut])
+    roller.add(order[cut:])
+
+    def flat(rolled: dict[str, dict[rollup.CellKey, rollup.Cell]]) -> dict[Any, Any]:
+        return {
+            (name, key): (c.count, c.sum_us, c.min, c.max, c.encoded_sketch(), c.encoded_waits())
+            for name, cells in rolled.items() for key, c in cells.items()
+        }  # fmt: skip
+
+    assert flat(roller.cells()) == flat(rollup.roll_rows(rows))
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1e6), min_size=1, max_size=200))
+def test_quantiles_in_one_pass_equal_each_quantile(values: list[float]) -> None:
+    cell = rollup.Cell()
+    for v in values:
+        cell.add(v)
+    assert cell.quantiles((50, 90)) == [cell.quantile(50), cell.quantile(90)]

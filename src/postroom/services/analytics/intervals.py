@@ -12,11 +12,11 @@ What it must not do: write any table but `analytics_intervals`, or know HTTP.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from postroom.analytics import rollup
@@ -31,6 +31,7 @@ _COLUMNS = (
 )  # fmt: skip
 _CHUNK = 500
 _DAY = timedelta(days=1)
+_INSERT_ROWS = 50_000  # interval rows handed to the driver at a time
 
 
 def unit_of(at: datetime) -> datetime:
@@ -98,6 +99,23 @@ def build(conn: sa.Connection) -> None:
         lo += _DAY
 
 
+def build_from(
+    conn: sa.Connection, rolled: dict[str, dict[rollup.CellKey, rollup.Cell]], stale: set[datetime]
+) -> None:
+    """Every row again: from `rolled`, the cells of the facts rolled as they were written
+    (a rebuild), but the hours in `stale` (some of their facts were replaced after they
+    were rolled) from the facts."""
+    conn.execute(analytics_intervals.delete())
+    if stale:
+        rolled = {
+            name: {k: c for k, c in cells.items() if unit_of(k[0]) not in stale}
+            for name, cells in rolled.items()
+        }
+    _insert(conn, rolled)
+    for lo, hi in _ranges(stale):
+        _roll_range(conn, lo, hi)
+
+
 def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
     o = analytics_observations
     at_col = sa.type_coerce(o.c.at, sa.String)  # SQLite: text, parsed once below
@@ -110,18 +128,25 @@ def _roll_range(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
     facts = (
         (m, _time(at).timestamp(), v, q, a, r, w, d) for m, at, v, q, a, r, w, d in rows
     )
+    _insert(conn, rollup.roll_rows(facts))
+
+
+def _insert(conn: sa.Connection, rolled: dict[str, dict[rollup.CellKey, rollup.Cell]]) -> None:
     out: list[tuple[Any, ...]] = []
     time: Callable[[datetime], Any] = (
         bulk.sqlite_time if conn.dialect.name == "sqlite" else (lambda x: x)
     )
     stored: dict[datetime, Any] = {}  # cells share their starts: convert each once
-    for name, cells in rollup.roll_rows(facts).items():
+    for name, cells in rolled.items():
         for key, c in cells.items():
             at = stored.get(key[0])
             if at is None:
                 at = stored[key[0]] = time(key[0])
             out.append((name, at, *key[1:], c.count, c.sum_us, c.min, c.max,
                         c.encoded_sketch(), c.encoded_waits()))  # fmt: skip
+            if len(out) >= _INSERT_ROWS:
+                bulk.insert(conn, analytics_intervals, _COLUMNS, out)
+                out = []
     bulk.insert(conn, analytics_intervals, _COLUMNS, out)
 
 
@@ -138,17 +163,18 @@ def cells(
     t = analytics_intervals
     rows = conn.execute(
         sa.select(
-            t.c.start, t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
+            _start(), t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
             t.c.direction, t.c.count, t.c.sum_us, t.c.min, t.c.max, t.c.sketch,
         ).where(
             t.c.level == level.name, t.c.start >= start, t.c.start < end,
             t.c.metric.in_(metrics), where,
         )
     ).tuples()  # fmt: skip
+    starts = _Starts()
     for at, metric, q, a, r, w, d, count, sum_us, lo, hi, sketch in rows:
-        key: rollup.CellKey = (_aware(at), metric, q, a, r, w, d)
+        key: rollup.CellKey = (starts[at], metric, q, a, r, w, d)
         # a count is answered by its count: no need to read its sketch
-        flat = () if metric in COUNT_METRICS else json.loads(sketch)
+        flat = () if metric in COUNT_METRICS else orjson.loads(sketch)  # ints we wrote
         yield key, rollup.Cell.decoded(count, sum_us, lo, hi, flat)
 
 
@@ -164,15 +190,30 @@ def waits(
     t = analytics_intervals
     rows = conn.execute(
         sa.select(
-            t.c.start, t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
+            _start(), t.c.metric, t.c.queue, t.c.agent, t.c.route, t.c.wrapup_code,
             t.c.direction, t.c.count, t.c.waits,
         ).where(
             t.c.level == level.name, t.c.start >= start, t.c.start < end,
             t.c.metric.in_(("tAnswered", "tAbandon")), t.c.waits.is_not(None), where,
         )
     ).tuples()  # fmt: skip
+    starts = _Starts()
     for at, metric, q, a, r, w, d, count, encoded in rows:
-        yield (_aware(at), metric, q, a, r, w, d), count, encoded
+        yield (starts[at], metric, q, a, r, w, d), count, encoded
+
+
+def _start() -> sa.ColumnElement[Any]:
+    """The interval start as the driver gives it (SQLite: text), for `_Starts`."""
+    return sa.type_coerce(analytics_intervals.c.start, sa.String).label("start")
+
+
+class _Starts(dict[Any, datetime]):
+    """Interval starts as read (text or datetime) to aware UTC times, each parsed once
+    (the rows of a query share a few hundred starts)."""
+
+    def __missing__(self, raw: Any) -> datetime:
+        got = self[raw] = _time(raw)
+        return got
 
 
 COLUMN = {

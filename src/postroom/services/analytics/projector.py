@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 import sqlalchemy as sa
 
 from postroom.analytics import metrics as am
+from postroom.analytics import rollup
 from postroom.analytics.details import (
     ConversationDetail,
     ConversationTracker,
@@ -102,16 +104,28 @@ _EVENT_COLUMNS = (
 )
 
 
-def _record(row: Any) -> EventRecord:
+def _record(row: Any, texts: dict[datetime | None, Any] | None = None) -> EventRecord:
     eid, at, kind, cid, data, mid = row
     # SQLite stores UTC as text; PostgreSQL's driver gives an aware datetime.
     if isinstance(at, str):
-        at = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        text = at
+        at = datetime.fromisoformat(text + "+00:00")  # aware, datetime.UTC
+        if texts is not None and len(text) == 26 and text[10] == " ":
+            texts[at] = text  # as bulk.sqlite_time gives it: written again as it was read
     elif at.tzinfo is not UTC:
         at = as_utc(at)
     if isinstance(data, str):
-        data = json.loads(data)
+        data = _loads(data)
     return EventRecord(int(eid), at, str(kind), cid, data or {}, mid)
+
+
+def _loads(text: str) -> Any:
+    """`json.loads`, faster: orjson, but what it refuses and the standard library takes
+    (NaN, integers past 64 bits, lone surrogates) is read as the standard library does."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -136,6 +150,7 @@ class AnalyticsProjector:
         # During a rebuild, the keys written since it emptied the tables: only those
         # have rows to replace (None: not rebuilding, or another projector took part).
         self._fresh: set[str] | None = None
+        self._rolled = _Rolled()  # during a rebuild: the facts' cells, rolled as written
         self._batch = self.config.batch
 
     # -- projecting ------------------------------------------------------------------
@@ -149,10 +164,12 @@ class AnalyticsProjector:
             # the checkpoint row cannot be locked): its rows stand, this pass is void.
             self._cache.clear()
             self._written = None
+            self._rolled.stop()
             return 0
         except Exception:
             self._cache.clear()  # the transaction rolled back: memory may be ahead of it
             self._written = None
+            self._rolled.stop()
             raise
 
     def run_until_caught_up(self, settle_s: float | None = None) -> int:
@@ -183,6 +200,7 @@ class AnalyticsProjector:
             if self._written != high:
                 self._cache.clear()  # someone else moved the checkpoint (a rebuild)
                 self._fresh = None
+                self._rolled.stop()
             gaps: dict[int, datetime] = {}
             for key, seen in old_gaps.items():
                 when = datetime.fromisoformat(str(seen))
@@ -196,13 +214,14 @@ class AnalyticsProjector:
             ).all()
             young = {g for g, seen in gaps.items() if (now - seen).total_seconds() < settle_s}
             taken: list[EventRecord] = []
+            texts: dict[datetime | None, Any] | None = {} if conn.dialect.name == "sqlite" else None
             start_high = high
             for r in rows:
                 eid = int(r[0])
                 if eid in gaps:  # a late commit: take it now
                     del gaps[eid]
                     young.discard(eid)
-                    taken.append(_record(r))
+                    taken.append(_record(r, texts))
                     continue
                 if eid <= high:
                     continue
@@ -214,12 +233,12 @@ class AnalyticsProjector:
                 if young and min(young) < eid:
                     high = eid - 1  # wait for the hole to fill (or to grow old)
                     break
-                taken.append(_record(r))
+                taken.append(_record(r, texts))
                 high = eid
             if len(gaps) > cfg.max_gaps:
                 gaps = dict(sorted(gaps.items())[-cfg.max_gaps :])
             touched = self._project(conn, taken, high)
-            self._write(conn, touched)
+            self._write(conn, touched, texts or {})
             if self._fresh is None and len(rows) < self._batch and intervals.pending(conn):
                 intervals.build(conn)  # caught up after a rebuild that stopped early
             for sink in self.sinks:
@@ -303,7 +322,12 @@ class AnalyticsProjector:
             tracker.apply(e)
         return tracker
 
-    def _write(self, conn: sa.Connection, details: Sequence[ConversationDetail]) -> None:
+    def _write(
+        self,
+        conn: sa.Connection,
+        details: Sequence[ConversationDetail],
+        texts: dict[datetime | None, Any] | None = None,
+    ) -> None:
         """Replace the rows of `details`, and the interval rows of the hours their old and
         new facts fall in (a rebuild builds the intervals at its end instead)."""
         if not details:
@@ -314,13 +338,18 @@ class AnalyticsProjector:
         units: set[datetime] = set()
         if fresh is None:
             units = intervals.units_of(conn, old)
+        rolled = self._rolled if fresh is not None and self._rolled.on else None
+        if rolled is not None:
+            rolled.replacing(conn, old)
         for chunk in _chunks(old):
             for table in (analytics_observations, analytics_segments):
                 conn.execute(table.delete().where(table.c.conversation_key.in_(chunk)))
             conn.execute(
                 analytics_conversations.delete().where(analytics_conversations.c.key.in_(chunk))
             )
-        times: dict[datetime | None, Any] = {None: None}  # segments and facts share times
+        # segments and facts share times, most of them the events' (as read: `texts`)
+        times: dict[datetime | None, Any] = {None: None}
+        times.update(texts or {})
 
         def tm(t: datetime | None) -> Any:
             got = times.get(t, times)
@@ -347,14 +376,20 @@ class AnalyticsProjector:
                 (key, i, s.kind, s.queue, s.agent, tm(s.start), tm(s.end), s.outcome)
                 for i, s in enumerate(d.segments)
             )
+            facts: list[rollup.FactRow] = []
             for o in am.observations(d):
+                route, code = (o.route or "")[:320] or None, (o.wrapup_code or "")[:200] or None
                 obs.append((
-                    key, o.metric, tm(o.at), tm(o.start), o.value, o.queue, o.agent,
-                    (o.route or "")[:320] or None, (o.wrapup_code or "")[:200] or None,
-                    o.direction,
+                    key, o.metric, tm(o.at), tm(o.start), o.value, o.queue, o.agent, route,
+                    code, o.direction,
                 ))  # fmt: skip
                 if fresh is None:
                     units.add(intervals.unit_of(o.at))
+                elif rolled is not None:  # the fact as intervals.py reads it back
+                    facts.append((o.metric, o.at.timestamp(), float(o.value), o.queue,
+                                  o.agent, route, code, o.direction))  # fmt: skip
+            if rolled is not None:
+                rolled.wrote(key, facts, d.outcome != "open")
         bulk.insert(conn, analytics_conversations, _CONVERSATION_COLUMNS, convs)
         bulk.insert(conn, analytics_segments, _SEGMENT_COLUMNS, segs)
         bulk.insert(conn, analytics_observations, _OBSERVATION_COLUMNS, obs)
@@ -395,6 +430,7 @@ class AnalyticsProjector:
         self._cache.clear()
         self._written = 0
         self._fresh = set()
+        self._rolled.start()
         self._batch = self.config.rebuild_batch
         try:
             with bulk.sqlite_bulk_mode(self.engine):
@@ -402,9 +438,14 @@ class AnalyticsProjector:
                 n = self.run_until_caught_up(settle_s=0.0)
                 with self.engine.begin() as conn:
                     bulk.utc_session(conn)
-                    intervals.build(conn)
+                    if self._rolled.on:  # no other projector took part: the rolled cells
+                        cells, stale = self._rolled.result()  # are the facts'
+                        intervals.build_from(conn, cells, stale)
+                    else:
+                        intervals.build(conn)
         finally:
             self._fresh = None
+            self._rolled.stop()
             self._batch = self.config.batch
         return n
 
@@ -420,6 +461,54 @@ class AnalyticsProjector:
 
 def _same(t: datetime | None) -> datetime | None:
     return t
+
+
+class _Rolled:
+    """A rebuild's interval cells, rolled from the facts as `_write` writes them, so that
+    the rebuild need not read every fact back: a conversation's facts are rolled once it
+    has ended (`wrote(..., ended=True)`), an open one's are kept until it ends or the
+    rebuild does. Facts rolled and then replaced (an event came after the end) cannot
+    be taken out of the cells: their hours are `stale`, built from the stored facts."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self._roller = rollup.Roller()
+        self._rolled: set[str] = set()  # conversations whose facts are in the cells
+        self._open: dict[str, list[rollup.FactRow]] = {}
+        self._stale: set[datetime] = set()
+
+    def start(self) -> None:
+        self.stop()
+        self.on = True
+
+    def stop(self) -> None:
+        """Forget it all (the rebuild ended, or the cells may no longer match the facts)."""
+        self.on = False
+        self._roller = rollup.Roller()
+        self._rolled = set()
+        self._open = {}
+        self._stale = set()
+
+    def replacing(self, conn: sa.Connection, keys: Sequence[str]) -> None:
+        """The stored facts of `keys` are about to be replaced."""
+        again = [k for k in keys if k in self._rolled]
+        if again:
+            self._stale |= intervals.units_of(conn, again)
+            self._rolled.difference_update(again)
+
+    def wrote(self, key: str, facts: list[rollup.FactRow], ended: bool) -> None:
+        if ended:
+            self._roller.add(facts)
+            self._rolled.add(key)
+            self._open.pop(key, None)
+        else:
+            self._open[key] = facts
+
+    def result(self) -> tuple[dict[str, dict[rollup.CellKey, rollup.Cell]], set[datetime]]:
+        for facts in self._open.values():
+            self._roller.add(facts)
+        self._open = {}
+        return self._roller.cells(), self._stale
 
 
 _CONVERSATION_COLUMNS = (

@@ -291,6 +291,7 @@ def _sl_results(
     rank: Mapping[str, int],
 ) -> list[dict[str, Any]]:
     results = []
+    labels = rollup.IntervalLabels(edges, tz)
     for gkey in sorted(cells, key=lambda k: tuple("" if v is None else v for v in k)):
         data = []
         for idx in sorted(cells[gkey]):
@@ -312,8 +313,7 @@ def _sl_results(
                             st["target"] = next(iter(pcts))
                         ms.append({"metric": m, "qualifier": name, "stats": st})
             if ms:
-                iv = f"{_iso(edges[idx], tz)}/{_iso(edges[idx + 1], tz)}"
-                data.append({"interval": iv, "metrics": ms})
+                data.append({"interval": labels[idx], "metrics": ms})
         if data:
             results.append({"group": dict(zip(group_by, gkey, strict=True)), "data": data})
     return results
@@ -333,10 +333,6 @@ def _bucket(dialect: str, minutes: int) -> tuple[Any, Callable[[Any], datetime]]
     step = minutes * 60
     epoch = sa.func.floor(sa.extract("epoch", at) / step) * step
     return sa.func.to_timestamp(epoch), lambda v: v.astimezone(UTC)
-
-
-def _iso(t: datetime, tz: ZoneInfo) -> str:
-    return t.astimezone(tz).isoformat(timespec="seconds")
 
 
 def _from_facts(
