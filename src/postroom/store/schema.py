@@ -147,6 +147,8 @@ messages = sa.Table(
     sa.Column("headers", sa.JSON),
     sa.Column("defects", sa.JSON),
     sa.Column("tags", sa.JSON),
+    # How intake threaded an inbound message: {"code": ..., ids} (mail/threading.py).
+    sa.Column("thread_reason", sa.JSON),
     sa.Index("ix_messages_sender_received", "sender", "received_at"),
 )
 
