@@ -41,6 +41,7 @@ from postroom.domain.routes import send_address
 from postroom.mail.threading import thread_token
 from postroom.services import agents as agent_svc
 from postroom.services import conversations as conv_svc
+from postroom.services.conversations import timeline as timeline_svc
 from postroom.services.users import NotAuthenticated
 from postroom.store.schema import conversations
 from postroom.web.api_workspace import visible_message
@@ -363,6 +364,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
         "agents": transfer_targets(everyone, user.id),
         "mine": conv["agent"] == user.id or user.sees_everything,
         "limits": limits,
+        "timeline": timeline_svc.timeline(ctx.db, user, cid),
     }
 
 
