@@ -60,7 +60,8 @@ class Tree(HTMLParser):
 
 def thread_messages(api: Api, user: str, cid: int) -> list[dict[str, Any]]:
     html = api.client(user).get(f"/workspace/parts/thread/{cid}").text
-    return Tree(html).find("details")
+    # The messages, not the disclosures inside them (why this thread) or the timeline.
+    return [d for d in Tree(html).find("details") if "data-message" in d["attrs"]]
 
 
 def message_pks(api: Api, cid: int) -> list[tuple[int, str, str | None]]:
@@ -115,7 +116,7 @@ def test_thread_opens_on_the_latest_customer_message_and_keeps_automatic_ones_cl
     assert question not in auto and follow_up not in auto
     # The full page opens the same one.
     page = Tree(api.client("ann").get(f"/c/{cid}").text)
-    assert [int(d["attrs"]["data-message"]) for d in page.find("details") if "open" in d["attrs"]] == [follow_up]
+    assert [int(d["attrs"]["data-message"]) for d in page.find("details") if "open" in d["attrs"] and "data-message" in d["attrs"]] == [follow_up]
 
 
 def test_thread_opens_on_the_customers_question_under_the_acknowledgement(api: Api) -> None:

@@ -114,9 +114,11 @@ class _ThreadChoice:
     thread_id: int | None  # the thread the message may join
     refused: int | None  # a thread it referenced but may not join (sender not a participant)
     unresolved: tuple[str, ...]  # Message-IDs it referenced that no stored message carries
+    # How it was threaded (mail/threading.py `thread_reason`), stored with the message.
+    reason: dict[str, Any] | None = None
 
 
-_NO_CHOICE = _ThreadChoice(None, None, ())
+_NO_CHOICE = _ThreadChoice(None, None, (), thread_keys.thread_reason("no_match"))
 
 
 class StageError(Exception):
@@ -224,6 +226,7 @@ class Outcome:
     stage: str | None = None
     reason: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    thread_reason: dict[str, Any] | None = None  # how the message was threaded
 
 
 EventListener = Callable[[Sequence[dict[str, Any]]], None]
@@ -354,13 +357,13 @@ class IntakeService:
             if outcome is None:
                 refs = thread_keys.reference_ids(parsed.in_reply_to, parsed.references)
                 ids = [m for m in (_mid(r) for r in refs) if m]
-                thread_id = self._stage(
+                thread_id, why = self._stage(
                     "thread", lambda: self._find_thread(conn, locked, parsed, ids)
                 )
                 decision = self._stage("rules", lambda: self._decide(locked, parsed))
                 outcome = self._stage(
                     "conversation",
-                    lambda: self._conversation(conn, locked, parsed, thread_id, decision),
+                    lambda: self._conversation(conn, locked, parsed, thread_id, decision, why),
                 )
             self._stage("store", lambda: self._store_parsed(conn, locked, parsed, outcome))
         return outcome
@@ -478,10 +481,12 @@ class IntakeService:
 
     def _find_thread(
         self, conn: sa.Connection, row: sa.Row[Any], msg: ParsedMessage, ids: list[str]
-    ) -> int | None:
-        thread_id = self._thread_choice(conn, msg, ids).thread_id
+    ) -> tuple[int | None, dict[str, Any] | None]:
+        """The thread the message joins (None: a new one) and why."""
+        choice = self._thread_choice(conn, msg, ids)
+        thread_id = choice.thread_id
         if thread_id is None:
-            return None
+            return None, choice.reason
         last = repo.latest_conversation(conn, thread_id)
         if (
             last is not None
@@ -492,8 +497,11 @@ class IntakeService:
             received = as_utc(row.received_at)
             assert closed is not None and received is not None
             if received - closed > timedelta(days=self.config.reopen_window_days):
-                return None  # too old: the customer starts a new exchange
-        return thread_id
+                # Too old: the customer starts a new exchange.
+                days = self.config.reopen_window_days
+                why = thread_keys.thread_reason("reopen_window_passed", thread=thread_id, days=days)
+                return None, why
+        return thread_id, choice.reason
 
     def _thread_choice(
         self, conn: sa.Connection, msg: ParsedMessage, ids: list[str]
@@ -507,12 +515,17 @@ class IntakeService:
         senders is among the other message's addresses.
         """
         sender = _sender(msg)
-        threads, found = repo.threads_of_message_ids(conn, ids)
+        matches, found = repo.thread_matches(conn, ids)
         unresolved = tuple(m for m in ids if m not in found)[:MAX_AWAITED]
         refused: int | None = None
-        for candidate in threads:
+        replied_to = {_mid(r) for r in msg.in_reply_to}
+        for candidate, header_id, pk in matches:
             if sender and repo.is_participant(conn, candidate, sender):
-                return _ThreadChoice(candidate, None, unresolved)
+                code = "in_reply_to" if header_id in replied_to else "references"
+                why = thread_keys.thread_reason(
+                    code, thread=candidate, message=pk, message_id=header_id
+                )
+                return _ThreadChoice(candidate, None, unresolved, why)
             refused = candidate if refused is None else refused
         if sender:
             for candidate in thread_keys.tokens_in_subject(
@@ -521,14 +534,21 @@ class IntakeService:
                 if repo.thread_exists(conn, candidate) and repo.is_participant(
                     conn, candidate, sender
                 ):
-                    return _ThreadChoice(candidate, refused, unresolved)
+                    token = thread_keys.thread_token(self.config.thread_token_prefix, candidate)
+                    why = thread_keys.thread_reason("subject_token", thread=candidate, token=token)
+                    return _ThreadChoice(candidate, refused, unresolved, why)
         own_id = _mid(msg.message_id)
         if sender and own_id:
             addresses = {a.address.lower() for a in _addresses(msg)}
             for candidate, replier in repo.awaited_by(conn, own_id):
                 if replier in addresses and repo.is_participant(conn, candidate, sender):
-                    return _ThreadChoice(candidate, refused, unresolved)
-        return _ThreadChoice(None, refused, unresolved)
+                    why = thread_keys.thread_reason("reply_arrived_first", thread=candidate)
+                    return _ThreadChoice(candidate, refused, unresolved, why)
+        if refused is not None:
+            why = thread_keys.thread_reason("not_participant", thread=refused)
+        else:
+            why = thread_keys.thread_reason("no_match")
+        return _ThreadChoice(None, refused, unresolved, why)
 
     def _decide(self, row: sa.Row[Any], msg: ParsedMessage) -> RoutingDecision:
         recipients = rule_engine.message_recipients(row.envelope_to or [], msg)
@@ -545,6 +565,7 @@ class IntakeService:
         msg: ParsedMessage,
         thread_id: int | None,
         decision: RoutingDecision,
+        why: dict[str, Any] | None = None,
     ) -> Outcome:
         received = as_utc(row.received_at)
         assert received is not None
@@ -605,7 +626,10 @@ class IntakeService:
             if last.state == ConversationState.PARKED:
                 # The customer replied: the parked conversation returns to its agent.
                 repo.request_routing(conn, self.clock(), "unparked", last.id)
-            return Outcome(row.id, MessageStatus.PROCESSED, thread_id, last.id, False, events=evs)
+            return Outcome(
+                row.id, MessageStatus.PROCESSED, thread_id, last.id, False, events=evs,
+                thread_reason=why,
+            )  # fmt: skip
         conv_id = conn.execute(
             repo.INSERT_CONVERSATION,
             {
@@ -665,7 +689,10 @@ class IntakeService:
                     data={"to": msg.from_.address, "template": decision.auto_ack},
                 )
             )
-        return Outcome(row.id, MessageStatus.PROCESSED, thread_id, conv_id, True, events=evs)
+        return Outcome(
+            row.id, MessageStatus.PROCESSED, thread_id, conv_id, True, events=evs,
+            thread_reason=why,
+        )  # fmt: skip
 
     # -- helpers ----------------------------------------------------------------
 
@@ -714,6 +741,7 @@ class IntakeService:
                 "error": outcome.reason if outcome.status != MessageStatus.PROCESSED else None,
                 "thread_id": outcome.thread_id,
                 "conversation_id": outcome.conversation_id,
+                "thread_reason": outcome.thread_reason,
             }
             # A retried message may carry rows from its earlier attempt.
             repo.replace_attachments(

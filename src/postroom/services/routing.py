@@ -28,6 +28,7 @@ from postroom.domain.routes import QueueConfig
 from postroom.routing import model as rm
 from postroom.routing import views as rm_views
 from postroom.routing.engine import Engine
+from postroom.routing.explain import explain_offer
 from postroom.services.configuration import ConfigSource
 from postroom.store.db import as_utc
 from postroom.store.schema import agents, conversations, events, routing_inbox, thread_agents
@@ -195,6 +196,10 @@ class RoutingService:
         self._logged: dict[str, tuple[str, str]] = {}
         # Conversations a request changed that it does not name (an agent's requeue).
         self._also_touched: set[str] = set()
+        # Why each offer of the batch being handled went to its agent, by the Offer
+        # decision's identity: computed right after the engine decided (later events
+        # of the batch change its state), stored with the `offer_created` event.
+        self._why: dict[int, dict[str, Any]] = {}
 
     # -- start ----------------------------------------------------------------
 
@@ -259,7 +264,7 @@ class RoutingService:
         for c in open_convs:
             if c.state == "alerting" and c.queue in self.queues and restorable(c):
                 restored = self._restored(now, c, rules.get((int(c.id), c.agent_id)))
-                decisions.extend(eng.handle(restored))
+                decisions.extend(self._handle(restored))
         # Then the waiting ones, oldest first (an offer is made as each one enters).
         for c in open_convs:
             if c.state not in ("queued", "alerting") or c.queue not in self.queues:
@@ -273,7 +278,7 @@ class RoutingService:
                         "agent_unknown" if gone else "left_queue"
                     )
                     decisions.append(rm.OfferWithdrawn(now, str(c.id), c.agent_id, reason))
-            decisions.extend(eng.handle(self._enqueued(now, c)))
+            decisions.extend(self._handle(self._enqueued(now, c)))
         # The agents' stored routing status is made to say what the engine now
         # derives (one change each at most): a presence set while no router ran is
         # already in the agent's row, so its request changes nothing in the engine.
@@ -384,7 +389,7 @@ class RoutingService:
                 results.append((row.id, f"refused: {exc}"))
                 continue
             for ev in event:
-                out.extend(self.engine.handle(ev))
+                out.extend(self._handle(ev))
                 moved = getattr(ev, "conversation_id", None)
                 if row.kind == "queue_moved" and moved:  # many conversations, none on the request
                     touched.add(str(moved))
@@ -402,10 +407,25 @@ class RoutingService:
             decisions.extend(out)
         wake = self.engine.next_wakeup()
         if wake is not None and wake <= self.clock().timestamp():
-            decisions.extend(self.engine.handle(rm.Tick(self.clock().timestamp())))
+            decisions.extend(self._handle(rm.Tick(self.clock().timestamp())))
         if rows or decisions:
             self._persist(decisions, results, touched, codes, late)
         return len(rows)
+
+    def _handle(self, event: rm.Event) -> list[rm.Decision]:
+        """The engine's decisions for `event`, each offer's explanation kept for
+        `_persist` (computed now, while the engine's state is the decision's)."""
+        out = self.engine.handle(event)
+        offers = [d for d in out if isinstance(d, rm.Offer)]
+        if offers:
+            agents_now = self.engine.agents()
+            after: dict[str, int] = {}
+            for offer in reversed(offers):  # offers later in the event, per agent
+                why = explain_offer(self.engine, offer, agents_now, after)
+                if why is not None:
+                    self._why[id(offer)] = why.to_data()
+                after[offer.agent_id] = after.get(offer.agent_id, 0) + 1
+        return out
 
     def _late_wrapup_code(self, row: sa.Row[Any]) -> bool:
         """With optional wrap-up the conversation closes when the agent ends it; can
@@ -643,7 +663,28 @@ class RoutingService:
                 touched.add(cid)
             if isinstance(d, rm.WrapupTimedOut):
                 codes[d.conversation_id] = d.code
+        try:
+            self._write(decisions, results, touched, codes, late_codes, published, now)
+        finally:
+            self._why.clear()  # keyed by identity: never kept past its batch
+        # Listeners hear of changes only once they are committed.
+        for listener in self.listeners:
+            try:
+                listener(published)
+            except Exception:
+                log.exception("event listener failed")
 
+    def _write(
+        self,
+        decisions: Sequence[rm.Decision],
+        results: Sequence[tuple[int, str]],
+        touched: set[str],
+        codes: dict[str, str],
+        late_codes: dict[str, str] | None,
+        published: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """The batch's transaction (see `_persist`)."""
         with self.db.begin() as conn:
             if self.fence is not None:
                 self.fence(conn)
@@ -670,12 +711,6 @@ class RoutingService:
                         self._event(conn, now, "wrapup_code_recorded", cid, {"code": code})
                     )
         self._logged.update(logged)  # only once committed
-        # Listeners hear of changes only once they are committed.
-        for listener in self.listeners:
-            try:
-                listener(published)
-            except Exception:
-                log.exception("event listener failed")
 
     def _presence_events(
         self, conn: sa.Connection, now: datetime
@@ -814,21 +849,17 @@ class RoutingService:
                 "offer",
                 extra={"conversation_id": d.conversation_id, "agent": d.agent_id, "rule": d.rule},
             )
-            return [
-                self._event(
-                    conn,
-                    now,
-                    "offer_created",
-                    d.conversation_id,
-                    {
-                        "agent": d.agent_id,
-                        "deadline": _dt(d.deadline).isoformat(),
-                        "rule": d.rule,
-                        "queue": d.queue_id,
-                        "auto_answered": d.auto_answered,
-                    },
-                )
-            ]
+            data: dict[str, Any] = {
+                "agent": d.agent_id,
+                "deadline": _dt(d.deadline).isoformat(),
+                "rule": d.rule,
+                "queue": d.queue_id,
+                "auto_answered": d.auto_answered,
+            }
+            why = self._why.pop(id(d), None)
+            if why is not None:
+                data["why"] = why  # routing/explain.py OfferExplanation.to_data
+            return [self._event(conn, now, "offer_created", d.conversation_id, data)]
         if isinstance(d, rm.OfferExpired):
             return [
                 self._event(conn, now, "offer_timed_out", d.conversation_id, {"agent": d.agent_id})

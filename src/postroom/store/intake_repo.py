@@ -269,7 +269,7 @@ _OUTBOUND_BY_IDS = (
     .limit(1)
 )
 _MESSAGES_BY_IDS = (
-    sa.select(messages.c.header_message_id, messages.c.thread_id)
+    sa.select(messages.c.header_message_id, messages.c.thread_id, messages.c.id)
     .where(
         messages.c.header_message_id.in_(sa.bindparam("ids", expanding=True)),
         messages.c.thread_id.is_not(None),
@@ -374,14 +374,26 @@ def threads_of_message_ids(conn: sa.Connection, ids: Sequence[str]) -> tuple[lis
     (quarantined, pending) is not found: it stays awaited, so such a message,
     once released, still joins the thread of a reply to it.
     """
+    matches, found = thread_matches(conn, ids)
+    return [tid for tid, _, _ in matches], found
+
+
+def thread_matches(
+    conn: sa.Connection, ids: Sequence[str]
+) -> tuple[list[tuple[int, str, int]], set[str]]:
+    """As `threads_of_message_ids`, each thread with the Message-ID and the stored
+    message (its row id) that named it first: (thread, Message-ID, message)."""
     if not ids:
         return [], set()
-    by_id: dict[str, list[int]] = {}
-    for mid, tid in conn.execute(_MESSAGES_BY_IDS, {"ids": list(ids)}):
+    by_id: dict[str, list[tuple[int, int]]] = {}
+    for mid, tid, pk in conn.execute(_MESSAGES_BY_IDS, {"ids": list(ids)}):
         if tid is not None:
-            by_id.setdefault(mid, []).append(int(tid))
-    ordered = [tid for mid in ids for tid in by_id.get(mid, ())]
-    return list(dict.fromkeys(ordered)), set(by_id)
+            by_id.setdefault(mid, []).append((int(tid), int(pk)))
+    seen: dict[int, tuple[int, str, int]] = {}
+    for mid in ids:
+        for tid, pk in by_id.get(mid, ()):
+            seen.setdefault(tid, (tid, mid, pk))
+    return list(seen.values()), set(by_id)
 
 
 def unresolved_ids(conn: sa.Connection, ids: Sequence[str]) -> tuple[str, ...]:

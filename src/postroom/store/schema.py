@@ -156,6 +156,8 @@ messages = sa.Table(
     # the message's tsvector, with a GIN index the migration creates; on SQLite
     # always NULL (its index is the FTS5 table message_fts, outside this metadata).
     sa.Column("search_document", sa.Text().with_variant(postgresql.TSVECTOR(), "postgresql")),
+    # How intake threaded an inbound message: {"code": ..., ids} (mail/threading.py).
+    sa.Column("thread_reason", sa.JSON),
     sa.Index("ix_messages_sender_received", "sender", "received_at"),
 )
 

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from postroom.domain.errors import NotFoundError
+from postroom.mail import threading as thread_keys
 from postroom.services.conversations.access import ensure_visible, visible_ids
 from postroom.services.conversations.browse import BrowseFilter, browse, summary
 from postroom.services.conversations.common import iso as _iso
@@ -125,6 +126,7 @@ def get_conversation(
             "delivery": delivery.get(m.id),
             "auto_kind": m.auto_kind,
             "attachments": by_msg.get(m.id, []),
+            "thread_reason": _thread_reason(m.thread_reason),
         }
         for m in msgs
     ]
@@ -133,6 +135,13 @@ def get_conversation(
     ]
     out["wrapup_notes"] = [e["data"] for e in wrapup_notes(db, conversation_id)]
     return out
+
+
+def _thread_reason(stored: Any) -> dict[str, Any] | None:
+    """How intake threaded the message: its stored code and ids, and the sentence."""
+    if not isinstance(stored, dict):
+        return None  # an outbound message, or one stored before this was recorded
+    return {**stored, "text": thread_keys.describe_thread_reason(stored)}
 
 
 def _delivery(conn: sa.Connection, message_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

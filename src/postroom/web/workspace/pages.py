@@ -41,6 +41,7 @@ from postroom.domain.routes import send_address
 from postroom.mail.threading import thread_token
 from postroom.services import agents as agent_svc
 from postroom.services import conversations as conv_svc
+from postroom.services.conversations import timeline as timeline_svc
 from postroom.services.users import NotAuthenticated
 from postroom.store.schema import conversations
 from postroom.web.api_workspace import visible_message
@@ -365,6 +366,7 @@ def _conversation(ctx: AppContext, principal: Principal, cid: int) -> dict[str, 
         "limits": limits,
         "can_rethread": permissions.allows(user.role, Permission.ACT_ON_BACKLOG),
         "backlog": permissions.allows(user.role, Permission.ACT_ON_BACKLOG),
+        "timeline": timeline_svc.timeline(ctx.db, user, cid),
     }
 
 
