@@ -108,3 +108,16 @@ def wrap_up(page: Page, code: str) -> None:
 def go_offline(page: Page) -> None:
     page.get_by_label("Presence").select_option("offline")
     expect(page.locator("#routing-status")).to_have_text("off queue")
+
+
+def close_waiting(supervisor: Any, ids: list[int]) -> None:
+    """Close (as duplicates) those of `ids` that still wait: the browser tests share
+    one server, and work left in a queue would be offered to the next test's agent."""
+    waiting = [
+        i
+        for i in ids
+        if supervisor.call("GET", f"/api/v1/conversations/{i}")["state"] in ("queued", "alerting")
+    ]
+    if waiting:
+        body = {"ids": waiting, "action": "close", "reason": "duplicate"}
+        supervisor.call("POST", "/api/v1/conversations/bulk", body)

@@ -8,7 +8,16 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.e2e.conftest import ApiSession, Server
-from tests.e2e.helpers import Page, csp_violations, expect, login, send_mail, shot, watch_csp
+from tests.e2e.helpers import (
+    Page,
+    close_waiting,
+    csp_violations,
+    expect,
+    login,
+    send_mail,
+    shot,
+    watch_csp,
+)
 from tests.mailfactory import make_email
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -25,12 +34,7 @@ def _mail(server: Server, subject: str) -> None:
 
 def _close_backlog(supervisor: ApiSession) -> None:
     found = supervisor.call("GET", "/api/v1/conversations?q=Backlog&limit=50")["conversations"]
-    ids = [c["id"] for c in found if c["state"] in ("queued", "alerting")]
-    if ids:
-        supervisor.call(
-            "POST", "/api/v1/conversations/bulk",
-            {"ids": ids, "action": "close", "reason": "duplicate"},
-        )  # fmt: skip
+    close_waiting(supervisor, [c["id"] for c in found])
 
 
 def test_bulk_move_assign_and_requeue(
